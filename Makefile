@@ -1,0 +1,35 @@
+# One entry point per habit. Each target builds the virtual environment it needs.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(PY) -m pip
+STAMP   = $(VENV)/.installed
+
+.PHONY: demo test test-slow lint bench data clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# The CPU build of torch; a plain `torch` requirement may pull a multi-GB CUDA build.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q --only-binary=pythia8mc -e '.[generate,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/otus demo --out demo_output
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check otus tests experiments
+	$(VENV)/bin/ruff format --check otus tests experiments
+
+bench: $(STAMP)
+	$(PY) experiments/bench_speed.py
+
+clean:
+	rm -rf $(VENV) demo_output .pytest_cache

@@ -1,0 +1,5 @@
+import sys
+
+from otus.cli import main
+
+sys.exit(main())

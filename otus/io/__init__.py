@@ -1,0 +1,5 @@
+"""Event file formats: the otus HDF5 file, LHE and Delphes ROOT."""
+
+from otus.io.h5 import Events, EventWriter, info, iter_chunks, read_events, write_events
+
+__all__ = ["EventWriter", "Events", "info", "iter_chunks", "read_events", "write_events"]

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import awkward as ak
+import numpy as np
+import pytest
+import torch
+
+from otus.physics import fourvec as fv
+from otus.physics.observables import neutrino_pz, observables
+from otus.physics.selection import acceptance, build_x
+from otus.processes import TTBAR, ZEE
+
+
+def _ele(pt, eta, phi, q):
+    return ak.zip({"PT": pt, "Eta": eta, "Phi": phi, "Charge": q})
+
+
+def test_zee_selection() -> None:
+    ele = _ele([[40.0, 30.0], [40.0], [40.0, 30.0], [20.0, 25.0, 30.0]],
+               [[0.1, -0.5], [0.0], [1.0, 1.0], [0, 0, 0]],
+               [[0.0, 3.0], [0.0], [0.0, 1.0], [0, 1, 2]],
+               [[1, -1], [-1], [-1, -1], [1, -1, 1]])
+    x, ok = build_x(ZEE, {"Electron": ele})
+    assert ok.tolist() == [True, False, False, False]
+    # e- comes first in x even when it is second in the collection.
+    assert fv.pt(x[0, :4]) == np.float32(30.0)
+    assert np.isnan(x[1]).all()
+
+
+def _ttbar_reco(jet_pts):
+    n = len(jet_pts)
+    return {
+        "Electron": _ele([[50.0]] * n, [[0.0]] * n, [[0.0]] * n, [[-1]] * n),
+        "Muon": _ele([[]] * n, [[]] * n, [[]] * n, [[]] * n),
+        "Jet": ak.zip({"PT": jet_pts, "Eta": [[0.5] * len(j) for j in jet_pts],
+                       "Phi": [[float(i) for i in range(len(j))] for j in jet_pts],
+                       "Mass": [[5.0] * len(j) for j in jet_pts]}),
+        "MissingET": ak.zip({"MET": [[30.0]] * n, "Eta": [[0.0]] * n, "Phi": [[1.0]] * n}),
+    }
+
+
+def test_ttbar_selection_orders_jets() -> None:
+    x, ok = build_x(TTBAR, _ttbar_reco([[30.0, 80.0, 60.0, 25.0], [30.0, 80.0, 60.0],
+                                         [30.0, 80.0, 60.0, 25.0, 22.0]]))
+    assert ok.tolist() == [True, False, False]
+    jets = fv.objects(x[:1], 6)[0, 2:]
+    np.testing.assert_allclose(fv.pt(jets), [80, 60, 30, 25], rtol=1e-5)
+    np.testing.assert_allclose(fv.mass(jets), 5.0, rtol=1e-3)
+    met = fv.objects(x[:1], 6)[0, 1]
+    assert met[2] == 0 and met[3] == np.float32(30.0)
+
+
+def test_acceptance_numpy_and_torch() -> None:
+    x = np.concatenate([fv.from_ptetaphim(np.array([40.0, 5.0]), np.zeros(2), np.zeros(2), 0.0),
+                        fv.from_ptetaphim(np.array([40.0, 40.0]), np.array([0.0, 0.0]),
+                                          np.ones(2), 0.0)], axis=1)
+    assert acceptance(ZEE, x).tolist() == [True, False]
+    assert acceptance(ZEE, torch.tensor(x)).tolist() == [True, False]
+
+
+def test_neutrino_pz_solves_w_mass() -> None:
+    rng = np.random.default_rng(3)
+    lep = fv.from_ptetaphim(rng.uniform(20, 60, 50), rng.uniform(-2, 2, 50),
+                            rng.uniform(-3, 3, 50), 0.0)
+    # Build W decays: neutrino such that m(l nu) = 80.4 exists when discriminant >= 0.
+    nu = fv.from_ptetaphim(rng.uniform(20, 60, 50), rng.uniform(-2, 2, 50),
+                           rng.uniform(-3, 3, 50), 0.0)
+    met = nu.copy()
+    met[:, 2] = 0
+    m_true = fv.invariant_mass(lep, nu)
+    pz = neutrino_pz(lep, met, m_w=m_true)
+    sol = met.copy()
+    sol[:, 2] = pz
+    sol[:, 3] = fv.p3(sol)
+    np.testing.assert_allclose(fv.invariant_mass(lep, sol), m_true, rtol=1e-6)
+
+
+def test_parton_observables_ttbar() -> None:
+    # t -> W b at rest-ish: build from known masses and check the parton assignment.
+    z = np.zeros((1, 24))
+    w1 = fv.from_ptetaphim(np.array([40.0]), np.array([0.0]), np.array([0.0]), 0.0)
+    w2 = fv.from_ptetaphim(np.array([40.0]), np.array([0.0]), np.array([np.pi]), 0.0)
+    z[0, 16:20], z[0, 20:24] = w1[0], w2[0]
+    obs = observables(TTBAR, z, "z")
+    assert obs["m_W_had"][0] == pytest.approx(80.0)
