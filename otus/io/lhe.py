@@ -210,6 +210,7 @@ def read_lhe(path: str | os.PathLike[str], process: Process | str, *,
 # --------------------------------------------------------------------------- writing
 
 _PART = " %8d %2d %4d %4d %4d %4d %+.10e %+.10e %+.10e %+.10e %.10e 0.0 9.0\n"
+_BLOCK = 10_000
 _INFO = " %d 1 %+.16e %.8e %.7e %.7e\n"
 
 
@@ -344,27 +345,22 @@ def write_lhe(path: str | os.PathLike[str], process: Process, z: np.ndarray,
         + f" {xsec:+.10e} {err:.10e} {float(np.abs(weight).max()):.10e} 1\n"
         + "</init>\n"
     )
-    with atomic_path(out) as tmp:
-        raw = open(tmp, "wb")  # noqa: SIM115 - closed below
-        try:
-            stream: Any = (gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
-                           if out.name.endswith(".gz") else raw)
-            text = io.TextIOWrapper(stream, encoding="ascii", newline="\n")
+    with atomic_path(out) as tmp, open(tmp, "wb") as raw:
+        stream: Any = (gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
+                                     compresslevel=6)
+                       if out.name.endswith(".gz") else raw)
+        # Closing the text layer closes the gzip layer (which leaves ``raw`` open).
+        with io.TextIOWrapper(stream, encoding="ascii", newline="\n") as text:
             text.write(head)
-            for a in range(0, n, 10000):
-                blk = table[a:a + 10000].reshape(-1, n_part * 11)
+            for a in range(0, n, _BLOCK):
+                sl = slice(a, a + _BLOCK)
+                blk = table[sl].reshape(-1, n_part * 11)
+                m = len(blk)
                 vals = np.concatenate(
-                    [np.full((len(blk), 1), n_part), weight[a:a + 10000, None],
-                     scale[a:a + 10000, None], np.full((len(blk), 1), ALPHA_QED),
-                     np.full((len(blk), 1), ALPHA_QCD), blk], axis=1,
+                    [np.full((m, 1), n_part), weight[sl, None], scale[sl, None],
+                     np.full((m, 1), ALPHA_QED), np.full((m, 1), ALPHA_QCD), blk], axis=1,
                 )
-                text.write("".join("<event>\n" + template % tuple(r) + "</event>\n"
+                text.write("".join(f"<event>\n{template % tuple(r)}</event>\n"
                                    for r in vals.tolist()))
             text.write("</LesHouchesEvents>\n")
-            text.flush()
-            text.detach()
-            if stream is not raw:
-                stream.close()
-        finally:
-            raw.close()
     return out
