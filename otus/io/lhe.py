@@ -211,6 +211,7 @@ def read_lhe(path: str | os.PathLike[str], process: Process | str, *,
 
 _PART = " %8d %2d %4d %4d %4d %4d %+.10e %+.10e %+.10e %+.10e %.10e 0.0 9.0\n"
 _BLOCK = 10_000
+_RECOIL_MIN = 1e-5  # relative pT imbalance above which a recoil gluon is added
 _INFO = " %d 1 %+.16e %.8e %.7e %.7e\n"
 
 
@@ -225,13 +226,29 @@ def _colour_incoming(pdg: np.ndarray, gluons_ok: bool, where: Path) -> None:
                         f"allowed: {allowed}")
 
 
+def _in_colours(pid: np.ndarray, side: int, glu: np.ndarray, abar: Any) -> tuple[Any, Any]:
+    """(colour, anticolour) of an incoming parton: g g as (501, 502) (502, 503); a quark
+    (501, 0), an antiquark (0, ``abar``)."""
+    col = np.where(glu, 501 + side, np.where(pid > 0, 501, 0))
+    acol = np.where(glu, 502 + side, np.where(pid > 0, 0, abar))
+    return col, acol
+
+
 def _table(process: Process, z: np.ndarray, pdg: np.ndarray, beam_energy: float,
-           where: Path) -> tuple[np.ndarray, np.ndarray]:
+           where: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Particle table [N, P, 11] (id, status, mother1, mother2, col1, col2, px, py, pz, E, m)
-    and the scale SCALUP [N]."""
+    whose last particle is the recoil gluon, the mask of events that need it, and SCALUP [N]."""
     n = len(z)
     obj = fv.objects(z.astype(np.float64), len(process.z_objects))
-    tot = obj.sum(axis=1)
+    fin = obj.sum(axis=1)
+    # A final state with transverse momentum gets a massless recoil gluon at its rapidity,
+    # so that incoming partons along the beams conserve four-momentum (showers check it).
+    need = fv.pt(fin) > _RECOIL_MIN * np.abs(fin[:, 3])
+    y = fv.rapidity(fin)
+    ptr = np.where(need, fv.pt(fin), 0.0)
+    recoil = np.stack([np.where(need, -fin[:, 0], 0.0), np.where(need, -fin[:, 1], 0.0),
+                       ptr * np.sinh(y), ptr * np.cosh(y)], -1)
+    tot = fin + recoil
     ep, em = tot[:, 3] + tot[:, 2], tot[:, 3] - tot[:, 2]
     if np.any(ep <= 0) or np.any(em <= 0):
         raise OtusError(f"{where}: {int(np.sum((ep <= 0) | (em <= 0)))} events have "
@@ -243,42 +260,42 @@ def _table(process: Process, z: np.ndarray, pdg: np.ndarray, beam_energy: float,
     in2 = np.stack([zero, zero, -em / 2, em / 2], -1)
     a, b = pdg[:, 0], pdg[:, 1]
     glu = a == 21
-    # Colour flow: q (501, 0) and q̄ (0, 501 or 502); g g as (501, 502) (502, 503).
-    c_in1 = np.where(glu, 501, np.where(a > 0, 501, 0)), np.where(glu, 502, np.where(a > 0, 0, 501))
-    rows: list[tuple[Any, ...]] = []
+    rows: list[tuple[Any, ...]]
     if process.name == "zee":
-        c_in2 = np.where(b > 0, 501, 0), np.where(b > 0, 0, 501)
+        # q q̄ → Z: q (501, 0), q̄ (0, 501); with the recoil q̄ (0, 502), g (501, 502).
+        abar = np.where(need, 502, 501)
         rows = [
-            (a, -1, 0, 0, *c_in1, in1),
-            (b, -1, 0, 0, *c_in2, in2),
-            (23, 2, 1, 2, 0, 0, tot),
+            (a, -1, 0, 0, *_in_colours(a, 0, glu, abar), in1),
+            (b, -1, 0, 0, *_in_colours(b, 1, glu, abar), in2),
+            (23, 2, 1, 2, 0, 0, fin),
             (11, 1, 3, 3, 0, 0, obj[:, 0]),
             (-11, 1, 3, 3, 0, 0, obj[:, 1]),
+            (21, 1, 1, 2, 501, 502, recoil),
         ]
-        scale = fv.mass(tot)
+        scale = fv.mass(fin)
     else:
         e, nu, bq, bb, q, qb = (obj[:, i] for i in range(6))
         wp, wm = q + qb, e + nu
         t, tb = bq + wp, bb + wm
-        # q q̄ → t t̄: t takes the quark's colour 501, t̄ the antiquark's anticolour 502.
-        qa = np.where(a > 0, 501, 0), np.where(a > 0, 0, 502)
-        qb_ = np.where(b > 0, 501, 0), np.where(b > 0, 0, 502)
-        c_in1 = np.where(glu, 501, qa[0]), np.where(glu, 502, qa[1])
-        c_in2 = np.where(glu, 502, qb_[0]), np.where(glu, 503, qb_[1])
-        tbar_col = np.where(glu, 503, 502)
+        # g g → t t̄: g (501, 502) g (502, 503) → t (501, 0) t̄ (0, 503); q q̄ → t t̄:
+        # q (501, 0) q̄ (0, 502) → t (501, 0) t̄ (0, 502). With the recoil gluon (501, 504)
+        # the top carries 504. b inherits the top's colour, W+ → q (505, 0) q̄′ (0, 505).
+        tcol = np.where(need, 504, 501)
+        tbar = np.where(glu, 503, 502)
         rows = [
-            (a, -1, 0, 0, *c_in1, in1),
-            (b, -1, 0, 0, *c_in2, in2),
-            (6, 2, 1, 2, 501, 0, t),
-            (-6, 2, 1, 2, 0, tbar_col, tb),
+            (a, -1, 0, 0, *_in_colours(a, 0, glu, 502), in1),
+            (b, -1, 0, 0, *_in_colours(b, 1, glu, 502), in2),
+            (6, 2, 1, 2, tcol, 0, t),
+            (-6, 2, 1, 2, 0, tbar, tb),
             (24, 2, 3, 3, 0, 0, wp),
             (-24, 2, 4, 4, 0, 0, wm),
-            (5, 1, 3, 3, 501, 0, bq),
-            (2, 1, 5, 5, 504, 0, q),
-            (-1, 1, 5, 5, 0, 504, qb),
-            (-5, 1, 4, 4, 0, tbar_col, bb),
+            (5, 1, 3, 3, tcol, 0, bq),
+            (2, 1, 5, 5, 505, 0, q),
+            (-1, 1, 5, 5, 0, 505, qb),
+            (-5, 1, 4, 4, 0, tbar, bb),
             (11, 1, 6, 6, 0, 0, e),
             (-12, 1, 6, 6, 0, 0, nu),
+            (21, 1, 1, 2, 501, 504, recoil),
         ]
         mt = np.sqrt(fv.mass(t) ** 2 + fv.pt(t) ** 2) + np.sqrt(fv.mass(tb) ** 2 + fv.pt(tb) ** 2)
         scale = mt / 2
@@ -288,7 +305,8 @@ def _table(process: Process, z: np.ndarray, pdg: np.ndarray, beam_energy: float,
         table[:, i, 4], table[:, i, 5] = c1, c2
         table[:, i, 6:10] = p4
         table[:, i, 10] = fv.mass(p4)
-    return table, scale
+    table[:, -1, 10] = 0.0  # the recoil gluon is massless by construction
+    return table, need, scale
 
 
 def _comment(provenance: dict[str, Any] | None) -> str:
@@ -308,8 +326,10 @@ def write_lhe(path: str | os.PathLike[str], process: Process, z: np.ndarray,
     (status 2) the resonances — zee: Z/γ* (23); ttbar: t, t̄, W+, W− with their mothers — and
     (status 1) the z objects with the invariant masses of their four-momenta. Flavours of the
     incoming partons come from ``incoming_pdg`` [N, 2]; the default is u ū for zee and g g for
-    ttbar. The hadronic W decays are written as u d̄ (z carries no flavour). Transverse
-    momentum of the final state is not balanced by the incoming partons. The weight goes to
+    ttbar. The hadronic W decays are written as u d̄ (z carries no flavour). When the z objects
+    carry net transverse momentum (relative imbalance above 1e-5), a massless recoil gluon
+    (status 1) at the rapidity of the z system balances it, so four-momentum is conserved
+    and showers (Pythia's checks) accept the event; readers ignore it. The weight goes to
     XWGTUP (IDWTUP = −4: weighted events of either sign); momenta are written with 11
     significant digits (exact for float32), weights with 17. Provenance is an XML comment.
     """
@@ -334,9 +354,10 @@ def write_lhe(path: str | os.PathLike[str], process: Process, z: np.ndarray,
         raise OtusError(f"{out}: incoming_pdg has shape {pdg.shape}, expected ({n}, 2)")
     pdg = pdg.astype(np.int64)
     _colour_incoming(pdg, process.name == "ttbar", out)
-    table, scale = _table(process, z, pdg, beam_energy, out)
+    table, need, scale = _table(process, z, pdg, beam_energy, out)
     n_part = table.shape[1]
-    template = _INFO + _PART * n_part
+    full, short = _INFO + _PART * n_part, _INFO + _PART * (n_part - 1)
+    k_short = 5 + 11 * (n_part - 1)
     xsec, err = float(weight.mean()), float(weight.std() / np.sqrt(n))
     head = (
         '<LesHouchesEvents version="3.0">\n' + _comment(provenance)
@@ -357,10 +378,15 @@ def write_lhe(path: str | os.PathLike[str], process: Process, z: np.ndarray,
                 blk = table[sl].reshape(-1, n_part * 11)
                 m = len(blk)
                 vals = np.concatenate(
-                    [np.full((m, 1), n_part), weight[sl, None], scale[sl, None],
-                     np.full((m, 1), ALPHA_QED), np.full((m, 1), ALPHA_QCD), blk], axis=1,
+                    [np.where(need[sl], n_part, n_part - 1)[:, None], weight[sl, None],
+                     scale[sl, None], np.full((m, 1), ALPHA_QED), np.full((m, 1), ALPHA_QCD),
+                     blk], axis=1,
                 )
-                text.write("".join(f"<event>\n{template % tuple(r)}</event>\n"
-                                   for r in vals.tolist()))
+                text.write("".join(
+                    "<event>\n"
+                    + (full % tuple(r) if r[0] == n_part else short % tuple(r[:k_short]))
+                    + "</event>\n"
+                    for r in vals.tolist()
+                ))
             text.write("</LesHouchesEvents>\n")
     return out
