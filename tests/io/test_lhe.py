@@ -158,7 +158,7 @@ def test_malformed_files(tmp_path: Path, body: str, match: str) -> None:
 
 
 def test_missing_file_and_folder(tmp_path: Path) -> None:
-    with pytest.raises(InputFileError, match="nope.lhe: no such file"):
+    with pytest.raises(InputFileError, match=r"nope\.lhe: no such file"):
         read_lhe(tmp_path / "nope.lhe", "zee")
     with pytest.raises(InputFileError, match="is a folder"):
         read_lhe(tmp_path, "zee")
