@@ -51,7 +51,9 @@ class Events:
 
     def subset(self, idx: Any) -> Events:
         """Rows ``idx`` (slice, index array or mask) as a new :class:`Events`."""
-        take = (lambda a: None if a is None else a[idx])
+        def take(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[idx]
+
         return Events(self.process, take(self.z), take(self.x), take(self.x_pass),
                       take(self.weight), dict(self.provenance))
 

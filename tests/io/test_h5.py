@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from otus.errors import InputFileError, OtusError
-from otus.io.h5 import EventWriter, Events, info, iter_chunks, read_events, write_events
+from otus.io.h5 import Events, EventWriter, info, iter_chunks, read_events, write_events
 from otus.processes import TTBAR, ZEE
 
 
