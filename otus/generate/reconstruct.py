@@ -85,23 +85,28 @@ def energy_flow(
     }
 
 
-def _isolated(
+def isolation_ratio(
     cand: np.ndarray, evt: np.ndarray, pt: np.ndarray, eta: np.ndarray, phi: np.ndarray,
-    counts: np.ndarray, ratio_max: float,
+    counts: np.ndarray,
 ) -> np.ndarray:
-    """Isolation (module ``Isolation``) of the candidates with flat indices ``cand``."""
+    """Module ``Isolation``: for the candidates with flat indices ``cand``, the scalar pT sum
+    of the other objects of their event with pT > 0.5 GeV within ΔR < 0.5, over their pT.
+
+    ``evt``, ``pt``, ``eta``, ``phi`` are flat per-object arrays of events with ``counts``
+    objects each (objects of one event contiguous, events in order).
+    """
     if len(cand) == 0:
-        return np.zeros(0, dtype=bool)
+        return np.zeros(0, dtype=np.float64)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     n_per = counts[evt[cand]]
     rep = np.repeat(np.arange(len(cand)), n_per)
-    other = np.repeat(starts[evt[cand]] - np.cumsum(np.concatenate([[0], n_per[:-1]])), n_per)
-    other = other + np.arange(len(rep))
+    first = np.concatenate([[0], np.cumsum(n_per)[:-1]])
+    other = np.repeat(starts[evt[cand]] - first, n_per) + np.arange(len(rep))
     dphi = (phi[other] - phi[cand[rep]] + np.pi) % (2 * np.pi) - np.pi
-    near = ((eta[other] - eta[cand[rep]]) ** 2 + dphi**2 < det.ISO_DR_MAX**2)
+    near = (eta[other] - eta[cand[rep]]) ** 2 + dphi**2 < det.ISO_DR_MAX**2
     use = near & (pt[other] > det.ISO_PT_MIN) & (other != cand[rep])
     iso_sum = np.bincount(rep, weights=np.where(use, pt[other], 0.0), minlength=len(cand))
-    return iso_sum <= ratio_max * pt[cand]
+    return iso_sum / np.maximum(pt[cand], 1e-12)
 
 
 def _collection(evt: np.ndarray, n: int, fields: dict[str, np.ndarray],
@@ -164,7 +169,7 @@ def reconstruct(
         cand = np.flatnonzero(flow["tracked"] & (np.abs(pid) == code))
         ok = det.accept(eff_fn(pt[cand], eta[cand]) * opts.efficiency_scale, rng)
         cand = cand[ok]
-        cand = cand[_isolated(cand, evt, pt, eta, phi, counts, ratio)]
+        cand = cand[isolation_ratio(cand, evt, pt, eta, phi, counts) <= ratio]
         lepton[cand] = True
         out[name] = _collection(evt[cand], n, {
             "PT": pt[cand], "Eta": eta[cand], "Phi": phi[cand],
