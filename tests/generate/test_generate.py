@@ -64,10 +64,21 @@ def test_same_seed_same_events_other_seed_other_events(tmp_path: Path):
     a, b, c = (read_events(tmp_path / k / "events.h5") for k in "abc")
     np.testing.assert_array_equal(a.z, b.z)
     np.testing.assert_array_equal(a.x, b.x)
-    assert (tmp_path / "a/parton.lhe.gz").read_bytes() == (
-        tmp_path / "b/parton.lhe.gz"
-    ).read_bytes()
+    lhe = "parton.lhe.gz"
+    assert (tmp_path / "a" / lhe).read_bytes() == (tmp_path / "b" / lhe).read_bytes()
     assert not np.array_equal(a.z, c.z)
+
+
+def test_energy_scale_knob_scales_reconstructed_momenta(tmp_path: Path):
+    generate("zee", 200, seed=5, out_dir=tmp_path / "nominal", progress=False)
+    generate("zee", 200, seed=5, out_dir=tmp_path / "scaled", energy_scale=1.05, progress=False)
+    a, b = (read_events(tmp_path / k / "events.h5") for k in ("nominal", "scaled"))
+    np.testing.assert_array_equal(a.z, b.z)  # parton level untouched
+    both = a.x_pass & b.x_pass
+    assert both.mean() > 0.4
+    ratio = fv.pt(fv.objects(b.x[both], 2)) / fv.pt(fv.objects(a.x[both], 2))
+    np.testing.assert_allclose(ratio, 1.05, rtol=1e-5)
+    assert b.provenance["settings"]["energy_scale"] == 1.05
 
 
 def test_parton_z_peak(zee_dir: Path):
