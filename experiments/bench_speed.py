@@ -1,0 +1,168 @@
+"""Speed benchmarks (issue 7): simulation/unfolding throughput vs batch size and threads,
+otus vs the generator+detector chain it replaces, training throughput, and training peak
+memory as the dataset grows. Writes experiments/results/speed.md.
+
+    python experiments/bench_speed.py [--run RUN] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from otus.io.h5 import Events, read_events, write_events  # noqa: E402
+from otus.models.api import load_run  # noqa: E402
+from otus.models.config import load_config, replace  # noqa: E402
+from otus.models.train import fit  # noqa: E402
+
+SAMPLE = ROOT / "data" / "zee" / "events.h5"
+
+
+def _machine() -> str:
+    cpu = platform.processor() or "cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {torch.get_num_threads()} threads available, {gpu}, torch {torch.__version__}"
+
+
+def _tiled(ev: Events, n: int) -> Events:
+    reps = -(-n // len(ev))
+    idx = np.tile(np.arange(len(ev)), reps)[:n]
+    return ev.subset(idx)
+
+
+def _train_quick(tmp: Path) -> Path:
+    cfg = load_config(ROOT / "experiments" / "zee.yaml", process="zee")
+    cfg = replace(cfg, "trainer", max_epochs=1)
+    return fit(cfg, SAMPLE, tmp / "run", progress=False)
+
+
+def throughput(run: Path, z: np.ndarray, x: np.ndarray, batch_sizes: list[int],
+               threads: list[int], device: str = "cpu") -> list[tuple[str, str, int, int, float]]:
+    sur = load_run(run, device=device)
+    rows = []
+    for nt in threads:
+        torch.set_num_threads(nt)
+        for bs in batch_sizes:
+            for name, fn, inp in (("simulate", sur.simulate, z), ("unfold", sur.unfold, x)):
+                fn(inp[: min(bs, len(inp))], seed=0, batch_size=bs)  # warm-up
+                t0 = time.perf_counter()
+                fn(inp, seed=0, batch_size=bs)
+                if device != "cpu":
+                    torch.cuda.synchronize()
+                rate = len(inp) / (time.perf_counter() - t0)
+                rows.append((name, device, nt, bs, rate))
+                print(f"{name:8s} {device} threads={nt} batch={bs:>7d}: {rate:,.0f} ev/s",
+                      flush=True)
+    return rows
+
+
+def versus_generator(run: Path, n: int, tmp: Path) -> tuple[float, float]:
+    """Generator+detector chain vs otus simulation on the same number of events."""
+    from otus.generate import generate
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    generate("zee", n, seed=7, out_dir=tmp / "gen", progress=False)
+    t_gen = time.perf_counter() - t0
+    z = read_events(tmp / "gen" / "events.h5").z
+    sur = load_run(run)
+    sur.simulate(z[:1000], seed=0)
+    t0 = time.perf_counter()
+    sur.simulate(z, seed=0)
+    t_sim = time.perf_counter() - t0
+    return n / t_gen, n / t_sim
+
+
+def training(sizes: list[int], tmp: Path, seconds: int) -> list[tuple[int, float, float]]:
+    """Peak RSS (MB) and training throughput (events/s) of `otus fit` for growing datasets."""
+    base = read_events(SAMPLE)
+    out = []
+    probe = ("import resource, subprocess, sys, time; t=time.time(); "
+             "r=subprocess.run(sys.argv[1:]); "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.time()-t, "
+             "r.returncode)")
+    for n in sizes:
+        f = tmp / f"train_{n}.h5"
+        write_events(f, _tiled(base, n))
+        run = tmp / f"run_{n}"
+        cmd = [sys.executable, "-c", probe, sys.executable, "-m", "otus", "fit", "zee",
+               "--data", str(f), "--out", str(run), "--max-epochs", "1",
+               "--max-time", f"00:00:00:{seconds:02d}"]
+        res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
+        rss_kb, wall, rc = res.stdout.split()[-3:]
+        metrics = run / "metrics.csv"
+        steps = sum(1 for _ in open(metrics)) - 1 if metrics.exists() else 0
+        out.append((n, int(rss_kb) / 1024, float(wall)))
+        print(f"fit on {n:>9,d} events: peak RSS {int(rss_kb) / 1024:.0f} MB, wall {float(wall):.1f}"
+              f" s (rc {rc}, {steps} log rows)", flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--run", type=Path, help="trained run folder (default: train one epoch)")
+    ap.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
+    ap.add_argument("--out", type=Path, default=ROOT / "experiments" / "results" / "speed.md")
+    a = ap.parse_args()
+    n_events = 20_000 if a.quick else 1_000_000
+    batch_sizes = [1024, 16384, 131072] if not a.quick else [1024, 8192]
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        run = a.run or _train_quick(tmp)
+        ev = _tiled(read_events(SAMPLE), n_events)
+        x = ev.x[ev.x_pass]
+        rows = throughput(run, ev.z, x, batch_sizes, [1, 2])
+        if torch.cuda.is_available():
+            rows += throughput(run, ev.z, x, [16384, 131072, 1048576], [1], device="cuda")
+        gen_rate, sim_rate = versus_generator(run, 500 if a.quick else 5000, tmp)
+        sizes = [10_000, 100_000, 1_000_000] if not a.quick else [2_000, 20_000]
+        mem = training(sizes, tmp, 20 if a.quick else 60)
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Speed benchmarks", "",
+        f"- command: `python experiments/bench_speed.py{' --quick' if a.quick else ''}`",
+        f"- machine: {_machine()}", f"- date: {when}",
+        f"- model: `experiments/zee.yaml` architecture ({'given run' if a.run else 'one epoch on data/zee'}); "
+        "throughput does not depend on how well it is trained", "",
+        "## Throughput (events/s)", "",
+        "| direction | device | threads | batch | events/s | events/s per thread |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [f"| {n} | {dev} | {nt} | {bs} | {r:,.0f} | {r / nt:,.0f} |"
+              for n, dev, nt, bs, r in rows]
+    lines += [
+        "", "## otus simulation vs the generator+detector chain (same zee events, 1 thread)", "",
+        "| chain | events/s |", "|---|---|",
+        f"| `otus generate` (Pythia shower + Delphes-card detector + writing files) | {gen_rate:,.0f} |",
+        f"| `Surrogate.simulate` (OTUS decoder) | {sim_rate:,.0f} |",
+        f"| speed-up | {sim_rate / gen_rate:,.0f}× |", "",
+        "## Training: peak memory as the dataset grows (streaming from HDF5)", "",
+        "| training events | peak RSS [MB] | wall [s] |", "|---|---|---|",
+    ]
+    lines += [f"| {n:,} | {m:.0f} | {w:.1f} |" for n, m, w in mem]
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
