@@ -1,0 +1,88 @@
+"""Train OTUS into a run folder: ``last.ckpt`` (+ periodic checkpoints), the resolved
+``config.yaml``, ``provenance.json`` and the metrics log ``metrics.csv``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from otus.errors import ConfigError, TrainingError
+from otus.models.config import Config
+from otus.processes import get_process
+from otus.provenance import provenance
+
+LAST = "last.ckpt"
+
+
+def _quiet_lightning() -> None:
+    for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*is smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
+
+
+def fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str], *,
+        z_data: str | os.PathLike[str] | None = None, resume: bool = False,
+        progress: bool = True, fast_dev_run: bool = False) -> Path:
+    """Train on ``data`` (x, and z unless ``z_data`` gives another file); return the run dir.
+
+    With ``resume`` the run continues from ``out/last.ckpt`` with the config stored there.
+    A non-finite loss raises :class:`TrainingError`; the checkpoints written so far stay.
+    """
+    import pytorch_lightning as pl
+    import torch
+    import yaml
+    from pytorch_lightning.callbacks import ModelCheckpoint
+    from pytorch_lightning.loggers import CSVLogger
+
+    from otus.models.data import OtusDataModule
+    from otus.models.module import OtusModule
+
+    _quiet_lightning()
+    run = Path(out)
+    last = run / LAST
+    if resume and not last.is_file():
+        raise ConfigError(f"{run}: nothing to resume (no {LAST})")
+    if not resume and last.exists():
+        raise ConfigError(f"{run}: already holds a trained run; use --resume or another --out")
+    run.mkdir(parents=True, exist_ok=True)
+    dm = OtusDataModule(get_process(cfg.process), data, z_data, cfg=cfg.data, seed=cfg.seed)
+    model = OtusModule(cfg.to_dict())
+    if not resume:
+        model.set_statistics(dm.fit_statistics(cfg.net.coords, cfg.loss.features))
+        (run / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        inputs = [str(data)] + ([str(z_data)] if z_data is not None else [])
+        prov = provenance(seed=cfg.seed, inputs=inputs, deterministic=False,
+                          command="fit", process=cfg.process)
+        (run / "provenance.json").write_text(json.dumps(prov, indent=1, sort_keys=True))
+    t = cfg.trainer
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    torch.manual_seed(cfg.seed)  # Lightning-internal randomness only; otus uses generators
+    ckpts = [
+        ModelCheckpoint(dirpath=run, save_last=True, save_top_k=0, every_n_epochs=1),
+        ModelCheckpoint(dirpath=run, filename="epoch{epoch:04d}", auto_insert_metric_name=False,
+                        save_top_k=-1, every_n_epochs=t.checkpoint_every_n_epochs),
+    ]
+    kw: dict[str, Any] = {}
+    if t.max_time:
+        kw["max_time"] = t.max_time
+    trainer = pl.Trainer(
+        default_root_dir=run, max_epochs=t.max_epochs, accelerator=t.accelerator,
+        devices=t.devices, strategy=t.strategy, log_every_n_steps=t.log_every_n_steps,
+        logger=CSVLogger(save_dir=run, name="", version=""), callbacks=ckpts,
+        enable_model_summary=False, enable_progress_bar=progress, fast_dev_run=fast_dev_run,
+        num_sanity_val_steps=0, **kw)
+    try:
+        trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resume else None)
+    except TrainingError as err:
+        kept = f"last good checkpoint {last}" if last.is_file() else "no checkpoint was written"
+        raise TrainingError(f"{str(err).split('; training stopped')[0]}; training stopped, "
+                            f"{kept}") from None
+    if fast_dev_run:  # Lightning writes no checkpoint in this mode; keep the folder usable
+        trainer.save_checkpoint(last)
+    return run
