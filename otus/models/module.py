@@ -144,7 +144,7 @@ class OtusModule(pl.LightningModule):
         loss = terms["loss"]
         if stage == "train" and not bool(torch.isfinite(loss)):
             raise TrainingError(
-                f"the loss became {float(loss)} at epoch {self.current_epoch}, step "
+                f"the loss became {float(loss.detach())} at epoch {self.current_epoch}, step "
                 f"{self.global_step} (diverging; try a smaller optim.lr); training stopped, "
                 f"the last good checkpoint is kept")
         bs = int(x.shape[0])

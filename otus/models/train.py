@@ -18,15 +18,38 @@ from otus.provenance import provenance
 LAST = "last.ckpt"
 
 
+_IGNORED = (
+    ".*does not have many workers.*", ".*is smaller than the logging interval.*",
+    ".*GPU available but not used.*", ".*exists and is not empty.*", ".*LeafSpec.*",
+    ".*TPU available but not used.*", ".*dirpath has changed.*",
+)
+
+
 def _quiet_lightning() -> None:
     for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*is smaller than the logging interval.*")
-    warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
+    for msg in _IGNORED:
+        warnings.filterwarnings("ignore", message=msg)
 
 
-def fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str], *,
+def _merge_metrics(old: Path, new: Path) -> None:
+    """Prepend the rows of a previous metrics log (Lightning's CSV logger restarts it)."""
+    import csv
+
+    with open(old, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if new.is_file():
+        with open(new, newline="") as f:
+            rows += list(csv.DictReader(f))
+    keys = sorted({k for r in rows for k in r})
+    with open(new, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    old.unlink()
+
+
+def _fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str], *,
         z_data: str | os.PathLike[str] | None = None, resume: bool = False,
         progress: bool = True, fast_dev_run: bool = False) -> Path:
     """Train on ``data`` (x, and z unless ``z_data`` gives another file); return the run dir.
@@ -43,7 +66,6 @@ def fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str], 
     from otus.models.data import OtusDataModule
     from otus.models.module import OtusModule
 
-    _quiet_lightning()
     run = Path(out)
     last = run / LAST
     if resume and not last.is_file():
@@ -63,11 +85,12 @@ def fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str], 
     t = cfg.trainer
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     torch.manual_seed(cfg.seed)  # Lightning-internal randomness only; otus uses generators
-    ckpts = [
-        ModelCheckpoint(dirpath=run, save_last=True, save_top_k=0, every_n_epochs=1),
-        ModelCheckpoint(dirpath=run, filename="epoch{epoch:04d}", auto_insert_metric_name=False,
-                        save_top_k=-1, every_n_epochs=t.checkpoint_every_n_epochs),
-    ]
+    k = t.checkpoint_every_n_epochs
+    periodic = ModelCheckpoint(dirpath=run, filename="epoch{epoch:04d}", save_top_k=-1,
+                               auto_insert_metric_name=False, every_n_epochs=k,
+                               save_last=k == 1)
+    ckpts = [periodic] if k == 1 else [
+        ModelCheckpoint(dirpath=run, save_last=True, save_top_k=0, every_n_epochs=1), periodic]
     kw: dict[str, Any] = {}
     if t.max_time:
         kw["max_time"] = t.max_time
@@ -77,12 +100,32 @@ def fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str], 
         logger=CSVLogger(save_dir=run, name="", version=""), callbacks=ckpts,
         enable_model_summary=False, enable_progress_bar=progress, fast_dev_run=fast_dev_run,
         num_sanity_val_steps=0, **kw)
+    metrics, saved = run / "metrics.csv", run / ".metrics.previous.csv"
+    if resume and metrics.is_file():
+        metrics.replace(saved)
     try:
         trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resume else None)
     except TrainingError as err:
         kept = f"last good checkpoint {last}" if last.is_file() else "no checkpoint was written"
         raise TrainingError(f"{str(err).split('; training stopped')[0]}; training stopped, "
                             f"{kept}") from None
+    finally:
+        if saved.is_file():
+            _merge_metrics(saved, metrics)
     if fast_dev_run:  # Lightning writes no checkpoint in this mode; keep the folder usable
         trainer.save_checkpoint(last)
     return run
+
+
+def fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str], *,
+        z_data: str | os.PathLike[str] | None = None, resume: bool = False,
+        progress: bool = True, fast_dev_run: bool = False) -> Path:
+    """Train on ``data`` (x, and z unless ``z_data`` gives another file); return the run dir.
+
+    With ``resume`` the run continues from ``out/last.ckpt``. A non-finite loss raises
+    :class:`~otus.errors.TrainingError`; the checkpoints written so far stay.
+    """
+    with warnings.catch_warnings():
+        _quiet_lightning()
+        return _fit(cfg, data, out, z_data=z_data, resume=resume, progress=progress,
+                    fast_dev_run=fast_dev_run)

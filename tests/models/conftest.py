@@ -46,3 +46,32 @@ def zee_file(tmp_path: Path) -> Path:
     from otus.io.h5 import write_events
 
     return write_events(tmp_path / "zee.h5", zee_events(3000, seed=1))
+
+
+TINY = """\
+net: {hidden: 16, depth: 1, noise_dim: 2}
+loss: {n_projections: 16, anchor_until_epoch: 1}
+data: {batch_size: 512, chunk_size: 1000}
+trainer: {max_epochs: 2, checkpoint_every_n_epochs: 1}
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    p = tmp_path_factory.mktemp("cfg") / "tiny.yaml"
+    p.write_text(TINY)
+    return p
+
+
+@pytest.fixture(scope="session")
+def zee_run(tmp_path_factory: pytest.TempPathFactory, tiny_config: Path) -> tuple[Path, Path]:
+    """A zee run trained for two short epochs by the CLI, and its (synthetic) data file."""
+    from otus.cli import main
+    from otus.io.h5 import write_events
+
+    d = tmp_path_factory.mktemp("zee")
+    data = write_events(d / "zee.h5", zee_events(3000, seed=1))
+    run = d / "run"
+    assert main(["fit", "zee", "--data", str(data), "--config", str(tiny_config),
+                 "--out", str(run), "--seed", "3"]) == 0
+    return run, data
