@@ -122,7 +122,8 @@ def read_delphes(path: str | os.PathLike[str], *, entry_stop: int | None = None,
         try:
             tree = f[TREE]
         except Exception:
-            trees = ", ".join(k for k, c in f.classnames().items() if c == "TTree") or "none"
+            trees = ", ".join(k for k, c in f.classnames(cycle=False).items()
+                              if c in ("TTree", "ROOT::RNTuple")) or "none"
             raise InputFileError(f"{p}: no '{TREE}' tree (trees: {trees})") from None
         if not hasattr(tree, "arrays"):
             raise InputFileError(f"{p}: '{TREE}' is not a TTree")
