@@ -35,7 +35,8 @@ def hep_style() -> dict[str, Any]:
 
 def ratio_axes(fig: Any) -> tuple[Any, Any]:
     """Main and ratio panels (3:1, shared x) on ``fig``."""
-    gs = fig.add_gridspec(2, 1, height_ratios=(3, 1), hspace=0.05)
+    gs = fig.add_gridspec(2, 1, height_ratios=(3, 1), hspace=0.05, left=0.16, right=0.96,
+                          bottom=0.1, top=0.93)
     ax = fig.add_subplot(gs[0])
     axr = fig.add_subplot(gs[1], sharex=ax)
     ax.tick_params(labelbottom=False)
