@@ -69,6 +69,7 @@ class TrainerConfig:
     strategy: str = "auto"
     log_every_n_steps: int = 10
     checkpoint_every_n_epochs: int = 5
+    num_threads: int = 0  # torch CPU threads; 0 = torch's default
 
 
 @dataclass(frozen=True)

@@ -69,13 +69,12 @@ class _Pairs(IterableDataset):
     """Zipped (z, wz, x, wx) batches from two independent streams."""
 
     def __init__(self, dm: OtusDataModule, split: str) -> None:
-        self.dm, self.split, self.epoch = dm, split, 0
+        self.dm, self.split = dm, split
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         dm = self.dm
         train = self.split == "train"
-        rng = np.random.default_rng([dm.seed, self.epoch]) if train else None
-        self.epoch += 1
+        rng = np.random.default_rng([dm.seed, dm.next_epoch()]) if train else None
         b = dm.cfg.batch_size if train else max(dm.cfg.batch_size, 16384)
         (zs, ze), (xs, xe) = dm.ranges("z", self.split), dm.ranges("x", self.split)
 
@@ -123,6 +122,14 @@ class OtusDataModule(pl.LightningDataModule):
             if self._n_train(level) < 2 or n_val < 1:
                 raise InputFileError(f"{path}: holds {self.n[level]} events, too few to train "
                                      f"(need a training and a validation split)")
+
+    def next_epoch(self) -> int:
+        """The epoch whose shuffle comes next: the trainer's epoch when attached (so a
+        resumed run continues the sequence), else a counter."""
+        if self.trainer is not None:
+            return int(self.trainer.current_epoch)
+        self._served = getattr(self, "_served", -1) + 1
+        return self._served
 
     def _n_train(self, level: str) -> int:
         return math.floor(self.n[level] * (1.0 - self.cfg.val_fraction))

@@ -83,6 +83,8 @@ def _fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str],
                           command="fit", process=cfg.process)
         (run / "provenance.json").write_text(json.dumps(prov, indent=1, sort_keys=True))
     t = cfg.trainer
+    if t.num_threads > 0:
+        torch.set_num_threads(t.num_threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     torch.manual_seed(cfg.seed)  # Lightning-internal randomness only; otus uses generators
     k = t.checkpoint_every_n_epochs
