@@ -40,6 +40,7 @@ class LossConfig:
     anchor_after: float = 0.0
     minkowski: float = 1.0
     n_projections: int = 256
+    axis_projections: bool = False  # add the feature axes to the random slices
     features: tuple[str, ...] = ("p4", "pteta", "masses")
 
 
@@ -49,6 +50,7 @@ class DataConfig:
     val_fraction: float = 0.1
     chunk_size: int = 65536
     stat_rows: int = 200_000
+    z_passing_only: bool = False  # paired files: z of passing events only (see data.py)
 
 
 @dataclass(frozen=True)

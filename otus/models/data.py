@@ -5,7 +5,9 @@ z and x may come from different files of different sizes. Each file is split by 
 first ``1 − val_fraction`` for training, the rest for validation. Training batches are drawn
 through a shuffle buffer: chunks of ``chunk_size`` rows are read in a random order with
 :func:`otus.io.h5.iter_chunks`, permuted, and cut into batches; only passing x events are
-used. One epoch ends when both streams have been read once (the shorter one cycles).
+used (and with ``data.z_passing_only``, for a paired file, only z of events whose x
+passes: the parton-level distribution an unfolder of passing events should recover; this
+uses each event's pass flag, not its pairing). One epoch ends when both streams have been read once (the shorter one cycles).
 Standardisation statistics come from the training rows only (:meth:`fit_statistics`).
 """
 
@@ -21,7 +23,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from otus.errors import InputFileError
+from otus.errors import ConfigError, InputFileError
 from otus.io.h5 import info, iter_chunks
 from otus.models.config import DataConfig
 from otus.models.coords import Coordinates, loss_features
@@ -35,6 +37,9 @@ def _rows(path: Path, level: str, process: Process, start: int, stop: int,
     for ev in iter_chunks(path, chunk, process.name, start, stop):
         if level == "z":
             yield ev.z, ev.weight  # type: ignore[misc]
+        elif level == "z|pass":
+            assert ev.x_pass is not None and ev.z is not None
+            yield ev.z[ev.x_pass], ev.weight[ev.x_pass]  # type: ignore[index]
         else:
             assert ev.x_pass is not None and ev.x is not None
             yield ev.x[ev.x_pass], ev.weight[ev.x_pass]  # type: ignore[index]
@@ -93,7 +98,7 @@ class _Pairs(IterableDataset):
                 if not train:
                     return
 
-        zit, xit = cycle(dm.z_path, "z", zs, ze), cycle(dm.x_path, "x", xs, xe)
+        zit, xit = cycle(dm.z_path, dm.z_level, zs, ze), cycle(dm.x_path, "x", xs, xe)
         for (zf, (z, wz)), (xf, (x, wx)) in zip(zit, xit, strict=False):
             if train and not zf and not xf:
                 return
@@ -116,6 +121,12 @@ class OtusDataModule(pl.LightningDataModule):
             raise InputFileError(f"{self.z_path}: holds no parton-level z events")
         if not fx.has_x:
             raise InputFileError(f"{self.x_path}: holds no detector-level x events")
+        self.z_level = "z"
+        if self.cfg.z_passing_only:
+            if not fz.has_x:
+                raise ConfigError(f"data.z_passing_only needs a paired file; {self.z_path} "
+                                  f"holds no detector-level pass flags")
+            self.z_level = "z|pass"
         self.n = {"z": fz.n, "x": fx.n}
         for level, path in (("z", self.z_path), ("x", self.x_path)):
             n_val = self.n[level] - self._n_train(level)
@@ -146,7 +157,8 @@ class OtusDataModule(pl.LightningDataModule):
             e = min(e, a + self.cfg.stat_rows)
             cmap = Coordinates(self.process, level, coords)
             acc: dict[str, list[np.ndarray]] = {"c": [], "f": []}
-            for r, _ in _rows(path, level, self.process, a, e, self.cfg.chunk_size):
+            lv = self.z_level if level == "z" else level
+            for r, _ in _rows(path, lv, self.process, a, e, self.cfg.chunk_size):
                 t = torch.from_numpy(r).double()
                 acc["c"].append(cmap.encode(t).numpy())
                 acc["f"].append(loss_features(self.process, level, t, features).numpy())

@@ -26,7 +26,7 @@ from otus.models.coords import loss_features, minkowski_penalty
 from otus.models.networks import Transport
 from otus.physics.selection import acceptance
 from otus.processes import get_process
-from otus.transport.sliced import sliced_wasserstein
+from otus.transport.sliced import random_projections, sliced_wasserstein
 
 Tensor = torch.Tensor
 VAL_SEED = 20210122
@@ -105,13 +105,14 @@ class OtusModule(pl.LightningModule):
             out["data"] = pass_rate * _wmean(err, wx[acc_hat])
         else:
             out["data"] = zero
+        fz = self.features("z", z)
         out["prior"] = sliced_wasserstein(
-            self.features("z", z_t), self.features("z", z), a=wx, b=wz,
-            n_projections=n_projections, generator=generator, root=False)
+            self.features("z", z_t), fz, a=wx, b=wz, root=False,
+            projections=self._projections(fz.shape[1], n_projections, generator, fz))
         if int(acc_sim.sum()) >= 2:
             out["sim"] = sliced_wasserstein(
-                self.features("x", x_sim[acc_sim]), fx, a=wz[acc_sim], b=wx,
-                n_projections=n_projections, generator=generator, root=False)
+                self.features("x", x_sim[acc_sim]), fx, a=wz[acc_sim], b=wx, root=False,
+                projections=self._projections(fx.shape[1], n_projections, generator, fx))
         else:
             out["sim"] = zero
         iz, ix = p.anchor
@@ -127,6 +128,16 @@ class OtusModule(pl.LightningModule):
                        + self.anchor_weight(self.current_epoch) * out["anchor"]
                        + lc.minkowski * out.get("minkowski", zero))
         return out
+
+    def _projections(self, d: int, n: int, generator: torch.Generator | None,
+                     like: Tensor) -> Tensor:
+        """n random directions, plus the d feature axes when ``loss.axis_projections``
+        (so every marginal, e.g. m_ee, is matched explicitly)."""
+        theta = random_projections(d, n, generator=generator, dtype=like.dtype,
+                                   device=like.device)
+        if self.cfg.loss.axis_projections:
+            theta = torch.cat([torch.eye(d, dtype=like.dtype, device=like.device), theta], 1)
+        return theta
 
     def _generator(self, stage: str) -> torch.Generator:
         if stage != "train":

@@ -74,3 +74,17 @@ def test_data_module_bad_files(tmp_path: Path) -> None:
     tiny = write_events(tmp_path / "t.h5", ev.subset(slice(0, 2)))
     with pytest.raises(InputFileError, match="too few to train"):
         OtusDataModule(ZEE, tiny)
+
+
+def test_z_passing_only(tmp_path: Path) -> None:
+    ev = zee_events(2000, seed=3)
+    f = write_events(tmp_path / "p.h5", ev)
+    cfg = config_from_dict({"data": {"batch_size": 100, "z_passing_only": True}},
+                           process="zee")
+    dm = OtusDataModule(ZEE, f, cfg=cfg.data)
+    passing = {tuple(r) for r in ev.z[ev.x_pass]}
+    zs = torch.cat([b[0] for b in dm.train_dataloader()])
+    assert all(tuple(r) in passing for r in zs.numpy())
+    zonly = write_events(tmp_path / "z.h5", Events(ZEE, z=ev.z))
+    with pytest.raises(ConfigError, match="needs a paired file"):
+        OtusDataModule(ZEE, f, zonly, cfg=cfg.data)
