@@ -188,3 +188,15 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(
     ck = torch.load(run / "last.ckpt", weights_only=True)
     assert ck["epoch"] == 0
     assert all(torch.isfinite(v).all() for v in ck["state_dict"].values())
+
+
+def test_last_checkpoint_every_epoch_with_periodic_every_second(
+        zee_run: tuple[Path, Path], tiny_config: Path, tmp_path: Path) -> None:
+    _, data = zee_run
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(tiny_config.read_text().replace("max_epochs: 2", "max_epochs: 1"))
+    assert main(["fit", "zee", "--data", str(data), "--config", str(cfg),
+                 "--out", str(tmp_path / "r")]) == 0
+    assert (tmp_path / "r" / "last.ckpt").is_file()
+    assert not list((tmp_path / "r").glob("epoch*.ckpt"))
+    assert torch.load(tmp_path / "r" / "last.ckpt", weights_only=True)["epoch"] == 0
