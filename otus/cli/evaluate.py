@@ -93,13 +93,14 @@ def _plots(folder: Path, truth: Any, pred: Any, report: dict[str, Any],
     ot, op = observables(proc, t, lv), observables(proc, p, lv)
     folder.mkdir()
     written = []
+    nbins = int(np.clip(np.sqrt(min(len(t), len(p))) / 1.5, 15, 60))
     with plt.rc_context(plots.hep_style()):
         for name in progress(report["observables"], desc="plots", unit="plot"):
             m = report["observables"][name]
             fig = plt.figure(figsize=(5.5, 5.5))
             ax, axr = plots.ratio_axes(fig)
             fn = plots.mass_peak if name.startswith("m_") else plots.hist_ratio
-            fn(ax, axr, ot[name], op[name], wt=wt, wp=wp, label=label(name),
+            fn(ax, axr, ot[name], op[name], wt=wt, wp=wp, label=label(name), bins=nbins,
                truth_label=f"truth ({lv})", pred_label=f"prediction ({lv})")
             ax.set_title(f"{proc.name}: W={m['W']:.3g}  χ²_R={m['chi2_r']:.3g}  "
                          f"KS={m['KS']:.3g}", fontsize=10)

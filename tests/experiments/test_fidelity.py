@@ -79,6 +79,7 @@ def test_perfect_model_closes() -> None:
     for key in fid.KEYS:
         g = r["global"][key]
         assert abs(g["auc"] - 0.5) < 3 * g["auc_err"] + 0.02, (key, g)
+        assert g["sliced_w2_std"] < 0.01, (key, g)
     pr = r["pass_rate"]
     assert pr["simulate"] == pytest.approx(pr["truth"], abs=0.03)
 
@@ -94,6 +95,10 @@ def test_biased_simulator_shows_in_its_column() -> None:
     d = o["mean_pred"] - o["mean_truth"]
     assert w5 == pytest.approx(w0 + 25.0 + 10.0 * d, rel=0.1)
     assert w5 > 10 * w0
+    g0, g5 = r0["global"]["simulate"], r5["global"]["simulate"]
+    # a 5 GeV shift of one of 8 coordinates adds about 5² / 8 to the sliced W2²
+    assert g5["sliced_w2"] - g0["sliced_w2"] > 0.5 * 25.0 / 8
+    assert g5["sliced_w2_std"] > 1.5 * g0["sliced_w2_std"]
     assert r5["rows"]["e+ py"]["unfold"] == r0["rows"]["e+ py"]["unfold"]
 
 
