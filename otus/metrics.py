@@ -146,25 +146,25 @@ def common_bins(
 
     Rule: start from ``bins`` bins at the quantiles of the pooled sample (each sample
     weighted by |w| normalised to one, so both count equally); then sweep left to right,
-    merging a bin into the next until it holds at least ``min_entries`` events (raw counts)
-    from *both* samples; an underfilled last bin is merged into its left neighbour. The
+    merging a bin into the next until it holds at least ``min_entries`` events (raw counts
+    of events with non-zero weight) from *both* samples; an underfilled last bin is merged into its left neighbour. The
     outer edges are the pooled minimum and maximum. May return a single bin.
     """
     x, wx = _sample(x, wx, "truth")
     y, wy = _sample(y, wy, "prediction")
     pooled = np.concatenate([x, y])
+    lo, hi = pooled.min(), pooled.max()
     pw = np.concatenate([np.abs(wx) / np.abs(wx).sum(), np.abs(wy) / np.abs(wy).sum()])
     order = np.argsort(pooled, kind="stable")
     cw = np.cumsum(pw[order])
     cw /= cw[-1]
     qs = np.linspace(0.0, 1.0, bins + 1)[1:-1]
     inner = pooled[order][np.clip(np.searchsorted(cw, qs), 0, len(pooled) - 1)]
-    lo, hi = pooled.min(), pooled.max()
     edges = np.unique(np.concatenate([[lo], inner, [hi]]))
     if len(edges) < 2:
         return np.array([lo - 0.5, hi + 0.5])
-    nx, _ = np.histogram(x, edges)
-    ny, _ = np.histogram(y, edges)
+    nx, _ = np.histogram(x[wx != 0], edges)
+    ny, _ = np.histogram(y[wy != 0], edges)
     keep = [edges[0]]
     ax = ay = 0
     for i in range(len(nx)):
