@@ -41,6 +41,7 @@ from otus.errors import OtusError
 from otus.evaluation import auc_features, json_ready
 from otus.io.atomic import atomic_path
 from otus.io.h5 import Events
+from otus.physics.observables import observables
 from otus.physics.selection import acceptance
 
 CITATION = ("OTUS, J. N. Howard, S. Mandt, D. Whiteson, Y. Yang, arXiv:2101.08944 "
@@ -214,6 +215,70 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, str]) -> str:
     return "\n".join(out)
 
 
+SPREAD = {"zee": ("e+_E", "m_ee"), "ttbar": ("jet1_E", "m_W_had")}
+
+
+def fidelity_plots(test: Events, surrogate: Any, folder: Path, *, seed: int = 0,
+                   n_inputs: int = 5, repeats: int = 300) -> list[Path]:
+    """Diagnostic PNGs: the decoder's spread for fixed z (``repeats`` draws of D(z, ε) for
+    ``n_inputs`` passing test events, true x marked), the simulated mass peaks and
+    transported z → D(z) of the reference particle, each next to the truth."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from otus import plots
+    from otus.physics.observables import label
+
+    proc = test.process
+    folder.mkdir(parents=True, exist_ok=True)
+    if test.z is None or test.x is None or test.x_pass is None:
+        raise OtusError("the fidelity test set must hold paired z and x")
+    idx = np.flatnonzero(test.x_pass)[:n_inputs]
+    xs = surrogate.simulate(test.z[idx], seed=seed + 4, repeats=repeats)
+    obs_rep = observables(proc, xs, "x")
+    obs_true = observables(proc, test.x[idx], "x")
+    x_sim = surrogate.simulate(test.z, seed=seed + 5)
+    ok = np.asarray(acceptance(proc, x_sim)) & np.all(np.isfinite(x_sim), axis=1)
+    w = np.asarray(test.weight)
+    o_sim = observables(proc, x_sim[ok], "x")
+    o_true = observables(proc, test.x[test.x_pass], "x")
+    written = []
+    with plt.rc_context(plots.hep_style()):
+        for name in SPREAD[proc.name]:
+            fig, ax = plt.subplots(figsize=(6, 4.5))
+            plots.spread(ax, obs_rep[name].reshape(len(idx), repeats), truth=obs_true[name],
+                         label=label(name))
+            ax.set_title(f"{proc.name}: D(z, ε) for {len(idx)} fixed z, {repeats} draws each; "
+                         "dotted: true x", fontsize=9)
+            written.append(folder / f"{proc.name}_spread_{name.replace('+', 'plus')}.png")
+            fig.savefig(written[-1], bbox_inches="tight")
+            plt.close(fig)
+        for name in [k for k in o_true if k.startswith("m_")]:
+            fig = plt.figure(figsize=(5.5, 5.5))
+            ax, axr = plots.ratio_axes(fig)
+            plots.mass_peak(ax, axr, o_true[name], o_sim[name], wt=w[test.x_pass], wp=w[ok],
+                            label=label(name), truth_label="x (test)", pred_label="D(z)")
+            written.append(folder / f"{proc.name}_simulated_{name}.png")
+            fig.savefig(written[-1])
+            plt.close(fig)
+        zi, xi = proc.anchor
+        fig, axs = plt.subplots(1, 2, figsize=(11, 4.5))
+        fig.subplots_adjust(left=0.08, right=0.97, bottom=0.13, wspace=0.3)
+        c = 3  # energy
+        lim = plots.auto_range(test.z[test.x_pass, 4 * zi + c], test.x[test.x_pass, 4 * xi + c])
+        for ax, a, b, who in ((axs[0], test.z[test.x_pass], test.x[test.x_pass], "x"),
+                              (axs[1], test.z[ok], x_sim[ok], "D(z)")):
+            plots.transport_2d(ax, a[:, 4 * zi + c], b[:, 4 * xi + c], range=(lim, lim),
+                               xlabel=f"z: {proc.z_objects[zi]} E [GeV]",
+                               ylabel=f"{who}: {proc.x_objects[xi]} E [GeV]")
+        written.append(folder / f"{proc.name}_transport_E.png")
+        fig.savefig(written[-1])
+        plt.close(fig)
+    return written
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     for proc in ("zee", "ttbar"):
@@ -223,6 +288,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--projections", type=int, default=1000)
     p.add_argument("--no-auc", action="store_true")
+    p.add_argument("--plots", type=Path, default=None,
+                   help="also write diagnostic PNGs (decoder spread, mass peaks) here")
     p.add_argument("--max-events", type=int, default=None,
                    help="use at most this many test events (first rows)")
     return p.parse_args(argv)
@@ -248,8 +315,11 @@ def main(argv: list[str] | None = None) -> int:
             ev = read_events(test, proc)
             if args.max_events:
                 ev = ev.subset(slice(0, args.max_events))
-            results.append(fidelity(ev, load_run(run, process=proc), seed=args.seed,
+            sur = load_run(run, process=proc)
+            results.append(fidelity(ev, sur, seed=args.seed,
                                     n_projections=args.projections, auc=not args.no_auc))
+            if args.plots is not None:
+                fidelity_plots(ev, sur, args.plots, seed=args.seed)
             print(f"fidelity: {proc} done", file=sys.stderr)
         meta = {
             "command": " ".join(shlex.quote(a) for a in ["python", *sys.argv]),

@@ -112,6 +112,22 @@ def test_markdown_side_by_side() -> None:
     assert "0.98" in md  # published global SW z vs z̃
 
 
+def test_plots(tmp_path: Path) -> None:
+    test = _zee_test(1500, seed=3)
+
+    @dataclass
+    class Noisy(LookupSurrogate):
+        def simulate(self, z: np.ndarray, *, seed: int, repeats: int = 1) -> np.ndarray:
+            rng = np.random.default_rng(seed)
+            x = np.repeat(z, repeats, axis=0)
+            return x * (1 + 0.03 * rng.standard_normal((len(x), 1)))
+
+    out = fid.fidelity_plots(test, Noisy(ZEE, test), tmp_path / "p", repeats=50)
+    names = {p.name for p in out}
+    assert {"zee_spread_eplus_E.png", "zee_simulated_m_ee.png", "zee_transport_E.png"} <= names
+    assert all(p.stat().st_size > 5000 for p in out)
+
+
 def test_bad_inputs() -> None:
     test = _zee_test(200)
     with pytest.raises(OtusError, match="the model is for ttbar"):
