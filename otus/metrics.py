@@ -272,7 +272,7 @@ def _events(X: Any, w: Any, name: str, dim: int | None = None) -> tuple[np.ndarr
 
 def sliced_w2(
     X: Any, Y: Any, *, n_projections: int = 1000, seed: int = 0, wx: Any = None,
-    wy: Any = None, chunk: int = 64,
+    wy: Any = None, chunk: int | None = None,
 ) -> float:
     """Squared sliced 2-Wasserstein distance of two event samples [N, D] (rows with NaN dropped).
 
@@ -280,13 +280,16 @@ def sliced_w2(
               W_2^2(\\theta^\\top X, \\theta^\\top Y)
 
     estimated with ``n_projections`` directions drawn from ``np.random.default_rng(seed)``;
-    each 1-D term is exact (weighted quantile functions, as :func:`w2`).
+    each 1-D term is exact (weighted quantile functions, as :func:`w2`). Projections are
+    processed in blocks of ``chunk`` (by default sized to bound memory).
     """
     X, wx = _events(X, wx, "truth")
     Y, wy = _events(Y, wy, "prediction", X.shape[1])
     rng = np.random.default_rng(seed)
     theta = rng.standard_normal((X.shape[1], n_projections))
     theta /= np.linalg.norm(theta, axis=0, keepdims=True)
+    if chunk is None:  # keep each block of projected values near 2·10⁷ numbers (≈160 MB)
+        chunk = int(np.clip(2e7 // (len(X) + len(Y)), 1, 64))
     vals = [
         _w2_columns(X @ theta[:, a:a + chunk], Y @ theta[:, a:a + chunk], wx, wy)
         for a in range(0, n_projections, chunk)
