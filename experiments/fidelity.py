@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import os
 import platform
 import shlex
 import sys
@@ -171,7 +172,10 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, str]) -> str:
     """Side-by-side tables: ours vs the published OTUS numbers (W, χ²_R, KS per cell)."""
     out = ["# OTUS fidelity tables: otus vs the published OTUS numbers", "",
            f"- command: `{meta['command']}`", f"- machine: {meta['machine']}",
-           f"- date: {meta['date']}", f"- published numbers: {CITATION}", "",
+           f"- date: {meta['date']}", f"- published numbers: {CITATION}"]
+    if meta.get("note"):
+        out.append(f"- note: {meta['note']}")
+    out += ["",
            "Cells: W [GeV²], χ²_R, KS. Half-split method (truth from half A of the test set, "
            "predictions from the inputs of half B); see the docstring of "
            "`experiments/fidelity.py`. Ratio column: published W / our W (≥5 is the goal).", ""]
@@ -288,6 +292,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--projections", type=int, default=1000)
     p.add_argument("--no-auc", action="store_true")
+    p.add_argument("--note", default="", help="a line for the report (e.g. how the runs were "
+                   "trained)")
     p.add_argument("--plots", type=Path, default=None,
                    help="also write diagnostic PNGs (decoder spread, mass peaks) here")
     p.add_argument("--max-events", type=int, default=None,
@@ -323,8 +329,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"fidelity: {proc} done", file=sys.stderr)
         meta = {
             "command": " ".join(shlex.quote(a) for a in ["python", *sys.argv]),
-            "machine": f"{platform.node()} ({platform.machine()}, {platform.processor() or '?'}"
-                       f", Python {platform.python_version()})",
+            "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPU cores "
+                       f"visible, Python {platform.python_version()})",
+            "note": args.note,
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         }
         args.out.parent.mkdir(parents=True, exist_ok=True)
