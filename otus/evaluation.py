@@ -50,11 +50,14 @@ def rows_and_weights(ev: Events, level: str, name: str) -> tuple[np.ndarray, np.
     """Rows of ``level`` (passing events only for x) and their weights; errors when empty."""
     w = ev.weight if ev.weight is not None else np.ones(len(ev))
     if level == "z":
-        assert ev.z is not None
+        if ev.z is None:
+            raise OtusError(f"{name} holds no z")
         rows = ev.z
     else:
-        assert ev.x is not None and ev.x_pass is not None
-        rows, w = ev.x[ev.x_pass], w[ev.x_pass]
+        if ev.x is None:
+            raise OtusError(f"{name} holds no x")
+        ok = ev.x_pass if ev.x_pass is not None else np.all(np.isfinite(ev.x), axis=1)
+        rows, w = ev.x[ok], w[ok]
     if len(rows) == 0:
         raise OtusError(f"{name} holds no {'passing ' if level == 'x' else ''}events")
     bad = [i for i in range(rows.shape[1]) if not np.isfinite(rows[:, i]).any()]
@@ -102,6 +105,7 @@ def evaluate(
     rep: dict[str, Any] = {
         "process": proc.name, "level": lv, "n_truth": len(t), "n_pred": len(p),
         "weighted": bool(use_weights and (np.ptp(wt) > 0 or np.ptp(wp) > 0)),
+        "n_projections": n_projections,
     }
     if lv == "x":
         rep["pass_rate"] = {
@@ -140,7 +144,8 @@ def markdown(report: dict[str, Any], *, title: str | None = None) -> str:
         pr = report["pass_rate"]
         lines.append(f"- pass rate: truth {pr['truth']:.3f}, prediction {pr['prediction']:.3f}")
     g = report["global"]
-    lines.append(f"- sliced W2² (1000 slices, raw GeV features): {_fmt(g['sliced_w2'])}")
+    lines.append(f"- sliced W2² ({report.get('n_projections', 1000)} slices, raw GeV features): "
+                 f"{_fmt(g['sliced_w2'])}")
     if g.get("classifier_auc") is not None:
         lines.append(f"- classifier AUC (0.5 = indistinguishable): "
                      f"{g['classifier_auc']:.4f} ± {g['classifier_auc_err']:.4f}")

@@ -127,6 +127,20 @@ def test_sliced_w2_weighted_path_agrees_with_replication() -> None:
     assert a == pytest.approx(b, rel=1e-9)
 
 
+def test_weighted_auc_matches_sklearn() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(20)
+    s = np.round(rng.normal(size=500), 1)  # with ties
+    y = rng.integers(0, 2, 500)
+    w = rng.uniform(0.1, 3.0, 500)
+    assert M.weighted_auc(s, y) == pytest.approx(roc_auc_score(y, s), rel=1e-12)
+    assert M.weighted_auc(s, y, w) == pytest.approx(roc_auc_score(y, s, sample_weight=w),
+                                                    rel=1e-12)
+    with pytest.raises(OtusError, match="both classes"):
+        M.weighted_auc(s, np.zeros(500))
+
+
 def test_classifier_auc_identical_and_shifted() -> None:
     rng = np.random.default_rng(15)
     X, Y = rng.normal(size=(4000, 3)), rng.normal(size=(4000, 3))
