@@ -31,26 +31,27 @@ def feature_table(x_mc: np.ndarray, x_data: np.ndarray, *, w_before: np.ndarray,
     for i, n in enumerate(names):
         row: dict[str, float] = {}
         for tag, w in (("before", w_before), ("after", w_after)):
-            row[f"ks_{tag}"] = float(metrics.ks(x_mc[:, i], x_data[:, i], wx=w, wy=w_data))
-            row[f"chi2_r_{tag}"] = float(metrics.chi2_r(x_mc[:, i], x_data[:, i], wx=w,
-                                                         wy=w_data))
+            row[f"ks_{tag}"] = float(metrics.ks(x_data[:, i], x_mc[:, i], wx=w_data, wy=w))
+            row[f"chi2_r_{tag}"] = float(metrics.chi2_r(x_data[:, i], x_mc[:, i], wx=w_data,
+                                                         wy=w))
         out[n] = row
     return out
 
 
 def auc_before_after(x_mc: np.ndarray, x_data: np.ndarray, *, w_before: np.ndarray,
                      w_after: np.ndarray, w_data: np.ndarray,
-                     seed: int = 0) -> dict[str, float]:
+                     seed: int = 0, n_threads: int | None = None) -> dict[str, float]:
     """Classifier AUC (and its uncertainty) data vs MC, before and after, fresh classifiers."""
-    a0, e0 = metrics.classifier_auc(x_mc, x_data, wx=w_before, wy=w_data, seed=seed)
-    a1, e1 = metrics.classifier_auc(x_mc, x_data, wx=w_after, wy=w_data, seed=seed + 1)
+    kw = {"seed": seed, "n_threads": n_threads}
+    a0, e0 = metrics.classifier_auc(x_data, x_mc, wx=w_data, wy=w_before, **kw)
+    a1, e1 = metrics.classifier_auc(x_data, x_mc, wx=w_data, wy=w_after, **kw)
     return {"auc_before": float(a0), "auc_before_err": float(e0),
             "auc_after": float(a1), "auc_after_err": float(e1)}
 
 
 def diagnose(x_mc: np.ndarray, x_data: np.ndarray, *, w_before: np.ndarray,
              w_after: np.ndarray, w_data: np.ndarray, names: Sequence[str],
-             seed: int = 0, auc: bool = True) -> dict[str, Any]:
+             seed: int = 0, auc: bool = True, n_threads: int | None = None) -> dict[str, Any]:
     """All diagnostics of one region as a plain dict (JSON-ready)."""
     rep: dict[str, Any] = {
         "n_mc": len(x_mc), "n_data": len(x_data),
@@ -61,7 +62,7 @@ def diagnose(x_mc: np.ndarray, x_data: np.ndarray, *, w_before: np.ndarray,
     }
     if auc:
         rep.update(auc_before_after(x_mc, x_data, w_before=w_before, w_after=w_after,
-                                    w_data=w_data, seed=seed))
+                                    w_data=w_data, seed=seed, n_threads=n_threads))
     return rep
 
 

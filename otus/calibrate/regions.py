@@ -117,7 +117,7 @@ def _eval(node: ast.AST, env: Mapping[str, np.ndarray], expr: str) -> np.ndarray
         result: np.ndarray | None = None
         for op, comp in zip(node.ops, node.comparators, strict=True):
             right = _eval(comp, env, expr)
-            if isinstance(left, np.ndarray) and left.dtype == bool or (
+            if (isinstance(left, np.ndarray) and left.dtype == bool) or (
                 isinstance(right, np.ndarray) and right.dtype == bool
             ):
                 raise ConfigError(f"region {expr!r}: cannot compare a condition with a number")

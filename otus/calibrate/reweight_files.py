@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import tempfile
 from pathlib import Path
@@ -72,7 +73,7 @@ def fit_files(mc: str | os.PathLike[str], data: str | os.PathLike[str],
     if diagnose:
         report["diagnostics"] = diagnostics.diagnose(
             f_mc, f_data, w_before=w_mc, w_after=fit.mc_weights, w_data=w_data, names=names,
-            seed=cfg.seed)
+            seed=cfg.seed, n_threads=torch.get_num_threads())
     _write_folder(out, fit, report, (f_mc, w_mc, f_data, w_data) if plots else None)
     return report
 
@@ -128,10 +129,12 @@ def load_reweighter(model_dir: str | os.PathLike[str]) -> tuple[Process, Reweigh
     try:
         d = torch.load(p, map_location="cpu", weights_only=True)
         fit = ReweightFit.from_dict(d)
-    except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError) as err:
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError,
+            pickle.UnpicklingError) as err:
         if isinstance(err, OtusError):
             raise
-        raise InputFileError(f"{p}: unreadable reweighting model ({err})") from None
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputFileError(f"{p}: unreadable reweighting model ({first})") from None
     return get_process(str(fit.meta.get("process", ""))), fit
 
 

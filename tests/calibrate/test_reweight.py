@@ -18,7 +18,6 @@ from otus.calibrate.reweight import (
 from otus.errors import ConfigError, InputFileError, TrainingError
 
 
-
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Tiny nets: one thread is much faster than a contended pool."""
