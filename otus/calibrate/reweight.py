@@ -56,6 +56,7 @@ class ReweightConfig:
     clip: float | None = None  # largest ratio r kept; None = no clipping (reported anyway)
     overlap_ratio: float = 20.0  # r above this marks a data event outside the MC support
     overlap_tolerance: float = 0.01  # warn when more than this data fraction is there
+    clamp_features: bool = True  # hold the ratio flat outside the training range
     accelerator: str = "cpu"
     seed: int = 0
 
@@ -104,12 +105,19 @@ def weighted_bce(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torc
 
 
 class Classifier(nn.Module):
-    """MLP on standardised features -> logit; the standardisation is stored as buffers."""
+    """MLP on standardised features -> logit; the standardisation is stored as buffers.
+
+    Inputs are first clamped to the range ``[lo, hi]`` seen in training, so outside it the
+    ratio keeps its edge value (as a tree ensemble does) instead of being extrapolated by
+    the network: a ratio fitted in a control region is continued flat into a signal region.
+    """
 
     def __init__(self, n_features: int, hidden: tuple[int, ...]) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("scale", torch.ones(n_features))
+        self.register_buffer("lo", torch.full((n_features,), -torch.inf))
+        self.register_buffer("hi", torch.full((n_features,), torch.inf))
         layers: list[nn.Module] = []
         d = n_features
         for h in hidden:
@@ -119,6 +127,7 @@ class Classifier(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.minimum(torch.maximum(x, self.lo), self.hi)
         return self.net((x - self.mean) / self.scale).squeeze(-1)
 
     def reset(self, gen: torch.Generator) -> None:
@@ -150,8 +159,10 @@ class LitClassifier(pl.LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, ...], _: int) -> torch.Tensor:
         return self._step(batch, "val")
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
+    def configure_optimizers(self) -> dict[str, Any]:
+        opt = torch.optim.Adam(self.parameters(), lr=self.lr)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=2)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss"}}
 
 
 class _KeepBest(pl.Callback):
@@ -205,6 +216,9 @@ def train_classifier(x_mc: np.ndarray, w_mc: np.ndarray, x_data: np.ndarray,
     net.reset(gen)
     net.mean.copy_(torch.as_tensor(x[~is_val].mean(0)))
     net.scale.copy_(torch.as_tensor(x[~is_val].std(0)).clamp_min(1e-6))
+    if config.clamp_features:
+        net.lo.copy_(torch.as_tensor(x.min(0)))
+        net.hi.copy_(torch.as_tensor(x.max(0)))
     keep = _KeepBest()
     stop = pl.callbacks.EarlyStopping("val_loss", patience=config.patience, mode="min")
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):

@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="largest density ratio kept; larger ones are clipped and reported")
     f.add_argument("--normalise", choices=("data", "mc", "none"), default="data",
                    help="sum of new MC weights equals data (default), old MC, or raw ratio")
+    f.add_argument("--no-clamp", action="store_true",
+                   help="let the network extrapolate outside the training range of each "
+                   "feature (default: the ratio is held at its edge value there)")
     f.add_argument("--accelerator", default="cpu", help="Lightning accelerator (default cpu)")
     f.add_argument("--no-diagnostics", action="store_true",
                    help="skip the before/after AUC, KS and χ²_R tables and the plots")
@@ -79,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = ReweightConfig(k_folds=args.folds, epochs=args.epochs,
                          hidden=_ints(args.hidden, "--hidden"), batch_size=args.batch_size,
                          lr=args.lr, clip=args.clip, normalise=args.normalise,
-                         accelerator=args.accelerator, seed=args.seed)
+                         clamp_features=not args.no_clamp, accelerator=args.accelerator,
+                         seed=args.seed)
     feats = tuple(s.strip() for s in args.features.split(",")) if args.features else None
     diag = not args.no_diagnostics
     rep = rf.fit_files(args.mc, args.data, args.out, region=args.region, features=feats,
