@@ -1,0 +1,39 @@
+"""Assemble experiments/RESULTS.md from the result files the benchmark scripts write into
+experiments/results/ (each records its own command, machine and date).
+
+    python experiments/make_results.py
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ORDER = ["fidelity", "model", "speed", "generate", "generate_validation", "reweight", "ot",
+         "reliability", "io"]
+
+
+def main() -> None:
+    parts = sorted((HERE / "results").glob("*.md"),
+                   key=lambda p: (ORDER.index(p.stem) if p.stem in ORDER else len(ORDER), p.stem))
+    out = [
+        "# Results",
+        "",
+        "Every section below is written by a script in `experiments/` (its command, machine and",
+        "date are in the section); this file is assembled by `python experiments/make_results.py`.",
+        "Rows that miss a goal are reported as they are.",
+        "",
+        "Contents: " + ", ".join(f"[{p.stem}](results/{p.name})" for p in parts),
+        "",
+    ]
+    for p in parts:
+        text = p.read_text().strip()
+        # Demote headings by one level so the sections nest under this page's title.
+        text = "\n".join("#" + ln if ln.startswith("#") else ln for ln in text.splitlines())
+        out += [text, ""]
+    (HERE / "RESULTS.md").write_text("\n".join(out))
+    print(f"wrote {HERE / 'RESULTS.md'} from {len(parts)} result files")
+
+
+if __name__ == "__main__":
+    main()
