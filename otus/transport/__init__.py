@@ -1,0 +1,1 @@
+"""Optimal transport: sliced Wasserstein, ICNN potentials, OT maps."""
