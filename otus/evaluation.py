@@ -131,7 +131,9 @@ def _fmt(v: Any) -> str:
     if isinstance(v, int):
         return str(v)
     a = abs(v)
-    return f"{v:.3g}" if 1e-3 <= a < 1e4 or a == 0 else f"{v:.2e}"
+    if 1e3 <= a < 1e6:
+        return f"{v:.0f}"
+    return f"{v:.3g}" if 1e-3 <= a < 1e3 or a == 0 else f"{v:.2e}"
 
 
 def markdown(report: dict[str, Any], *, title: str | None = None) -> str:
