@@ -117,7 +117,7 @@ def evaluate(
                         f"{pred.process.name} events")
     proc = truth.process
     lv = infer_level(truth, pred, level)
-    n_all = len(truth)
+    selected = lv == "z" and _made_by(pred) == "unfold" and truth.x_pass is not None
     truth = unfold_target(truth, pred, lv)
     t, wt = rows_and_weights(truth, lv, "truth")
     p, wp = rows_and_weights(pred, lv, "prediction")
@@ -127,8 +127,8 @@ def evaluate(
         "process": proc.name, "level": lv, "n_truth": len(t), "n_pred": len(p),
         "weighted": bool(use_weights and (np.ptp(wt) > 0 or np.ptp(wp) > 0)),
         "n_projections": n_projections,
-        "truth_selection": "all events" if len(truth) == n_all else
-        "z of events whose x passes (the unfolder's target)",
+        "truth_selection": "z of events whose x passes (the unfolder's target)" if selected
+        else "all events" if lv == "z" else "passing events",
     }
     if lv == "x":
         rep["pass_rate"] = {
