@@ -1,1 +1,5 @@
-"""Optimal transport: sliced Wasserstein, ICNN potentials, OT maps."""
+"""Optimal transport: sliced Wasserstein distance, ICNN potentials, OT maps."""
+
+from otus.transport.sliced import random_projections, sliced_wasserstein, wasserstein_1d
+
+__all__ = ["random_projections", "sliced_wasserstein", "wasserstein_1d"]

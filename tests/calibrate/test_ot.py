@@ -28,7 +28,7 @@ def _uvp(pred: torch.Tensor, true: torch.Tensor) -> float:
 def test_gaussian_map_matches_closed_form_from_identity_init() -> None:
     """Training from ∇g = id recovers the closed-form linear OT map between Gaussians."""
     x, y, a, b = _gaussians(6000, 0)
-    m = fit_ot_map(x, y, init="identity", steps=300, lr=1e-2, seed=0, **SMALL)
+    m = fit_ot_map(x, y, init="identity", steps=300, lr=3e-2, seed=0, **SMALL)
     xt = torch.randn(3000, 2, generator=torch.Generator().manual_seed(9))
     assert _uvp(m.transport(xt), xt @ a + b) < 2.0
     # and the duality gap closed: the two W2 estimates agree within 10 %
