@@ -190,3 +190,98 @@ def _probe_obs() -> dict[str, np.ndarray]:
         x = np.tile([10.0, 1.0, 2.0, 12.0], (1, len(p.x_objects)))
         out.update(observables(p, x, "x"))
     return out
+
+
+def _select(ev: Any, region: str | None) -> np.ndarray:
+    """Passing events, optionally inside ``region``."""
+    keep = np.asarray(ev.x_pass, dtype=bool).copy()
+    if region is not None and keep.any():
+        obs = observables(ev.process, ev.x[keep], "x")
+        sub = parse_region(region)(obs)
+        keep[np.flatnonzero(keep)[~sub]] = False
+    return keep
+
+
+def fit_files(mc: str, data: str, *, features: Sequence[str] | None = None,
+              condition: Sequence[str] = (), region: str | None = None,
+              **fit_kw: Any) -> tuple[Any, dict[str, Any]]:
+    """Fit an OT map from the passing MC events to the passing data events (in ``region``).
+
+    Returns the :class:`otus.calibrate.ot.OTMap` (its ``info`` records process, features,
+    condition and region) and a summary with event counts.
+    """
+    import torch
+
+    from otus.calibrate.ot import fit_ot_map
+    from otus.errors import InputFileError
+    from otus.io.h5 import read_events
+
+    ev_mc, ev_data = read_events(mc), read_events(data)
+    for path, ev in ((mc, ev_mc), (data, ev_data)):
+        if ev.x is None:
+            raise InputFileError(f"{path}: holds no detector-level x to calibrate")
+    if ev_mc.process.name != ev_data.process.name:
+        raise InputFileError(
+            f"dimension mismatch: {mc} holds {ev_mc.process.name} events "
+            f"({ev_mc.process.dx} features), {data} holds {ev_data.process.name} "
+            f"({ev_data.process.dx})")
+    proc = ev_mc.process
+    features = list(features) if features else default_features(proc)
+    check_transportable(proc, features)
+    condition = list(condition)
+    if set(condition) & set(features):
+        raise ConfigError(f"{sorted(set(condition) & set(features))} are both transported "
+                          "and conditioned on")
+    cols: dict[str, np.ndarray] = {}
+    for name, path, ev in (("mc", mc, ev_mc), ("data", data, ev_data)):
+        keep = _select(ev, region)
+        if keep.sum() < 10:
+            raise InputFileError(f"{path}: only {int(keep.sum())} passing events in region "
+                                 f"{region!r}; need at least 10")
+        cols[f"x_{name}"] = feature_matrix(proc, ev.x[keep], features)
+        cols[f"c_{name}"] = feature_matrix(proc, ev.x[keep], condition)
+        cols[f"w_{name}"] = np.asarray(ev.weight, dtype=np.float64)[keep]
+    t = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in cols.items()}
+    has_c = bool(condition)
+    m = fit_ot_map(t["x_mc"], t["x_data"], cx=t["c_mc"] if has_c else None,
+                   cy=t["c_data"] if has_c else None, wx=t["w_mc"], wy=t["w_data"], **fit_kw)
+    m.info.update({"process": proc.name, "features": features, "condition": condition,
+                   "region": region, "n_mc": len(cols["x_mc"]), "n_data": len(cols["x_data"])})
+    summary = {k: m.info[k] for k in ("process", "features", "condition", "region", "n_mc",
+                                      "n_data", "best_step", "best", "last")}
+    return m, summary
+
+
+def default_features(process: Process) -> list[str]:
+    """(log pT, η, φ) of every non-MET object."""
+    return [f"{o}_{k}" for o in process.x_objects if o != "met" for k in ("logpt", "eta", "phi")]
+
+
+def apply_map(m: Any, ev: Any, *, region: str | None = None, batch_size: int = 65536,
+              device: str = "cpu") -> Any:
+    """Events ``ev`` with the calibrated features of its passing events (in ``region``)
+    moved by the map ``m``; everything else (z, weights, failing events) kept."""
+    import torch
+
+    from otus.errors import InputFileError
+    from otus.io.h5 import Events
+
+    proc_name = m.info.get("process")
+    if ev.x is None:
+        raise InputFileError("input holds no detector-level x to calibrate")
+    if proc_name != ev.process.name:
+        raise InputFileError(f"dimension mismatch: the map calibrates {proc_name} events, "
+                             f"the input holds {ev.process.name}")
+    features, condition = list(m.info["features"]), list(m.info["condition"])
+    keep = _select(ev, region)
+    x = np.array(ev.x, copy=True)
+    if keep.any():
+        xk = ev.x[keep]
+        feats = torch.as_tensor(feature_matrix(ev.process, xk, features), dtype=torch.float32)
+        cond = (torch.as_tensor(feature_matrix(ev.process, xk, condition), dtype=torch.float32)
+                if condition else None)
+        moved = m.transport(feats, cond, batch_size=batch_size,
+                            device=device).double().cpu().numpy()
+        x[keep] = replace_features(ev.process, xk, features, moved)
+    return Events(ev.process, ev.z, x.astype(np.float32), ev.x_pass, ev.weight,
+                  dict(ev.provenance))
