@@ -135,8 +135,16 @@ _CMP: dict[type, Callable[[Any, Any], Any]] = {
 
 def parse_region(expr: str) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
     """Compile a region expression into ``mask = region(observables)`` (safe, no ``eval``)."""
+    # names such as ``e-_eta`` are not Python identifiers: substitute placeholders first
+    alias: dict[str, str] = {}
+    src = expr
+    for i, name in enumerate(sorted((n for n in _probe_obs() if not n.isidentifier()),
+                                    key=len, reverse=True)):
+        if name in src:
+            alias[f"_obs{i}_"] = name
+            src = src.replace(name, f"_obs{i}_")
     try:
-        tree = ast.parse(expr, mode="eval")
+        tree = ast.parse(src, mode="eval")
     except SyntaxError as err:
         raise ConfigError(f"region {expr!r}: not a valid expression ({err.msg})") from None
 
@@ -147,10 +155,11 @@ def parse_region(expr: str) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
                 and not isinstance(node.value, bool):
             return float(node.value)
         if isinstance(node, ast.Name):
-            if node.id not in obs:
-                raise ConfigError(f"region {expr!r}: unknown observable {node.id!r}; "
+            name = alias.get(node.id, node.id)
+            if name not in obs:
+                raise ConfigError(f"region {expr!r}: unknown observable {name!r}; "
                                   f"choose from {', '.join(sorted(obs))}")
-            return obs[node.id]
+            return obs[name]
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             return -ev(node.operand, obs)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
