@@ -220,7 +220,7 @@ class OTMap:
             g, f = ICNN(s["dim"], s["hidden"], **kw), ICNN(s["dim"], s["hidden"], **kw)
             g.load_state_dict(s["g"])
             f.load_state_dict(s["f"])
-        except Exception as err:  # noqa: BLE001 - any failure means a bad file
+        except Exception as err:
             raise InputFileError(f"{p}: not an otus OT map ({type(err).__name__}: {err})") from None
         return cls(g.eval(), f.eval(), s["shift"], s["scale"], s["cond_shift"], s["cond_scale"],
                    s["info"])
@@ -238,8 +238,8 @@ def _stats(a: Tensor, per_feature: bool) -> tuple[Tensor, Tensor]:
 def gaussian_init(module: OTDual, xs: Tensor, ys: Tensor) -> None:
     """Start from the closed-form OT map between Gaussians fitted to both samples.
 
-    :math:`T(x) = m_y + A (x - m_x)`, :math:`A = \Sigma_x^{-1/2}(\Sigma_x^{1/2}\Sigma_y
-    \Sigma_x^{1/2})^{1/2}\Sigma_x^{-1/2}`, i.e. :math:`g = \frac12 x^T A x + b\cdot x` with
+    :math:`T(x) = m_y + A (x - m_x)`, :math:`A = \\Sigma_x^{-1/2}(\\Sigma_x^{1/2}\\Sigma_y
+    \\Sigma_x^{1/2})^{1/2}\\Sigma_x^{-1/2}`, i.e. :math:`g = \frac12 x^T A x + b\\cdot x` with
     :math:`b = m_y - A m_x`, and ``f`` its conjugate :math:`\frac12 (y-b)^T A^{-1} (y-b)`;
     the networks then only learn the non-linear remainder. Equal samples give the identity.
     """

@@ -58,8 +58,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from otus.calibrate.ot import OTMap
     from otus.calibrate.ot_events import apply_map, fit_files
     from otus.errors import ConfigError, InputFileError, OtusError
@@ -67,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
     from otus.io.h5 import read_events, write_events
     from otus.provenance import provenance
 
-    torch.manual_seed(args.seed)  # only for nn.Linear default inits in the PICNN embedding
     if args.action == "fit":
         out = Path(args.out)
         if out.exists() and any(out.iterdir()):

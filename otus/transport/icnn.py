@@ -110,6 +110,12 @@ class ICNN(nn.Module):
             self.cond_bias = nn.ModuleList([nn.Linear(cond_hidden, h, bias=False) for h in hidden])
             self.cond_lin = nn.Linear(cond_hidden, dim, bias=False)
             self.cond_quad = nn.Linear(cond_hidden, dim)
+            with torch.no_grad():  # seeded init, no global RNG
+                for lin in self.embed:
+                    if isinstance(lin, nn.Linear):
+                        lin.weight.copy_(torch.randn(lin.weight.shape, generator=gen)
+                                         / math.sqrt(lin.in_features))
+                        lin.bias.zero_()
             for m in (*self.cond_bias, self.cond_lin, self.cond_quad):
                 nn.init.zeros_(m.weight)
             nn.init.constant_(self.cond_quad.bias, _inv_softplus(1e-3))

@@ -13,7 +13,7 @@ from otus.physics import fourvec as fv
 from otus.processes import TTBAR, ZEE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "calibrate"))
-from test_ot_events import zee_x  # noqa: E402
+from test_ot_events import zee_x
 
 FAST = ["--steps", "40", "--inner-steps", "2", "--hidden", "8,8", "--batch-size", "128",
         "--val-every", "20"]

@@ -32,7 +32,6 @@ def test_convex_at_init(cond_dim: int) -> None:
 def test_convexity_survives_adversarial_training(cond_dim: int) -> None:
     """Adam steps that *reward* concavity cannot break convexity (positivity by
     reparametrisation holds after every step; a penalty on w.data would fail here)."""
-    torch.manual_seed(0)  # noqa: NPY002 - only for nn.Linear init inside the embedding
     g = ICNN(2, (16, 16), cond_dim=cond_dim, seed=3)
     opt = torch.optim.Adam(g.parameters(), lr=0.05)
     gen = torch.Generator().manual_seed(0)
