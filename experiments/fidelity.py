@@ -161,7 +161,9 @@ def _f(v: Any) -> str:
     if v is None:
         return "–"
     a = abs(v)
-    return f"{v:.3g}" if 1e-3 <= a < 1e5 or a == 0 else f"{v:.2e}"
+    if 1e3 <= a < 1e6:
+        return f"{v:.0f}"
+    return f"{v:.3g}" if 1e-3 <= a < 1e3 or a == 0 else f"{v:.2e}"
 
 
 def _triple(m: Any) -> str:

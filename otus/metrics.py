@@ -309,7 +309,8 @@ def classifier_auc(
     error is the standard deviation over ``n_bootstrap`` resamplings of the held-out half.
     0.5 means the classifier cannot tell the samples apart (CaloChallenge's metric,
     arXiv:2106.05285). At most ``max_events`` events of each sample are used (a random
-    subset, seeded). ``n_threads`` caps the OpenMP threads (1 avoids oversubscription on
+    subset, seeded). Exact duplicates shared by both samples bias the AUC below 0.5 (a
+    memorised training copy votes against its held-out twin). ``n_threads`` caps the OpenMP threads (1 avoids oversubscription on
     busy machines).
     """
     from threadpoolctl import threadpool_limits

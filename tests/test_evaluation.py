@@ -45,10 +45,27 @@ def test_infer_level_and_errors() -> None:
     assert infer_level(zx, zx) == "x"
     assert infer_level(zx, z) == "z"
     assert infer_level(zx, zx, "z") == "z"
+    unfolded = Events(ZEE, z=zx.z, x=zx.x, provenance={"settings": {"command": "unfold"}})
+    assert infer_level(zx, unfolded) == "z"
+    assert infer_level(zx, unfolded, "x") == "x"
     with pytest.raises(OtusError, match="prediction file holds no x"):
         infer_level(zx, z, "x")
     with pytest.raises(OtusError, match="level must be"):
         infer_level(zx, zx, "y")
+
+
+def test_unfolding_is_compared_with_z_of_passing_events() -> None:
+    rng = np.random.default_rng(9)
+    z = _events(3, 400).x
+    x_pass = rng.uniform(size=400) > 0.5
+    x = z.copy()
+    x[~x_pass] = np.nan
+    truth = Events(ZEE, z=z, x=x, x_pass=x_pass)
+    unf = Events(ZEE, z=z[x_pass], x=x[x_pass], provenance={"settings": {"command": "unfold"}})
+    rep = evaluate(truth, unf, auc=False, n_projections=10)
+    assert rep["level"] == "z" and rep["n_truth"] == x_pass.sum()
+    assert "whose x passes" in rep["truth_selection"]
+    assert rep["global"]["sliced_w2"] == 0.0
 
 
 def test_markdown_and_json_ready() -> None:

@@ -132,7 +132,7 @@ def _plots(folder: Path, truth: Any, pred: Any, report: dict[str, Any],
 
 
 def run(args: argparse.Namespace) -> int:
-    from otus.evaluation import evaluate, json_ready, markdown
+    from otus.evaluation import evaluate, infer_level, json_ready, markdown, unfold_target
 
     out: Path = args.out
     if out.exists() and not out.is_dir():
@@ -144,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         raise OtusError("--projections must be ≥1 and --auc-max-events ≥20")
     truth = _load(args.truth, args.weights_column)
     pred = _load(args.pred, args.weights_column)
+    truth = unfold_target(truth, pred, infer_level(truth, pred, args.level))
     report = evaluate(truth, pred, level=args.level, seed=args.seed,
                       use_weights=args.weights_column != "none", n_projections=args.projections,
                       auc=not args.no_auc, auc_max_events=args.auc_max_events)

@@ -102,6 +102,23 @@ def test_biased_simulator_shows_in_its_column() -> None:
     assert r5["rows"]["e+ py"]["unfold"] == r0["rows"]["e+ py"]["unfold"]
 
 
+def test_ttbar_rows_and_published_cells() -> None:
+    rng = np.random.default_rng(4)
+    n = 1200
+    z = np.abs(rng.normal(30, 10, (n, 24)))
+    z[:, 3::4] = np.linalg.norm(z.reshape(n, 6, 4)[..., :3], axis=-1) + 5.0
+    x = z * (1 + 0.05 * rng.standard_normal((n, 1)))
+    x_pass = np.asarray(acceptance(TTBAR, x)) & (rng.uniform(size=n) > 0.3)
+    x[~x_pass] = np.nan
+    test = Events(TTBAR, z=z.astype(np.float32), x=x.astype(np.float32), x_pass=x_pass)
+    r = fid.fidelity(test, LookupSurrogate(TTBAR, test), n_projections=20, auc=False)
+    assert set(r["rows"]["leading-jet E"]) == {"autoencode", "simulate"}
+    assert set(r["rows"]["b-quark E"]) == {"unfold"}
+    assert set(r["rows"]["hadronic M_t"]) == set(fid.KEYS)
+    md = fid.markdown([r], {"command": "c", "machine": "m", "date": "d"})
+    assert "1110, 161, 0.235" in md and "–, 31.2, –" in md
+
+
 def test_markdown_side_by_side() -> None:
     test = _zee_test(2000, seed=2)
     r = fid.fidelity(test, LookupSurrogate(ZEE, test), n_projections=20, auc=False)
