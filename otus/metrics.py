@@ -210,7 +210,8 @@ def chi2_r(
     """
     x, wx = _sample(x, wx, "truth")
     y, wy = _sample(y, wy, "prediction")
-    edges = common_bins(x, y, wx=wx, wy=wy, bins=bins) if np.ndim(bins) == 0 else np.asarray(bins)
+    edges = (common_bins(x, y, wx=wx, wy=wy, bins=int(bins)) if np.ndim(bins) == 0  # type: ignore[arg-type]
+             else np.asarray(bins))
     if len(edges) < 3:
         return float("nan")
     px, py, vx, vy = _hists(x, y, wx, wy, edges)
@@ -232,7 +233,8 @@ def triangular(
     """
     x, wx = _sample(x, wx, "truth")
     y, wy = _sample(y, wy, "prediction")
-    edges = common_bins(x, y, wx=wx, wy=wy, bins=bins) if np.ndim(bins) == 0 else np.asarray(bins)
+    edges = (common_bins(x, y, wx=wx, wy=wy, bins=int(bins)) if np.ndim(bins) == 0  # type: ignore[arg-type]
+             else np.asarray(bins))
     px, py, _, _ = _hists(x, y, wx, wy, edges)
     s = px + py
     ok = s > 0
