@@ -251,7 +251,8 @@ def fidelity_plots(test: Events, surrogate: Any, folder: Path, *, seed: int = 0,
     o_sim = observables(proc, x_sim[ok], "x")
     o_true = observables(proc, test.x[test.x_pass], "x")
     written = []
-    with plt.rc_context(plots.hep_style()):
+    rc: Any = plots.hep_style()
+    with plt.rc_context(rc):
         for name in SPREAD[proc.name]:
             fig, ax = plt.subplots(figsize=(6, 4.5))
             plots.spread(ax, obs_rep[name].reshape(len(idx), repeats), truth=obs_true[name],

@@ -131,11 +131,12 @@ def evaluate(
         else "all events" if lv == "z" else "passing events",
     }
     if lv == "x":
-        rep["pass_rate"] = {
-            name: float(np.sum(ev.weight[ev.x_pass]) / np.sum(ev.weight))  # type: ignore[index]
-            if use_weights else float(np.mean(ev.x_pass))  # type: ignore[arg-type]
-            for name, ev in (("truth", truth), ("prediction", pred))
-        }
+        rates = {}
+        for name, ev in (("truth", truth), ("prediction", pred)):
+            ok = np.asarray(ev.x_pass, dtype=bool)
+            w = np.ones(len(ok)) if ev.weight is None or not use_weights else ev.weight
+            rates[name] = float(np.sum(w[ok]) / np.sum(w))
+        rep["pass_rate"] = rates
     glob: dict[str, float | None] = {
         "sliced_w2": M.sliced_w2(t, p, wx=wt, wy=wp, n_projections=n_projections, seed=seed),
     }

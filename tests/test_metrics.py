@@ -90,8 +90,9 @@ def test_chi2_r_and_triangular_grow_with_shift() -> None:
     assert M.chi2_r(x, far) > 10 * M.chi2_r(x, near)
     assert M.triangular(x, far) > M.triangular(x, near)
     assert 0.0 <= M.triangular(x, x) < 1e-12
-    # disjoint supports: triangular discrimination reaches 1 (with one shared merged bin: < 1)
-    assert M.triangular(x, x + 100.0) > 0.9
+    # disjoint supports: triangular discrimination reaches 1, χ²_R cannot be formed
+    assert M.triangular(x, x + 100.0) == pytest.approx(1.0)
+    assert np.isnan(M.chi2_r(x, x + 100.0))
 
 
 def test_common_bins_have_five_entries_each_side() -> None:
@@ -102,6 +103,13 @@ def test_common_bins_have_five_entries_each_side() -> None:
     assert len(edges) >= 3
     assert (nx >= 5).all() and (ny >= 5).all()
     assert edges[0] == min(x.min(), y.min()) and edges[-1] == max(x.max(), y.max())
+
+
+def test_common_bins_underfilled_tail_joins_the_only_full_bin() -> None:
+    x = np.arange(8.0)  # 8 events: one bin of ≥5 each side, then a tail of 3
+    edges = M.common_bins(x, x, bins=8)
+    assert edges.tolist() == [0.0, 7.0]
+    assert np.isnan(M.chi2_r(x, x, bins=8))
 
 
 def test_chi2_r_nan_for_constant_column() -> None:

@@ -94,7 +94,8 @@ def _plots(folder: Path, truth: Any, pred: Any, report: dict[str, Any],
     folder.mkdir()
     written = []
     nbins = int(np.clip(np.sqrt(min(len(t), len(p))) / 1.5, 15, 60))
-    with plt.rc_context(plots.hep_style()):
+    rc: Any = plots.hep_style()
+    with plt.rc_context(rc):
         for name in progress(report["observables"], desc="plots", unit="plot"):
             m = report["observables"][name]
             fig = plt.figure(figsize=(5.5, 5.5))

@@ -122,6 +122,11 @@ def test_bad_inputs(files, tmp_path: Path, capsys) -> None:  # type: ignore[no-u
         h.attrs["process"] = "zee"
         h["z"] = nan.z
     _check_fails(_args(t, tmp_path / "nan.h5", out, "--level", "z"), out, capsys, "NaN")
+    with h5py.File(tmp_path / "dims.h5", "w") as h:
+        h.attrs["process"] = "zee"
+        h["z"] = np.zeros((10, 7), np.float32)
+    _check_fails(_args(t, tmp_path / "dims.h5", out), out, capsys,
+                 "z has shape (10, 7), expected [N, 8] for zee")
     _check_fails(_args(t, tmp_path / "missing.h5", out), out, capsys, "no such file")
     _check_fails(_args(t, p, out, "--weights-column", "nope"), out, capsys,
                  "no weights dataset 'nope'")
