@@ -22,7 +22,7 @@ import torch
 
 from otus.errors import TrainingError
 from otus.models.config import Config, config_from_dict
-from otus.models.coords import loss_features, minkowski_penalty
+from otus.models.coords import loss_features, minkowski_penalty, n_masses
 from otus.models.networks import Transport
 from otus.physics.selection import acceptance
 from otus.processes import get_process
@@ -57,9 +57,13 @@ class OtusModule(pl.LightningModule):
                            self.cfg.loss.features).shape[1]
         fx = loss_features(self.process, "x", torch.ones(1, self.process.dx),
                            self.cfg.loss.features).shape[1]
-        for name, d in (("fz", fz), ("fx", fx)):
+        for name, d, level in (("fz", fz, "z"), ("fx", fx, "x")):
             self.register_buffer(f"{name}_mu", torch.zeros(d))
             self.register_buffer(f"{name}_sd", torch.ones(d))
+            scale = torch.ones(d)
+            if "masses" in self.cfg.loss.features:  # the mass block comes last
+                scale[d - n_masses(self.process, level):] = self.cfg.loss.mass_scale
+            self.register_buffer(f"{name}_scale", scale, persistent=False)
         self._gen: torch.Generator | None = None
 
     # -- standardisation ---------------------------------------------------------------
@@ -72,8 +76,9 @@ class OtusModule(pl.LightningModule):
 
     def features(self, level: str, p4: Tensor) -> Tensor:
         f = loss_features(self.process, level, p4, self.cfg.loss.features)
-        mu, sd = (self.fz_mu, self.fz_sd) if level == "z" else (self.fx_mu, self.fx_sd)
-        return (f - mu) / sd
+        if level == "z":
+            return (f - self.fz_mu) / self.fz_sd * self.fz_scale
+        return (f - self.fx_mu) / self.fx_sd * self.fx_scale
 
     # -- the maps ------------------------------------------------------------------------
     def simulate(self, z: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
@@ -106,13 +111,10 @@ class OtusModule(pl.LightningModule):
         else:
             out["data"] = zero
         fz = self.features("z", z)
-        out["prior"] = sliced_wasserstein(
-            self.features("z", z_t), fz, a=wx, b=wz, root=False,
-            projections=self._projections(fz.shape[1], n_projections, generator, fz))
+        out["prior"] = self._sw(self.features("z", z_t), fz, wx, wz, n_projections, generator)
         if int(acc_sim.sum()) >= 2:
-            out["sim"] = sliced_wasserstein(
-                self.features("x", x_sim[acc_sim]), fx, a=wz[acc_sim], b=wx, root=False,
-                projections=self._projections(fx.shape[1], n_projections, generator, fx))
+            out["sim"] = self._sw(self.features("x", x_sim[acc_sim]), fx, wz[acc_sim], wx,
+                                  n_projections, generator)
         else:
             out["sim"] = zero
         iz, ix = p.anchor
@@ -128,6 +130,19 @@ class OtusModule(pl.LightningModule):
                        + self.anchor_weight(self.current_epoch) * out["anchor"]
                        + lc.minkowski * out.get("minkowski", zero))
         return out
+
+    def _sw(self, a: Tensor, b: Tensor, wa: Tensor, wb: Tensor, n: int,
+            generator: torch.Generator | None) -> Tensor:
+        """SW₂² over random slices, plus ``loss.axis_weight`` × the mean W₂² of the
+        marginals (each loss feature, e.g. m_ee, as its own slice)."""
+        d = a.shape[1]
+        sw = sliced_wasserstein(a, b, a=wa, b=wb, root=False,
+                                projections=self._projections(d, n, generator, a))
+        aw = self.cfg.loss.axis_weight
+        if aw > 0:
+            eye = torch.eye(d, dtype=a.dtype, device=a.device)
+            sw = sw + aw * sliced_wasserstein(a, b, a=wa, b=wb, root=False, projections=eye)
+        return sw
 
     def _projections(self, d: int, n: int, generator: torch.Generator | None,
                      like: Tensor) -> Tensor:
