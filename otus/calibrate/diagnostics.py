@@ -112,6 +112,6 @@ def ratio_plot(ax_main: Any, ax_ratio: Any, mc: np.ndarray, data: np.ndarray, *,
     ax_ratio.set_ylim(0.8, 1.2)
     ax_ratio.set_ylabel("MC / data")
     ax_ratio.set_xlabel(label)
-    ax_main.set_ylabel("normalised")
+    ax_main.set_ylabel("normalised entries / bin width")
     ax_main.legend(frameon=False)
     return ax_main
