@@ -136,8 +136,13 @@ def test_ratio_is_flat_outside_the_training_range() -> None:
         got = rw.predict_logit(m, far)
         # beyond the largest training value the ratio is held at its edge value
         np.testing.assert_allclose(got, np.repeat(rw.predict_logit(m, edge), 2), rtol=1e-5)
-    free = fit_reweighter(xm, np.ones(3000), xd, np.ones(3000),
-                          config=ReweightConfig(**{**FAST.__dict__, "clamp_features": False}))
+    free = fit_reweighter(
+        xm,
+        np.ones(3000),
+        xd,
+        np.ones(3000),
+        config=ReweightConfig(**{**FAST.__dict__, "clamp_features": False}),
+    )
     assert not torch.isfinite(free.models[0].hi).any()
 
 
