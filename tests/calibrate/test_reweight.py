@@ -135,9 +135,14 @@ def test_ratio_is_flat_outside_the_training_range() -> None:
     for m in fit.models:
         got = rw.predict_logit(m, far)
         # beyond the largest training value the ratio is held at its edge value
-        np.testing.assert_array_equal(got, np.repeat(rw.predict_logit(m, edge), 2))
-    free = fit_reweighter(xm, np.ones(3000), xd, np.ones(3000),
-                          config=ReweightConfig(**{**FAST.__dict__, "clamp_features": False}))
+        np.testing.assert_allclose(got, np.repeat(rw.predict_logit(m, edge), 2), rtol=1e-5)
+    free = fit_reweighter(
+        xm,
+        np.ones(3000),
+        xd,
+        np.ones(3000),
+        config=ReweightConfig(**{**FAST.__dict__, "clamp_features": False}),
+    )
     assert not torch.isfinite(free.models[0].hi).any()
 
 
