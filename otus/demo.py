@@ -110,7 +110,7 @@ def _obs_table(m: dict[str, Any], names: list[str]) -> list[list[str]]:
     for n in names:
         if n in obs:
             o = obs[n]
-            rows.append([n, _fmt(o.get("w2")), _fmt(o.get("chi2_r")), _fmt(o.get("ks"))])
+            rows.append([n, _fmt(o.get("W")), _fmt(o.get("chi2_r")), _fmt(o.get("KS"))])
     return rows
 
 
