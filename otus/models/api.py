@@ -1,0 +1,103 @@
+"""Public interface to a trained run: ``load_run(run_dir) -> Surrogate``.
+
+Example::
+
+    sur = load_run("runs/zee")
+    x_sim = sur.simulate(z, seed=1, repeats=3)   # [3 N, Dx], event-major
+    z_unf = sur.unfold(x_pass_rows, seed=1)      # [N, Dz]
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from otus.errors import InputFileError, OtusError
+from otus.models.config import config_from_dict
+from otus.processes import Process
+
+LAST = "last.ckpt"
+
+
+@dataclass
+class Surrogate:
+    """A trained OTUS model: stochastic simulator (z → x) and unfolder (x → z)."""
+
+    process: Process
+    module: Any  # otus.models.module.OtusModule, imported lazily
+    run_dir: Path
+
+    def _apply(self, rows: np.ndarray, level: str, *, seed: int, repeats: int,
+               batch_size: int) -> np.ndarray:
+        p = self.process
+        dim = p.dz if level == "z" else p.dx
+        rows = np.asarray(rows)
+        if rows.ndim != 2 or rows.shape[1] != dim:
+            raise OtusError(f"{level} rows have shape {rows.shape}, expected [N, {dim}] for "
+                            f"{p.name}")
+        if not np.all(np.isfinite(rows)):
+            bad = int(np.sum(~np.all(np.isfinite(rows), axis=1)))
+            raise OtusError(f"{level} holds NaN or inf in {bad} events")
+        if repeats < 1:
+            raise OtusError(f"repeats must be >= 1, got {repeats}")
+        fn = self.module.simulate if level == "z" else self.module.unfold
+        dev = self.module.device
+        gen = torch.Generator(device=dev).manual_seed(int(seed))
+        out = []
+        rep = np.repeat(rows, repeats, axis=0) if repeats > 1 else rows
+        with torch.no_grad():
+            for a in range(0, len(rep), batch_size):
+                t = torch.as_tensor(rep[a:a + batch_size], dtype=torch.float32, device=dev)
+                out.append(fn(t, generator=gen).cpu().numpy())
+        d_out = p.dx if level == "z" else p.dz
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, d_out), "f4")
+
+    def simulate(self, z: np.ndarray, *, seed: int, repeats: int = 1,
+                 batch_size: int = 65536) -> np.ndarray:
+        """Detector-level x̃ = D(z, ε) for parton-level rows z [N, Dz]; [N·repeats, Dx] with
+        the repeats of one event adjacent. Rows outside the acceptance are *not* removed;
+        see :func:`otus.physics.selection.acceptance`."""
+        return self._apply(z, "z", seed=seed, repeats=repeats, batch_size=batch_size)
+
+    def unfold(self, x: np.ndarray, *, seed: int, repeats: int = 1,
+               batch_size: int = 65536) -> np.ndarray:
+        """Parton-level z̃ = E(x, ε) for detector-level rows x [N, Dx] (passing events)."""
+        return self._apply(x, "x", seed=seed, repeats=repeats, batch_size=batch_size)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> Any:
+    """An :class:`OtusModule` from a checkpoint file (loaded with ``weights_only=True``)."""
+    from otus.models.module import OtusModule
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(f"{p}: no such checkpoint")
+    try:
+        ck = torch.load(p, map_location="cpu", weights_only=True)
+        cfg = ck["hyper_parameters"]["config"]
+        config_from_dict(cfg)
+        module = OtusModule(cfg)
+        module.load_state_dict(ck["state_dict"])
+    except OtusError as err:
+        raise InputFileError(f"{p}: bad configuration in checkpoint ({err})") from None
+    except (OSError, KeyError, RuntimeError, TypeError, ValueError, EOFError) as err:
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputFileError(f"{p}: not an otus checkpoint ({msg})") from None
+    return module.eval()
+
+
+def load_run(run_dir: str | os.PathLike[str], *, process: str | None = None,
+             device: str = "cpu") -> Surrogate:
+    """Load ``run_dir/last.ckpt``; ``process``, when given, must match the run's."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise InputFileError(f"{run}: no such run folder")
+    module = load_checkpoint(run / LAST).to(device)
+    if process is not None and process != module.process.name:
+        raise InputFileError(f"{run}: is a {module.process.name} model, not {process}")
+    return Surrogate(module.process, module, run)

@@ -1,0 +1,164 @@
+"""Apply a trained :class:`~otus.models.api.Surrogate` to event files, chunk by chunk.
+
+Input and output formats follow SPEC §3: ``simulate`` reads ``.h5`` (z) or ``.lhe[.gz]`` and
+writes ``.h5`` or Delphes-layout ``.root``; ``unfold`` reads ``.h5`` (passing x) or Delphes
+``.root`` and writes ``.h5`` or ``.lhe.gz``. Written ``.h5`` files are paired: row i holds
+the input event and one stochastic output; with ``repeats`` K the K outputs of an event are
+adjacent and each carries weight w/K, so weighted sums are unchanged. Simulated rows outside
+the detector acceptance are stored as failing (NaN, ``x_pass`` false), like real data.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from otus.errors import InputFileError, OtusError
+from otus.io.h5 import Events, EventWriter, info, iter_chunks
+from otus.models.api import Surrogate
+from otus.physics.selection import acceptance
+from otus.provenance import provenance
+
+CHUNK = 65536
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for s in (".lhe.gz", ".lhe", ".h5", ".hdf5", ".root"):
+        if name.endswith(s):
+            return s
+    return path.suffix.lower()
+
+
+def _io(module: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(f"otus.io.{module}")
+    except ModuleNotFoundError:
+        raise OtusError(f"this installation cannot read or write {module.upper()} files "
+                        f"(otus.io.{module} missing); use .h5 instead") from None
+
+
+def _input_chunks(sur: Surrogate, path: Path, level: str) -> Iterator[Events]:
+    p = sur.process
+    suf = _suffix(path)
+    if suf in (".h5", ".hdf5"):
+        fi = info(path, p.name)
+        if fi.n == 0:
+            raise InputFileError(f"{path}: holds no events")
+        if level == "z" and not fi.has_z:
+            raise InputFileError(f"{path}: holds no parton-level z events to simulate from")
+        if level == "x" and not fi.has_x:
+            raise InputFileError(f"{path}: holds no detector-level x events to unfold")
+        yield from iter_chunks(path, CHUNK, p.name)
+        return
+    if level == "z" and suf in (".lhe", ".lhe.gz"):
+        ev = _io("lhe").read_lhe(path, p)
+    elif level == "x" and suf == ".root":
+        from otus.physics.selection import build_x
+
+        coll, w = _io("delphes").read_delphes(path)
+        x, x_pass = build_x(p, coll)
+        ev = Events(p, x=x, x_pass=x_pass, weight=np.asarray(w, dtype=np.float64))
+    else:
+        want = ".h5 or .lhe[.gz]" if level == "z" else ".h5 or .root"
+        raise InputFileError(f"{path}: unsupported input format; expected {want}")
+    if len(ev) == 0:
+        raise InputFileError(f"{path}: holds no events")
+    for a in range(0, len(ev), CHUNK):
+        yield ev.subset(slice(a, a + CHUNK))
+
+
+def _prov(sur: Surrogate, inp: Path, command: str, seed: int, repeats: int) -> dict[str, Any]:
+    return provenance(seed=seed, inputs=[str(inp)], command=command, run=str(sur.run_dir),
+                      repeats=repeats, process=sur.process.name)
+
+
+def simulate_file(sur: Surrogate, inp: str | os.PathLike[str], out: str | os.PathLike[str], *,
+                  seed: int, repeats: int = 1, batch_size: int = CHUNK) -> int:
+    """Simulate detector-level events for every z in ``inp``; return the rows written."""
+    inp, out = Path(inp), Path(out)
+    osuf = _suffix(out)
+    if osuf not in (".h5", ".hdf5", ".root"):
+        raise OtusError(f"{out}: unsupported output format; expected .h5 or .root")
+    p = sur.process
+    k = 0
+    parts: list[Events] = []
+    writer = None
+    if osuf != ".root":
+        writer = EventWriter(out, p, has_z=True, has_x=True,
+                             provenance=_prov(sur, inp, "simulate", seed, repeats))
+    try:
+        for ev in _input_chunks(sur, inp, "z"):
+            x = sur.simulate(ev.z, seed=seed + 7919 * k, repeats=repeats, batch_size=batch_size)
+            k += 1
+            x_pass = np.asarray(acceptance(p, x.astype(np.float64)), dtype=bool)
+            x[~x_pass] = np.nan
+            res = Events(p, np.repeat(ev.z, repeats, axis=0), x, x_pass,
+                         np.repeat(ev.weight, repeats) / repeats)
+            if writer is not None:
+                writer.append(res)
+            else:
+                parts.append(res)
+    except BaseException:
+        if writer is not None:
+            writer.close(ok=False)
+        raise
+    if writer is not None:
+        writer.close()
+        return writer.n
+    dl = _io("delphes")
+    x = np.concatenate([e.x for e in parts])
+    x_pass = np.concatenate([e.x_pass for e in parts])
+    w = np.concatenate([e.weight for e in parts])
+    dl.write_delphes(out, dl.collections_from_x(p, x, x_pass), w)
+    return len(x)
+
+
+def unfold_file(sur: Surrogate, inp: str | os.PathLike[str], out: str | os.PathLike[str], *,
+                seed: int, repeats: int = 1, batch_size: int = CHUNK) -> int:
+    """Unfold every passing detector-level event of ``inp``; return the rows written."""
+    inp, out = Path(inp), Path(out)
+    osuf = _suffix(out)
+    if osuf not in (".h5", ".hdf5", ".lhe.gz"):
+        raise OtusError(f"{out}: unsupported output format; expected .h5 or .lhe.gz")
+    p = sur.process
+    parts: list[Events] = []
+    writer = None
+    prov = _prov(sur, inp, "unfold", seed, repeats)
+    if osuf != ".lhe.gz":
+        writer = EventWriter(out, p, has_z=True, has_x=True, provenance=prov)
+    n_pass = 0
+    try:
+        for k, ev in enumerate(_input_chunks(sur, inp, "x")):
+            assert ev.x is not None and ev.x_pass is not None
+            x = ev.x[ev.x_pass]
+            if len(x) == 0:
+                continue
+            n_pass += len(x)
+            z = sur.unfold(x, seed=seed + 7919 * k, repeats=repeats, batch_size=batch_size)
+            xr = np.repeat(x, repeats, axis=0)
+            res = Events(p, z, xr, np.ones(len(xr), bool),
+                         np.repeat(ev.weight[ev.x_pass], repeats) / repeats)
+            if writer is not None:
+                writer.append(res)
+            else:
+                parts.append(res)
+        if n_pass == 0:
+            raise InputFileError(f"{inp}: holds no passing detector-level events to unfold")
+    except BaseException:
+        if writer is not None:
+            writer.close(ok=False)
+        raise
+    if writer is not None:
+        writer.close()
+        return writer.n
+    z = np.concatenate([e.z for e in parts])
+    w = np.concatenate([e.weight for e in parts])
+    _io("lhe").write_lhe(out, p, z, w, provenance=prov)
+    return len(z)

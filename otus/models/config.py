@@ -1,0 +1,191 @@
+"""Run configuration: frozen dataclasses mirrored one to one by ``experiments/*.yaml``.
+
+Unknown keys and ill-typed values raise :class:`~otus.errors.ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from otus.errors import ConfigError
+from otus.models.coords import COORDS, FEATURES
+from otus.processes import PROCESSES
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Encoder and decoder networks (same shape for both)."""
+
+    hidden: int = 128
+    depth: int = 2
+    noise_dim: int = 4
+    identity_bias: bool = True
+    coords: str = "ptetaphi"
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Loss weights (SPEC §6) and their schedule; ``anchor`` is used until
+    ``anchor_until_epoch`` (exclusive), ``anchor_after`` from then on."""
+
+    data: float = 1.0
+    prior: float = 1.0
+    sim: float = 1.0
+    anchor: float = 1.0
+    anchor_until_epoch: int = 2
+    anchor_after: float = 0.0
+    minkowski: float = 1.0
+    n_projections: int = 256
+    axis_projections: bool = False  # add the feature axes to the random slices
+    features: tuple[str, ...] = ("p4", "pteta", "masses")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    batch_size: int = 4096
+    val_fraction: float = 0.1
+    chunk_size: int = 65536
+    stat_rows: int = 200_000
+    z_passing_only: bool = False  # paired files: z of passing events only (see data.py)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    cosine: bool = True
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """Lightning ``Trainer`` options settable from the command line."""
+
+    max_epochs: int = 20
+    max_time: str | None = None
+    accelerator: str = "cpu"
+    devices: Any = 1
+    strategy: str = "auto"
+    log_every_n_steps: int = 10
+    checkpoint_every_n_epochs: int = 5
+    num_threads: int = 0  # torch CPU threads; 0 = torch's default
+
+
+@dataclass(frozen=True)
+class Config:
+    process: str
+    seed: int = 0
+    net: NetConfig = field(default_factory=NetConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, YAML- and ``torch.save``-safe dictionary."""
+        d = dataclasses.asdict(self)
+        d["loss"]["features"] = list(d["loss"]["features"])
+        return d
+
+
+_SECTIONS = {"net": NetConfig, "loss": LossConfig, "data": DataConfig, "optim": OptimConfig,
+             "trainer": TrainerConfig}
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; known: {', '.join(known)}")
+    kw: dict[str, Any] = {}
+    for k, v in values.items():
+        default = getattr(cls(), k) if cls is not Config else None
+        if isinstance(default, bool) and not isinstance(v, bool):
+            raise ConfigError(f"{where}.{k}: expected true/false, got {v!r}")
+        if isinstance(default, int) and not isinstance(default, bool) and (
+                isinstance(v, bool) or not isinstance(v, int)):
+            raise ConfigError(f"{where}.{k}: expected an integer, got {v!r}")
+        if isinstance(default, float) and (isinstance(v, bool) or not isinstance(v, int | float)):
+            raise ConfigError(f"{where}.{k}: expected a number, got {v!r}")
+        if isinstance(default, float):
+            v = float(v)
+        if isinstance(default, tuple):
+            v = tuple(v) if isinstance(v, list | tuple) else (v,)
+        kw[k] = v
+    return cls(**kw)
+
+
+def _validate(cfg: Config) -> None:
+    if cfg.process not in PROCESSES:
+        raise ConfigError(f"process {cfg.process!r} unknown; choose one of {', '.join(PROCESSES)}")
+    if cfg.net.coords not in COORDS:
+        raise ConfigError(f"net.coords {cfg.net.coords!r} unknown; choose {', '.join(COORDS)}")
+    bad = [f for f in cfg.loss.features if f not in FEATURES]
+    if bad or not cfg.loss.features:
+        raise ConfigError(f"loss.features {bad} unknown; choose from {', '.join(FEATURES)}")
+    for name, v in (("net.hidden", cfg.net.hidden), ("net.depth", cfg.net.depth),
+                    ("data.batch_size", cfg.data.batch_size),
+                    ("loss.n_projections", cfg.loss.n_projections),
+                    ("trainer.max_epochs", cfg.trainer.max_epochs)):
+        if v < 1:
+            raise ConfigError(f"{name} must be >= 1, got {v}")
+    if not 0.0 < cfg.data.val_fraction < 0.5:
+        raise ConfigError(f"data.val_fraction must be in (0, 0.5), got {cfg.data.val_fraction}")
+    if cfg.optim.lr <= 0:
+        raise ConfigError(f"optim.lr must be > 0, got {cfg.optim.lr}")
+
+
+def config_from_dict(d: dict[str, Any], *, process: str | None = None,
+                     where: str = "config") -> Config:
+    """Build and validate a :class:`Config`; ``process`` fills or must match ``d['process']``."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level")
+    d = dict(d)
+    if process is not None:
+        if d.get("process", process) != process:
+            raise ConfigError(f"{where}: is for process {d['process']!r}, not {process!r}")
+        d["process"] = process
+    if "process" not in d:
+        raise ConfigError(f"{where}: no 'process' given")
+    top = {"process": d.pop("process")}
+    if "seed" in d:
+        top["seed"] = d.pop("seed")
+    sections = {}
+    for k, v in d.items():
+        if k not in _SECTIONS:
+            raise ConfigError(f"{where}: unknown key {k!r}; known: process, seed, "
+                              f"{', '.join(_SECTIONS)}")
+        sections[k] = _build(_SECTIONS[k], v or {}, f"{where}: {k}")
+    if not isinstance(top.get("seed", 0), int):
+        raise ConfigError(f"{where}: seed must be an integer")
+    cfg = Config(**top, **sections)
+    _validate(cfg)
+    return cfg
+
+
+def load_config(path: str | os.PathLike[str] | None, *, process: str) -> Config:
+    """Read a YAML config (None: defaults) for ``process``."""
+    if path is None:
+        return config_from_dict({}, process=process)
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such config file")
+    try:
+        d = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML ({str(err).splitlines()[0]})") from None
+    return config_from_dict(d, process=process, where=str(p))
+
+
+def replace(cfg: Config, section: str, **kw: Any) -> Config:
+    """A copy of ``cfg`` with fields of one section replaced (validated)."""
+    d = cfg.to_dict()
+    d[section].update(kw)
+    return config_from_dict(d)

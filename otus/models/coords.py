@@ -1,0 +1,173 @@
+"""Network coordinates of events and the loss-space features, as differentiable maps.
+
+The networks see and predict each object in *coordinates* chosen so that outputs are
+physical by construction (OTUS, arXiv:2101.08944, §2: "decoders that respect particle
+masses"):
+
+* ``ptetaphi`` (default): per object (log pT, η, φ); objects of known mass m get
+  E = sqrt(|p|² + m²) (exactly on shell); objects of free mass (jets, NaN mass in
+  :mod:`otus.processes`) get a fourth coordinate log(1 + m), so m ≥ 0 always.
+* ``cartesian``: per object (px, py, pz), E from the known mass; free-mass objects predict E
+  as well and a Minkowski penalty relu(|p|² − E²) keeps them physical.
+
+Transverse objects (MET, stored with pz = 0 and E = pT) have two coordinates only.
+
+Loss-space features (:func:`loss_features`) are what the data term and the sliced
+Wasserstein terms compare: the four-momenta (``p4``), per-object log pT and η (``pteta``),
+and the process's invariant masses (``masses``: m_ee; for ttbar the hadronic W and top
+candidates), so physics peaks are explicit sliced directions.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import torch
+
+from otus.errors import ConfigError
+from otus.physics import fourvec as fv
+from otus.processes import Process
+
+Tensor = torch.Tensor
+COORDS = ("ptetaphi", "cartesian")
+FEATURES = ("p4", "pteta", "masses")
+_PT_MIN = 1e-3
+
+
+def _kinds(process: Process, level: str) -> list[tuple[str, float]]:
+    names = process.z_objects if level == "z" else process.x_objects
+    masses = process.z_masses if level == "z" else process.x_masses
+    out = []
+    for name, m in zip(names, masses, strict=True):
+        if name == "met":
+            out.append(("transverse", 0.0))
+        elif m != m:  # NaN: free mass
+            out.append(("free", 0.0))
+        else:
+            out.append(("fixed", float(m)))
+    return out
+
+
+class Coordinates:
+    """Bijection-like map between four-momenta rows [N, 4n] and network coordinates [N, k]."""
+
+    def __init__(self, process: Process, level: str, kind: str = "ptetaphi") -> None:
+        if kind not in COORDS:
+            raise ConfigError(f"coordinates {kind!r} unknown; choose one of {', '.join(COORDS)}")
+        self.kind = kind
+        self.objects = _kinds(process, level)
+        per = {"ptetaphi": {"fixed": 3, "free": 4, "transverse": 2},
+               "cartesian": {"fixed": 3, "free": 4, "transverse": 2}}[kind]
+        self.sizes = [per[k] for k, _ in self.objects]
+        self.dim = sum(self.sizes)
+        # Index of the φ coordinate of each object (for wrapping), -1 if none.
+        self.phi_index = []
+        i = 0
+        for (k, _), s in zip(self.objects, self.sizes, strict=True):
+            if kind == "ptetaphi":
+                self.phi_index.append(i + (1 if k == "transverse" else 2))
+            i += s
+
+    @property
+    def has_free_energy(self) -> bool:
+        return self.kind == "cartesian" and any(k == "free" for k, _ in self.objects)
+
+    def encode(self, p4: Tensor) -> Tensor:
+        """Coordinates of four-momenta rows [N, 4n]."""
+        p = fv.objects(p4)
+        cols: list[Tensor] = []
+        for i, (k, _) in enumerate(self.objects):
+            q = p[:, i]
+            if self.kind == "ptetaphi":
+                lpt = torch.log(fv.pt(q).clamp_min(_PT_MIN))
+                if k == "transverse":
+                    cols += [lpt, fv.phi(q)]
+                    continue
+                cols += [lpt, fv.eta(q), fv.phi(q)]
+                if k == "free":
+                    # clamp inside the root: finite gradient for massless inputs
+                    cols.append(torch.log1p(torch.sqrt(fv.mass2(q).clamp_min(1e-8))))
+            else:
+                if k == "transverse":
+                    cols += [q[:, 0], q[:, 1]]
+                elif k == "free":
+                    cols += [q[:, 0], q[:, 1], q[:, 2], q[:, 3]]
+                else:
+                    cols += [q[:, 0], q[:, 1], q[:, 2]]
+        return torch.stack(cols, dim=-1)
+
+    def decode(self, c: Tensor) -> Tensor:
+        """Four-momenta rows [N, 4n] from coordinates; on shell where the mass is known."""
+        out: list[Tensor] = []
+        i = 0
+        for (k, m), s in zip(self.objects, self.sizes, strict=True):
+            u = c[:, i:i + s]
+            i += s
+            if self.kind == "ptetaphi":
+                pt = torch.exp(u[:, 0].clamp(max=12.0))
+                if k == "transverse":
+                    z = torch.zeros_like(pt)
+                    out.append(torch.stack([pt * torch.cos(u[:, 1]), pt * torch.sin(u[:, 1]),
+                                            z, pt], -1))
+                    continue
+                eta = u[:, 1].clamp(-10.0, 10.0)
+                mass = torch.expm1(u[:, 3].clamp(0.0, 10.0)) if k == "free" else m
+                out.append(fv.from_ptetaphim(pt, eta, u[:, 2], mass))
+            else:
+                if k == "transverse":
+                    pt = torch.sqrt(u[:, 0] ** 2 + u[:, 1] ** 2 + 1e-12)
+                    out.append(torch.stack([u[:, 0], u[:, 1], torch.zeros_like(pt), pt], -1))
+                elif k == "free":
+                    out.append(u)
+                else:
+                    out.append(fv.on_shell(u, m))
+        return torch.cat(out, dim=-1)
+
+    def wrap(self, c: Tensor) -> Tensor:
+        """Wrap φ coordinates into [-π, π)."""
+        if not self.phi_index:
+            return c
+        c = c.clone()
+        idx = torch.tensor(self.phi_index, device=c.device)
+        c[:, idx] = torch.remainder(c[:, idx] + torch.pi, 2 * torch.pi) - torch.pi
+        return c
+
+
+def minkowski_penalty(p4: Tensor) -> Tensor:
+    """Mean over events of Σ_objects relu(|p|² − E²) / (|p|² + 1): zero for physical momenta."""
+    p = fv.objects(p4)
+    p2 = (p[..., :3] ** 2).sum(-1)
+    return (torch.relu(p2 - p[..., 3] ** 2) / (p2 + 1.0)).sum(-1).mean()
+
+
+def _mass_combos(process: Process, level: str) -> list[tuple[int, ...]]:
+    if process.name == "zee":
+        return [(0, 1)]
+    if level == "z":  # e-, nuebar, b, bbar, q, qbar: W_had, t_had, t_lep
+        return [(4, 5), (2, 4, 5), (0, 1, 3)]
+    jets = (2, 3, 4, 5)
+    return list(combinations(jets, 2)) + list(combinations(jets, 3))
+
+
+def loss_features(process: Process, level: str, p4: Tensor, features: tuple[str, ...]) -> Tensor:
+    """Loss-space features [N, F] of four-momenta rows (see the module docstring)."""
+    bad = [f for f in features if f not in FEATURES]
+    if bad or not features:
+        raise ConfigError(f"loss features {bad or '[]'} invalid; choose from {', '.join(FEATURES)}")
+    p = fv.objects(p4)
+    cols: list[Tensor] = []
+    if "p4" in features:
+        cols.append(p4)
+    if "pteta" in features:
+        names = process.z_objects if level == "z" else process.x_objects
+        for i, name in enumerate(names):
+            cols.append(torch.log(fv.pt(p[:, i]).clamp_min(_PT_MIN))[:, None])
+            if name != "met":
+                cols.append(fv.eta(p[:, i])[:, None])
+    if "masses" in features:
+        for combo in _mass_combos(process, level):
+            total = p[:, combo[0]]
+            for j in combo[1:]:
+                total = total + p[:, j]
+            cols.append(torch.sqrt(fv.mass2(total).clamp_min(1e-6))[:, None])
+    return torch.cat(cols, dim=-1)

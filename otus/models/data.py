@@ -1,0 +1,180 @@
+"""Streaming unpaired z and x batches from event files (SPEC §9: memory does not grow with
+the dataset).
+
+z and x may come from different files of different sizes. Each file is split by rows: the
+first ``1 − val_fraction`` for training, the rest for validation. Training batches are drawn
+through a shuffle buffer: chunks of ``chunk_size`` rows are read in a random order with
+:func:`otus.io.h5.iter_chunks`, permuted, and cut into batches; only passing x events are
+used (and with ``data.z_passing_only``, for a paired file, only z of events whose x
+passes: the parton-level distribution an unfolder of passing events should recover; this
+uses each event's pass flag, not its pairing). One epoch ends when both streams have been read once (the shorter one cycles).
+Standardisation statistics come from the training rows only (:meth:`fit_statistics`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from otus.errors import ConfigError, InputFileError
+from otus.io.h5 import info, iter_chunks
+from otus.models.config import DataConfig
+from otus.models.coords import Coordinates, loss_features
+from otus.processes import Process
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def _rows(path: Path, level: str, process: Process, start: int, stop: int,
+          chunk: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    for ev in iter_chunks(path, chunk, process.name, start, stop):
+        if level == "z":
+            yield ev.z, ev.weight  # type: ignore[misc]
+        elif level == "z|pass":
+            assert ev.x_pass is not None and ev.z is not None
+            yield ev.z[ev.x_pass], ev.weight[ev.x_pass]  # type: ignore[index]
+        else:
+            assert ev.x_pass is not None and ev.x is not None
+            yield ev.x[ev.x_pass], ev.weight[ev.x_pass]  # type: ignore[index]
+
+
+def _stream(path: Path, level: str, process: Process, start: int, stop: int, *, chunk: int,
+            batch: int, rng: np.random.Generator | None) -> Iterator[Batch]:
+    """One pass over rows [start, stop) as batches (shuffled when ``rng`` is given)."""
+    starts = np.arange(start, stop, chunk)
+    if rng is not None:
+        starts = rng.permutation(starts)
+    buf_r: list[np.ndarray] = []
+    buf_w: list[np.ndarray] = []
+    n_buf = 0
+    for a in starts:
+        for r, w in _rows(path, level, process, int(a), int(min(a + chunk, stop)), chunk):
+            if rng is not None:
+                perm = rng.permutation(len(r))
+                r, w = r[perm], w[perm]
+            buf_r.append(r)
+            buf_w.append(w)
+            n_buf += len(r)
+        while n_buf >= batch:
+            r, w = np.concatenate(buf_r), np.concatenate(buf_w)
+            yield torch.from_numpy(r[:batch]), torch.from_numpy(w[:batch])
+            buf_r, buf_w, n_buf = [r[batch:]], [w[batch:]], len(r) - batch
+    if n_buf and rng is None:
+        yield torch.from_numpy(np.concatenate(buf_r)), torch.from_numpy(np.concatenate(buf_w))
+
+
+class _Pairs(IterableDataset):
+    """Zipped (z, wz, x, wx) batches from two independent streams."""
+
+    def __init__(self, dm: OtusDataModule, split: str) -> None:
+        self.dm, self.split = dm, split
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        dm = self.dm
+        train = self.split == "train"
+        rng = np.random.default_rng([dm.seed, dm.next_epoch()]) if train else None
+        b = dm.cfg.batch_size if train else max(dm.cfg.batch_size, 16384)
+        (zs, ze), (xs, xe) = dm.ranges("z", self.split), dm.ranges("x", self.split)
+
+        def cycle(path: Path, level: str, a: int, e: int) -> Iterator[tuple[bool, Batch]]:
+            first = True
+            while True:
+                got = False
+                for item in _stream(path, level, dm.process, a, e, chunk=dm.cfg.chunk_size,
+                                    batch=b, rng=rng):
+                    got = True
+                    yield first, item
+                if not got:
+                    raise InputFileError(f"{path}: too few {level} events for one batch of "
+                                         f"{b} in the {self.split} split")
+                first = False
+                if not train:
+                    return
+
+        zit, xit = cycle(dm.z_path, dm.z_level, zs, ze), cycle(dm.x_path, "x", xs, xe)
+        for (zf, (z, wz)), (xf, (x, wx)) in zip(zit, xit, strict=False):
+            if train and not zf and not xf:
+                return
+            yield z, wz, x, wx
+
+
+class OtusDataModule(pl.LightningDataModule):
+    """Unpaired z/x batches for :class:`otus.models.module.OtusModule`."""
+
+    def __init__(self, process: Process, x_path: str | Path, z_path: str | Path | None = None,
+                 *, cfg: DataConfig | None = None, seed: int = 0) -> None:
+        super().__init__()
+        self.process = process
+        self.x_path = Path(x_path)
+        self.z_path = Path(z_path) if z_path is not None else self.x_path
+        self.cfg = cfg or DataConfig()
+        self.seed = seed
+        fz, fx = info(self.z_path, process.name), info(self.x_path, process.name)
+        if not fz.has_z:
+            raise InputFileError(f"{self.z_path}: holds no parton-level z events")
+        if not fx.has_x:
+            raise InputFileError(f"{self.x_path}: holds no detector-level x events")
+        self.z_level = "z"
+        if self.cfg.z_passing_only:
+            if not fz.has_x:
+                raise ConfigError(f"data.z_passing_only needs a paired file; {self.z_path} "
+                                  f"holds no detector-level pass flags")
+            self.z_level = "z|pass"
+        self.n = {"z": fz.n, "x": fx.n}
+        for level, path in (("z", self.z_path), ("x", self.x_path)):
+            n_val = self.n[level] - self._n_train(level)
+            if self._n_train(level) < 2 or n_val < 1:
+                raise InputFileError(f"{path}: holds {self.n[level]} events, too few to train "
+                                     f"(need a training and a validation split)")
+
+    def next_epoch(self) -> int:
+        """The epoch whose shuffle comes next: the trainer's epoch when attached (so a
+        resumed run continues the sequence), else a counter."""
+        if self.trainer is not None:
+            return int(self.trainer.current_epoch)
+        self._served = getattr(self, "_served", -1) + 1
+        return self._served
+
+    def _n_train(self, level: str) -> int:
+        return math.floor(self.n[level] * (1.0 - self.cfg.val_fraction))
+
+    def ranges(self, level: str, split: str) -> tuple[int, int]:
+        cut = self._n_train(level)
+        return (0, cut) if split == "train" else (cut, self.n[level])
+
+    def fit_statistics(self, coords: str, features: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        """Mean and standard deviation of coordinates and loss features, training rows only."""
+        out: dict[str, torch.Tensor] = {}
+        for level, path in (("z", self.z_path), ("x", self.x_path)):
+            a, e = self.ranges(level, "train")
+            e = min(e, a + self.cfg.stat_rows)
+            cmap = Coordinates(self.process, level, coords)
+            acc: dict[str, list[np.ndarray]] = {"c": [], "f": []}
+            lv = self.z_level if level == "z" else level
+            for r, _ in _rows(path, lv, self.process, a, e, self.cfg.chunk_size):
+                t = torch.from_numpy(r).double()
+                acc["c"].append(cmap.encode(t).numpy())
+                acc["f"].append(loss_features(self.process, level, t, features).numpy())
+            for key, parts in acc.items():
+                if not parts or sum(len(p) for p in parts) < 2:
+                    raise InputFileError(f"{path}: fewer than 2 usable {level} events in the "
+                                         f"training split")
+                arr = np.concatenate(parts)
+                mu, sd = arr.mean(0), arr.std(0)
+                sd = np.where(sd > 1e-6 * np.maximum(np.abs(mu), 1.0), sd, 1.0)
+                out[f"{key}{level}_mu"] = torch.from_numpy(mu).float()
+                out[f"{key}{level}_sd"] = torch.from_numpy(sd).float()
+        return out
+
+    def train_dataloader(self) -> Any:
+        return DataLoader(_Pairs(self, "train"), batch_size=None, num_workers=0)
+
+    def val_dataloader(self) -> Any:
+        return DataLoader(_Pairs(self, "val"), batch_size=None, num_workers=0)

@@ -1,0 +1,114 @@
+"""Stochastic encoder and decoder networks (plain ``nn.Module``).
+
+A :class:`StochasticMLP` maps standardised coordinates s to an output shift, with noise of
+learned, input-dependent scale injected at the input (OTUS, arXiv:2101.08944):
+
+.. math::
+
+    \\varepsilon = \\mu(s) + \\mathrm{softplus}(\\sigma(s)) \\odot \\xi, \\quad
+    \\xi \\sim \\mathcal N(0, I), \\qquad  \\Delta = f([s, \\varepsilon]).
+
+A :class:`Transport` wraps it between two event levels (z → x decoder, x → z encoder): it
+converts four-momenta to coordinates (:mod:`otus.models.coords`), standardises them with
+statistics fit on the training split (buffers, so they travel in the checkpoint), adds the
+*identity bias* (the output starts from the matching input object, x ≈ z + Δ) and converts
+back to four-momenta that are on mass shell by construction.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from otus.models.coords import Coordinates
+from otus.physics import fourvec as fv
+from otus.processes import Process
+
+Tensor = torch.Tensor
+
+
+class _Residual(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.f = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+
+    def forward(self, h: Tensor) -> Tensor:
+        return torch.nn.functional.silu(h + self.f(h))
+
+
+class StochasticMLP(nn.Module):
+    """Residual MLP with learned, input-dependent noise injected at the input."""
+
+    def __init__(self, d_in: int, d_out: int, *, hidden: int = 128, depth: int = 2,
+                 noise_dim: int = 4) -> None:
+        super().__init__()
+        self.noise_dim = noise_dim
+        self.noise_mu = nn.Linear(d_in, noise_dim)
+        self.noise_scale = nn.Linear(d_in, noise_dim)
+        self.inp = nn.Linear(d_in + noise_dim, hidden)
+        self.blocks = nn.Sequential(*[_Residual(hidden) for _ in range(max(depth - 1, 0))])
+        self.out = nn.Linear(hidden, d_out)
+        nn.init.zeros_(self.out.weight)  # start at the identity bias
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, s: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        xi = torch.randn(s.shape[0], self.noise_dim, generator=generator, dtype=s.dtype,
+                         device=s.device)
+        eps = self.noise_mu(s) + nn.functional.softplus(self.noise_scale(s)) * xi
+        h = torch.nn.functional.silu(self.inp(torch.cat([s, eps], dim=-1)))
+        return self.out(self.blocks(h))
+
+
+def bias_sources(process: Process, direction: str) -> tuple[list[int], list[int]]:
+    """Input object feeding each output object's identity bias, and the input objects whose
+    order is re-sorted by decreasing pT first (ttbar quarks → pT-ordered jets)."""
+    n_out = len(process.x_objects if direction == "decode" else process.z_objects)
+    if process.name == "ttbar" and direction == "decode":
+        return [0, 1, 2, 3, 4, 5], [2, 3, 4, 5]
+    return list(range(n_out)), []
+
+
+class Transport(nn.Module):
+    """One direction of the autoencoder: four-momenta of one level → the other's."""
+
+    def __init__(self, process: Process, direction: str, *, hidden: int, depth: int,
+                 noise_dim: int, identity_bias: bool = True, coords: str = "ptetaphi") -> None:
+        super().__init__()
+        if direction not in ("decode", "encode"):
+            raise ValueError(f"direction must be 'decode' or 'encode', got {direction!r}")
+        src, dst = ("z", "x") if direction == "decode" else ("x", "z")
+        self.c_in = Coordinates(process, src, coords)
+        self.c_out = Coordinates(process, dst, coords)
+        self.identity_bias = identity_bias
+        self.sources, self.sorted_group = bias_sources(process, direction)
+        self.net = StochasticMLP(self.c_in.dim, self.c_out.dim, hidden=hidden, depth=depth,
+                                 noise_dim=noise_dim)
+        for name, d in (("in", self.c_in.dim), ("out", self.c_out.dim)):
+            self.register_buffer(f"mu_{name}", torch.zeros(d))
+            self.register_buffer(f"sd_{name}", torch.ones(d))
+
+    def set_standardisation(self, mu_in: Tensor, sd_in: Tensor, mu_out: Tensor,
+                            sd_out: Tensor) -> None:
+        for name, v in (("mu_in", mu_in), ("sd_in", sd_in), ("mu_out", mu_out),
+                        ("sd_out", sd_out)):
+            getattr(self, name).copy_(v)
+
+    def _bias_p4(self, p4: Tensor) -> Tensor:
+        p = fv.objects(p4)
+        if self.sorted_group:
+            grp = torch.tensor(self.sorted_group, device=p.device)
+            q = p[:, grp]
+            order = torch.argsort(fv.pt(q), dim=1, descending=True)
+            q = torch.gather(q, 1, order[..., None].expand(-1, -1, 4))
+            p = torch.cat([p[:, : self.sorted_group[0]], q], dim=1)
+        return p[:, self.sources].reshape(p.shape[0], -1)
+
+    def forward(self, p4: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """Map input four-momenta rows [N, 4n_in] to output rows [N, 4n_out]."""
+        s = (self.c_in.encode(p4) - self.mu_in) / self.sd_in
+        delta = self.net(s, generator=generator)
+        if self.identity_bias:
+            base = (self.c_out.encode(self._bias_p4(p4)) - self.mu_out) / self.sd_out
+            delta = delta + base
+        c = self.c_out.wrap(delta * self.sd_out + self.mu_out)
+        return self.c_out.decode(c)

@@ -1,0 +1,133 @@
+"""Train OTUS into a run folder: ``last.ckpt`` (+ periodic checkpoints), the resolved
+``config.yaml``, ``provenance.json`` and the metrics log ``metrics.csv``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from otus.errors import ConfigError, TrainingError
+from otus.models.config import Config
+from otus.processes import get_process
+from otus.provenance import provenance
+
+LAST = "last.ckpt"
+
+
+_IGNORED = (
+    ".*does not have many workers.*", ".*is smaller than the logging interval.*",
+    ".*GPU available but not used.*", ".*exists and is not empty.*", ".*LeafSpec.*",
+    ".*TPU available but not used.*", ".*dirpath has changed.*",
+)
+
+
+def _quiet_lightning() -> None:
+    for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for msg in _IGNORED:
+        warnings.filterwarnings("ignore", message=msg)
+
+
+def _merge_metrics(old: Path, new: Path) -> None:
+    """Prepend the rows of a previous metrics log (Lightning's CSV logger restarts it)."""
+    import csv
+
+    with open(old, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if new.is_file():
+        with open(new, newline="") as f:
+            rows += list(csv.DictReader(f))
+    keys = sorted({k for r in rows for k in r})
+    with open(new, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    old.unlink()
+
+
+def _fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str], *,
+        z_data: str | os.PathLike[str] | None = None, resume: bool = False,
+        progress: bool = True, fast_dev_run: bool = False) -> Path:
+    """Train on ``data`` (x, and z unless ``z_data`` gives another file); return the run dir.
+
+    With ``resume`` the run continues from ``out/last.ckpt`` with the config stored there.
+    A non-finite loss raises :class:`TrainingError`; the checkpoints written so far stay.
+    """
+    import pytorch_lightning as pl
+    import torch
+    import yaml
+    from pytorch_lightning.callbacks import ModelCheckpoint
+    from pytorch_lightning.loggers import CSVLogger
+
+    from otus.models.data import OtusDataModule
+    from otus.models.module import OtusModule
+
+    run = Path(out)
+    last = run / LAST
+    if resume and not last.is_file():
+        raise ConfigError(f"{run}: nothing to resume (no {LAST})")
+    if not resume and last.exists():
+        raise ConfigError(f"{run}: already holds a trained run; use --resume or another --out")
+    run.mkdir(parents=True, exist_ok=True)
+    dm = OtusDataModule(get_process(cfg.process), data, z_data, cfg=cfg.data, seed=cfg.seed)
+    model = OtusModule(cfg.to_dict())
+    if not resume:
+        model.set_statistics(dm.fit_statistics(cfg.net.coords, cfg.loss.features))
+        (run / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        inputs = [str(data)] + ([str(z_data)] if z_data is not None else [])
+        prov = provenance(seed=cfg.seed, inputs=inputs, deterministic=False,
+                          command="fit", process=cfg.process)
+        (run / "provenance.json").write_text(json.dumps(prov, indent=1, sort_keys=True))
+    t = cfg.trainer
+    if t.num_threads > 0:
+        torch.set_num_threads(t.num_threads)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    torch.manual_seed(cfg.seed)  # Lightning-internal randomness only; otus uses generators
+    k = t.checkpoint_every_n_epochs
+    periodic = ModelCheckpoint(dirpath=run, filename="epoch{epoch:04d}", save_top_k=-1,
+                               auto_insert_metric_name=False, every_n_epochs=k,
+                               save_last=k == 1)
+    ckpts = [periodic] if k == 1 else [
+        ModelCheckpoint(dirpath=run, save_last=True, save_top_k=0, every_n_epochs=1), periodic]
+    kw: dict[str, Any] = {}
+    if t.max_time:
+        kw["max_time"] = t.max_time
+    trainer = pl.Trainer(
+        default_root_dir=run, max_epochs=t.max_epochs, accelerator=t.accelerator,
+        devices=t.devices, strategy=t.strategy, log_every_n_steps=t.log_every_n_steps,
+        logger=CSVLogger(save_dir=run, name="", version=""), callbacks=ckpts,
+        enable_model_summary=False, enable_progress_bar=progress, fast_dev_run=fast_dev_run,
+        num_sanity_val_steps=0, **kw)
+    metrics, saved = run / "metrics.csv", run / ".metrics.previous.csv"
+    if resume and metrics.is_file():
+        metrics.replace(saved)
+    try:
+        trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resume else None)
+    except TrainingError as err:
+        kept = f"last good checkpoint {last}" if last.is_file() else "no checkpoint was written"
+        raise TrainingError(f"{str(err).split('; training stopped')[0]}; training stopped, "
+                            f"{kept}") from None
+    finally:
+        if saved.is_file():
+            _merge_metrics(saved, metrics)
+    if fast_dev_run:  # Lightning writes no checkpoint in this mode; keep the folder usable
+        trainer.save_checkpoint(last)
+    return run
+
+
+def fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str], *,
+        z_data: str | os.PathLike[str] | None = None, resume: bool = False,
+        progress: bool = True, fast_dev_run: bool = False) -> Path:
+    """Train on ``data`` (x, and z unless ``z_data`` gives another file); return the run dir.
+
+    With ``resume`` the run continues from ``out/last.ckpt``. A non-finite loss raises
+    :class:`~otus.errors.TrainingError`; the checkpoints written so far stay.
+    """
+    with warnings.catch_warnings():
+        _quiet_lightning()
+        return _fit(cfg, data, out, z_data=z_data, resume=resume, progress=progress,
+                    fast_dev_run=fast_dev_run)

@@ -1,0 +1,216 @@
+"""``otus generate``: reproducibility, physics acceptance (SPEC §5) and bad inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pytest
+
+pytest.importorskip("pythia8mc")
+pytest.importorskip("fastjet")
+
+from otus.cli import main
+from otus.errors import OtusError
+from otus.generate import detector as det
+from otus.generate import generate
+from otus.generate.pythia import PythiaSource
+from otus.generate.reconstruct import isolation_ratio, reconstruct
+from otus.io.h5 import read_events
+from otus.physics import fourvec as fv
+from otus.physics.observables import M_TOP, M_W, observables
+from otus.physics.selection import build_x
+from otus.processes import TTBAR, ZEE
+
+M_Z, GAMMA_Z = 91.1876, 2.4952
+
+
+@pytest.fixture(scope="module")
+def zee_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("zee") / "sample"
+    generate("zee", 2000, seed=11, out_dir=out, progress=False)
+    return out
+
+
+def test_outputs_exist_and_are_paired(zee_dir: Path):
+    names = sorted(p.name for p in zee_dir.iterdir())
+    assert names == ["delphes.root", "events.h5", "parton.lhe.gz"]
+    ev = read_events(zee_dir / "events.h5", "zee")
+    assert len(ev) == 2000
+    assert ev.provenance["seed"] == 11
+    assert "pythia8mc" in ev.provenance["generator"]
+    # z on the electron mass shell (to float32 precision)
+    p = fv.objects(ev.z.astype(np.float64), 2)
+    np.testing.assert_allclose(p[..., 3], np.sqrt(fv.p3(p) ** 2 + 0.000511**2), rtol=1e-6)
+
+
+def test_lhe_and_root_give_back_events_h5(zee_dir: Path):
+    from otus.io.delphes import read_delphes
+    from otus.io.lhe import read_lhe
+
+    ev = read_events(zee_dir / "events.h5")
+    lhe = read_lhe(zee_dir / "parton.lhe.gz", "zee")
+    np.testing.assert_array_equal(lhe.z, ev.z)
+    reco, weight = read_delphes(zee_dir / "delphes.root")
+    x, x_pass = build_x(ZEE, reco)
+    np.testing.assert_array_equal(x_pass, ev.x_pass)
+    np.testing.assert_array_equal(x, ev.x)
+    np.testing.assert_array_equal(weight, ev.weight)
+
+
+def test_same_seed_same_events_other_seed_other_events(tmp_path: Path):
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        generate("zee", 200, seed=seed, out_dir=tmp_path / name, progress=False)
+    a, b, c = (read_events(tmp_path / k / "events.h5") for k in "abc")
+    np.testing.assert_array_equal(a.z, b.z)
+    np.testing.assert_array_equal(a.x, b.x)
+    assert (tmp_path / "a/parton.lhe.gz").read_bytes() == (tmp_path / "b/parton.lhe.gz").read_bytes()
+    assert not np.array_equal(a.z, c.z)
+
+
+def _fit_breit_wigner(m: np.ndarray, lo: float = 81.0, hi: float = 101.0) -> tuple[float, float]:
+    """Unbinned fit of a Breit-Wigner plus a flat continuum in [lo, hi]: (mass, width)."""
+    from scipy.optimize import minimize
+
+    m = m[(m > lo) & (m < hi)]
+
+    def nll(p: np.ndarray) -> float:
+        mass, width, f = p[0], abs(p[1]), 1.0 / (1.0 + np.exp(-p[2]))
+        g = width / 2
+        norm = (np.arctan((hi - mass) / g) - np.arctan((lo - mass) / g)) / np.pi
+        bw = g / np.pi / ((m - mass) ** 2 + g**2) / norm
+        return -float(np.sum(np.log(f * bw + (1 - f) / (hi - lo))))
+
+    res = minimize(nll, [91.0, 3.0, 2.0], method="Nelder-Mead")
+    return float(res.x[0]), abs(float(res.x[1]))
+
+
+def test_parton_z_peak(zee_dir: Path):
+    z = read_events(zee_dir / "events.h5").z.astype(np.float64)
+    p = fv.objects(z, 2)
+    m = fv.invariant_mass(p[:, 0], p[:, 1])
+    assert m.min() > 60 and m.max() < 120
+    mass, width = _fit_breit_wigner(m)
+    assert mass == pytest.approx(M_Z, abs=0.3)
+    assert width == pytest.approx(GAMMA_Z, rel=0.2)
+    # the γ* continuum: events far from the peak exist
+    assert np.mean(m < 80) > 0.01
+
+
+def test_isr_recoil_only_at_detector_level(zee_dir: Path):
+    ev = read_events(zee_dir / "events.h5")
+    pz = fv.objects(ev.z.astype(np.float64), 2)
+    assert np.abs(fv.pt(pz[:, 0] + pz[:, 1])).max() < 1e-3
+    px = fv.objects(ev.x[ev.x_pass].astype(np.float64), 2)
+    pair_pt = fv.pt(px[:, 0] + px[:, 1])
+    assert np.median(pair_pt) > 2.0
+    assert 0.3 < ev.x_pass.mean() < 0.9
+
+
+def _match_truth_electrons(particles: ak.Array, reco: dict[str, ak.Array]) -> dict[str, np.ndarray]:
+    """Truth final-state electrons with their matched reconstructed pT (NaN if none)."""
+    counts = ak.to_numpy(ak.num(particles))
+    evt = np.repeat(np.arange(len(particles)), counts)
+    flat = ak.flatten(particles)
+    pid = ak.to_numpy(flat.id)
+    px, py, pz = (ak.to_numpy(flat[c]) for c in ("px", "py", "pz"))
+    pt = np.hypot(px, py)
+    eta = np.arcsinh(pz / np.maximum(pt, 1e-12))
+    phi = np.arctan2(py, px)
+    visible = ~np.isin(np.abs(pid), (12, 14, 16)) & (np.abs(eta) < 5)
+    cand = np.flatnonzero(np.abs(pid) == 11)
+    iso = isolation_ratio(cand, evt, np.where(visible, pt, 0.0), eta, phi, counts)
+    # pair every truth electron with every reconstructed electron of its event
+    ele = reco["Electron"]
+    rcount = ak.to_numpy(ak.num(ele))
+    rstart = np.concatenate([[0], np.cumsum(rcount)[:-1]])
+    r = {f: ak.to_numpy(ak.flatten(ele[f])) for f in ("PT", "Eta", "Phi", "Charge")}
+    n_per = rcount[evt[cand]]
+    rep = np.repeat(np.arange(len(cand)), n_per)
+    first = np.concatenate([[0], np.cumsum(n_per)[:-1]])
+    j = np.repeat(rstart[evt[cand]] - first, n_per) + np.arange(len(rep))
+    c = cand[rep]
+    dr2 = (r["Eta"][j] - eta[c]) ** 2 + ((r["Phi"][j] - phi[c] + np.pi) % (2 * np.pi) - np.pi) ** 2
+    ok = (r["Charge"][j] == -np.sign(pid[c])) & (dr2 < 0.01)
+    rpt = np.full(len(cand), np.nan)
+    rpt[rep[ok]] = r["PT"][j[ok]]
+    return {"pt": pt[cand], "eta": eta[cand], "iso": iso, "reco_pt": rpt}
+
+
+def test_electron_efficiency_and_resolution_follow_the_card():
+    """Fit efficiency and pT resolution from a generated sample against the card (10%)."""
+    src = PythiaSource(ZEE, 21)
+    _, _, particles = src.next_batch(1500)
+    reco = reconstruct(particles, np.random.default_rng(3))
+    t = _match_truth_electrons(particles, reco)
+    found = np.isfinite(t["reco_pt"])
+    aeta = np.abs(t["eta"])
+    isolated = t["iso"] < 0.5 * det.ELECTRON_ISO_RATIO_MAX
+    for lo, hi in ((0.0, 1.5), (1.5, 2.5)):
+        sel = (aeta >= lo) & (aeta < hi) & (t["pt"] > 20) & isolated
+        want = det.electron_efficiency(t["pt"][sel], t["eta"][sel]).mean()
+        assert found[sel].mean() == pytest.approx(want, rel=0.1)
+    for lo, hi in ((0.0, 0.5), (0.5, 1.5), (1.5, 2.5)):
+        sel = (aeta >= lo) & (aeta < hi) & (t["pt"] > 20) & found
+        ratio = t["reco_pt"][sel] / t["pt"][sel]
+        want = np.sqrt(np.mean(det.electron_resolution(t["pt"][sel], t["eta"][sel]) ** 2))
+        assert ratio.std() == pytest.approx(want, rel=0.1)
+        assert ratio.mean() == pytest.approx(1.0, abs=0.02)
+
+
+def test_ttbar_mass_peaks_at_detector_level(tmp_path: Path):
+    s = generate("ttbar", 200, seed=3, out_dir=tmp_path / "tt", progress=False)
+    ev = read_events(tmp_path / "tt" / "events.h5", "ttbar")
+    assert s["pass_rate"] == pytest.approx(ev.x_pass.mean())
+    assert ev.x_pass.mean() > 0.05
+    o = observables(TTBAR, ev.x[ev.x_pass], "x")
+    w, t = o["m_W_had"], o["m_t_had"]
+    assert abs(np.median(w) - M_W) < 10 and np.mean(np.abs(w - M_W) < 20) > 0.5
+    assert abs(np.median(t) - M_TOP) < 20 and np.mean(np.abs(t - M_TOP) < 40) > 0.5
+    zo = observables(TTBAR, ev.z, "z")
+    np.testing.assert_allclose(np.median(zo["m_W_had"]), M_W, atol=1.5)
+    np.testing.assert_allclose(fv.mass(fv.objects(ev.z.astype(np.float64), 6))[:, 2], 4.7,
+                               atol=0.01)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--events", "0"], "positive integer"),
+        (["--events", "10", "--seed", "-1"], "seed must be"),
+        (["--events", "10", "--resolution-scale", "-2"], "resolution_scale"),
+    ],
+)
+def test_cli_bad_values(tmp_path: Path, capsys: pytest.CaptureFixture[str], args, message):
+    out = tmp_path / "out"
+    assert main(["generate", "zee", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("otus generate: error:") and message in err and "\n" not in err
+    assert not out.exists()
+
+
+def test_cli_unwritable_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["generate", "zee", "--events", "5", "--out", str(afile)]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert main(["generate", "zee", "--events", "5", "--out", str(tmp_path / "no" / "dir")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_failure_midway_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import otus.generate.generator as g
+
+    def broken(*a, **k):
+        raise OtusError("detector exploded")
+
+    monkeypatch.setattr(g, "reconstruct", broken)
+    with pytest.raises(OtusError, match="exploded"):
+        generate("zee", 20, seed=1, out_dir=tmp_path / "new", progress=False)
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "old").mkdir()
+    with pytest.raises(OtusError, match="exploded"):
+        generate("zee", 20, seed=1, out_dir=tmp_path / "old", progress=False)
+    assert list((tmp_path / "old").iterdir()) == []

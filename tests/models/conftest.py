@@ -1,0 +1,77 @@
+"""A synthetic zee-like paired sample for fast tests (no generator needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from otus.io.h5 import Events
+from otus.physics import fourvec as fv
+from otus.processes import ELECTRON_MASS, ZEE
+
+
+def zee_events(n: int = 2000, seed: int = 0) -> Events:
+    """Z → ee-like events: Breit-Wigner mass, random decay angle and boost; x smeared by
+    5 % in pT with 90 % efficiency, as a stand-in for the detector."""
+    rng = np.random.default_rng(seed)
+    m = np.clip(91.19 + 2.5 * rng.standard_cauchy(n), 60, 120)
+    cos_t = rng.uniform(-1, 1, n)
+    phi = rng.uniform(-np.pi, np.pi, n)
+    y = rng.normal(0, 1.0, n)
+    k = m / 2
+    sin_t = np.sqrt(1 - cos_t**2)
+    pe = np.stack([k * sin_t * np.cos(phi), k * sin_t * np.sin(phi), k * cos_t, k], -1)
+    pp = pe * np.array([-1, -1, -1, 1])
+    ch, sh = np.cosh(y), np.sinh(y)
+
+    def boost(p: np.ndarray) -> np.ndarray:
+        return np.stack([p[:, 0], p[:, 1], ch * p[:, 2] + sh * p[:, 3],
+                         sh * p[:, 2] + ch * p[:, 3]], -1)
+
+    z = np.concatenate([boost(pe), boost(pp)], -1)
+    zo = fv.objects(z)
+    pts = fv.pt(zo) * rng.lognormal(0, 0.05, (n, 2))
+    x = np.concatenate([fv.from_ptetaphim(pts[:, i], fv.eta(zo[:, i]) + rng.normal(0, .01, n),
+                                          fv.phi(zo[:, i]), ELECTRON_MASS) for i in range(2)], -1)
+    x_pass = (rng.random(n) < 0.9) & np.all((pts > 10) & (np.abs(fv.eta(zo)) < 2.5), -1)
+    x = x.astype(np.float32)
+    x[~x_pass] = np.nan
+    return Events(ZEE, z.astype(np.float32), x, x_pass, np.ones(n), {"synthetic": seed})
+
+
+@pytest.fixture
+def zee_file(tmp_path: Path) -> Path:
+    from otus.io.h5 import write_events
+
+    return write_events(tmp_path / "zee.h5", zee_events(3000, seed=1))
+
+
+TINY = """\
+net: {hidden: 16, depth: 1, noise_dim: 2}
+loss: {n_projections: 16, anchor_until_epoch: 1}
+data: {batch_size: 512, chunk_size: 1000}
+trainer: {max_epochs: 2, checkpoint_every_n_epochs: 1}
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    p = tmp_path_factory.mktemp("cfg") / "tiny.yaml"
+    p.write_text(TINY)
+    return p
+
+
+@pytest.fixture(scope="session")
+def zee_run(tmp_path_factory: pytest.TempPathFactory, tiny_config: Path) -> tuple[Path, Path]:
+    """A zee run trained for two short epochs by the CLI, and its (synthetic) data file."""
+    from otus.cli import main
+    from otus.io.h5 import write_events
+
+    d = tmp_path_factory.mktemp("zee")
+    data = write_events(d / "zee.h5", zee_events(3000, seed=1))
+    run = d / "run"
+    assert main(["fit", "zee", "--data", str(data), "--config", str(tiny_config),
+                 "--out", str(run), "--seed", "3"]) == 0
+    return run, data

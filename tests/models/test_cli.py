@@ -1,0 +1,190 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import yaml
+from conftest import zee_events
+
+from otus.cli import main
+from otus.errors import InputFileError, OtusError
+from otus.io.h5 import Events, read_events, write_events
+from otus.models.api import load_run
+from otus.processes import TTBAR
+
+
+def _fail(capsys: pytest.CaptureFixture[str], argv: list[str], match: str) -> str:
+    rc = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err and err[-1].startswith(f"otus {argv[0]}: error:"), err
+    assert match in err[-1], err[-1]
+    return err[-1]
+
+
+def test_fit_writes_a_complete_run(zee_run: tuple[Path, Path]) -> None:
+    run, _ = zee_run
+    for name in ("last.ckpt", "config.yaml", "provenance.json", "metrics.csv"):
+        assert (run / name).is_file(), name
+    assert list(run.glob("epoch*.ckpt"))
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["process"] == "zee" and cfg["seed"] == 3 and cfg["net"]["hidden"] == 16
+    header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
+    for col in ("train/data_step", "train/prior_step", "train/sim_step", "train/anchor_step",
+                "val/sw_sim", "val/sw_unfold", "train/anchor_weight"):
+        assert col in header, col
+    # The standardisation travelled in the checkpoint (not the identity defaults).
+    ck = torch.load(run / "last.ckpt", weights_only=True)
+    assert not torch.all(ck["state_dict"]["decoder.sd_in"] == 1)
+
+
+def test_simulate_and_unfold_files_read_back(zee_run: tuple[Path, Path], tmp_path: Path) -> None:
+    run, data = zee_run
+    sim, unf = tmp_path / "sim.h5", tmp_path / "unf.h5"
+    assert main(["simulate", str(run), "--input", str(data), "--out", str(sim),
+                 "--repeats", "3", "--seed", "1"]) == 0
+    ev = read_events(sim, "zee")
+    src = read_events(data)
+    assert len(ev) == 3 * len(src)
+    np.testing.assert_array_equal(ev.z[::3], src.z)
+    np.testing.assert_allclose(ev.weight.sum(), src.weight.sum())
+    assert 0.5 < ev.x_pass.mean() <= 1.0
+    assert np.all(np.isnan(ev.x[~ev.x_pass])) and np.all(np.isfinite(ev.x[ev.x_pass]))
+    assert main(["unfold", str(run), "--input", str(data), "--out", str(unf)]) == 0
+    back = read_events(unf, "zee")
+    assert len(back) == int(src.x_pass.sum())
+    np.testing.assert_array_equal(back.x, src.x[src.x_pass])
+
+
+def test_seeds_make_stochastic_but_reproducible_samples(zee_run: tuple[Path, Path]) -> None:
+    run, data = zee_run
+    sur = load_run(run, process="zee")
+    z = read_events(data).z[:200]
+    a, b, c = (sur.simulate(z, seed=s) for s in (1, 1, 2))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    r = sur.simulate(z, seed=1, repeats=2)
+    assert r.shape == (400, 8) and not np.array_equal(r[0::2], r[1::2])
+    x = read_events(data).x
+    u = sur.unfold(x[np.all(np.isfinite(x), 1)][:100], seed=4)
+    assert u.shape == (100, 8) and np.all(np.isfinite(u))
+
+
+def test_save_load_gives_same_outputs(zee_run: tuple[Path, Path], tmp_path: Path) -> None:
+    run, data = zee_run
+    z = read_events(data).z[:100]
+    first = load_run(run).simulate(z, seed=9)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "last.ckpt").write_bytes((run / "last.ckpt").read_bytes())
+    np.testing.assert_array_equal(load_run(copy).simulate(z, seed=9), first)
+
+
+def test_resume_continues(zee_run: tuple[Path, Path], tmp_path: Path) -> None:
+    run, data = zee_run
+    copy = tmp_path / "run"
+    copy.mkdir()
+    for f in run.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    assert main(["fit", "zee", "--data", str(data), "--out", str(copy), "--resume",
+                 "--max-epochs", "3"]) == 0
+    epochs = {int(line.split(",")[0]) for line in
+              (copy / "metrics.csv").read_text().splitlines()[1:]}
+    assert max(epochs) == 2
+    assert yaml.safe_load((copy / "config.yaml").read_text())["trainer"]["max_epochs"] == 3
+
+
+def _ttbar_file(path: Path, n: int = 50) -> Path:
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 50, (n, 24)).astype(np.float32)
+    return write_events(path, Events(TTBAR, z=z, x=z.copy()))
+
+
+def test_bad_inputs_give_one_line_and_no_output(zee_run: tuple[Path, Path], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    run, data = zee_run
+    out = tmp_path / "o.h5"
+    tt = _ttbar_file(tmp_path / "tt.h5")
+    _fail(capsys, ["simulate", str(run), "--input", str(tt), "--out", str(out)],
+          "holds ttbar events, expected zee")
+    # wrong dimension: a zee-labelled file with 24 columns
+    with h5py.File(tmp_path / "dim.h5", "w") as f:
+        f.attrs["process"] = "zee"
+        f["z"] = np.zeros((10, 24), np.float32)
+    _fail(capsys, ["simulate", str(run), "--input", str(tmp_path / "dim.h5"), "--out", str(out)],
+          "expected [N, 8]")
+    with h5py.File(tmp_path / "empty.h5", "w") as f:
+        f.attrs["process"] = "zee"
+        f["z"] = np.zeros((0, 8), np.float32)
+    _fail(capsys, ["simulate", str(run), "--input", str(tmp_path / "empty.h5"), "--out",
+                   str(out)], "holds no events")
+    with h5py.File(tmp_path / "nan.h5", "w") as f:
+        f.attrs["process"] = "zee"
+        z = zee_events(20).z
+        z[3, 2] = np.nan
+        f["z"] = z
+    _fail(capsys, ["simulate", str(run), "--input", str(tmp_path / "nan.h5"), "--out", str(out)],
+          "NaN")
+    _fail(capsys, ["unfold", str(run), "--input", str(tmp_path / "nan.h5"), "--out", str(out)],
+          "no detector-level x")
+    _fail(capsys, ["simulate", str(tmp_path), "--input", str(data), "--out", str(out)],
+          "no such checkpoint")
+    _fail(capsys, ["simulate", str(run), "--input", str(data), "--out", str(tmp_path / "o.csv")],
+          "unsupported output format")
+    _fail(capsys, ["fit", "ttbar", "--data", str(data), "--out", str(tmp_path / "r")],
+          "holds zee events, expected ttbar")
+    _fail(capsys, ["fit", "zee", "--data", str(data), "--out", str(run)], "already holds")
+    assert not out.exists() and not (tmp_path / "r" / "last.ckpt").exists()
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_checkpoint_of_another_process_is_refused(zee_run: tuple[Path, Path]) -> None:
+    run, _ = zee_run
+    with pytest.raises(InputFileError, match="is a zee model, not ttbar"):
+        load_run(run, process="ttbar")
+    sur = load_run(run)
+    with pytest.raises(OtusError, match=r"expected \[N, 8\]"):
+        sur.simulate(np.zeros((3, 24), np.float32), seed=0)
+    with pytest.raises(OtusError, match="NaN"):
+        sur.simulate(np.full((3, 8), np.nan, np.float32), seed=0)
+
+
+def test_bad_config(tmp_path: Path, zee_run: tuple[Path, Path],
+                    capsys: pytest.CaptureFixture[str]) -> None:
+    _, data = zee_run
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("net: {hiden: 3}\n")
+    _fail(capsys, ["fit", "zee", "--data", str(data), "--config", str(cfg), "--out",
+                   str(tmp_path / "r")], "unknown key 'hiden'")
+    cfg.write_text("process: ttbar\n")
+    _fail(capsys, ["fit", "zee", "--data", str(data), "--config", str(cfg), "--out",
+                   str(tmp_path / "r")], "is for process 'ttbar'")
+    cfg.write_text("optim: {lr: fast}\n")
+    _fail(capsys, ["fit", "zee", "--data", str(data), "--config", str(cfg), "--out",
+                   str(tmp_path / "r")], "expected a number")
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(
+        zee_run: tuple[Path, Path], tiny_config: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from otus.models.module import OtusModule
+
+    _, data = zee_run
+    orig = OtusModule.losses
+
+    def poisoned(self: OtusModule, *a: object, **k: object) -> dict[str, torch.Tensor]:
+        out = orig(self, *a, **k)
+        if self.training and self.current_epoch >= 1:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(OtusModule, "losses", poisoned)
+    run = tmp_path / "run"
+    line = _fail(capsys, ["fit", "zee", "--data", str(data), "--config", str(tiny_config),
+                          "--out", str(run)], "the loss became nan at epoch 1")
+    assert "last good checkpoint" in line
+    ck = torch.load(run / "last.ckpt", weights_only=True)
+    assert ck["epoch"] == 0
+    assert all(torch.isfinite(v).all() for v in ck["state_dict"].values())

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from otus.models.config import config_from_dict
+from otus.models.coords import Coordinates, loss_features, minkowski_penalty
+from otus.models.module import OtusModule
+from otus.physics import fourvec as fv
+from otus.processes import TTBAR, ZEE
+
+
+def _module(process: str, **net: object) -> OtusModule:
+    cfg = config_from_dict({"net": {"hidden": 16, "depth": 2, **net},
+                            "loss": {"n_projections": 8}}, process=process)
+    m = OtusModule(cfg.to_dict())
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # leave the identity start so every path is exercised
+        for p in m.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=g))
+    return m
+
+
+def _ttbar_rows(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = np.random.default_rng(seed)
+    pt = g.uniform(25, 120, (n, 6))
+    eta = g.uniform(-2, 2, (n, 6))
+    phi = g.uniform(-np.pi, np.pi, (n, 6))
+    z = fv.from_ptetaphim(pt, eta, phi, np.array(TTBAR.z_masses))
+    xm = np.array([0.0, 0.0, 8.0, 6.0, 5.0, 4.0])
+    eta_x = eta.copy()
+    eta_x[:, 1] = 0.0  # MET is transverse
+    x = fv.from_ptetaphim(pt, eta_x, phi, xm)
+    return (torch.tensor(z.reshape(n, 24), dtype=torch.float32),
+            torch.tensor(x.reshape(n, 24), dtype=torch.float32))
+
+
+def _zee_rows(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = np.random.default_rng(1)
+    z = fv.from_ptetaphim(g.uniform(20, 60, (n, 2)), g.uniform(-2, 2, (n, 2)),
+                          g.uniform(-3, 3, (n, 2)), ZEE.z_masses[0]).reshape(n, 8)
+    z = torch.tensor(z, dtype=torch.float32)
+    return z, z * 1.01
+
+
+@pytest.mark.parametrize("process,coords", [("zee", "ptetaphi"), ("zee", "cartesian"),
+                                            ("ttbar", "ptetaphi"), ("ttbar", "cartesian")])
+def test_every_parameter_gets_a_gradient(process: str, coords: str) -> None:
+    m = _module(process, coords=coords)
+    z, x = _zee_rows(256) if process == "zee" else _ttbar_rows(256)
+    w = torch.ones(len(z))
+    terms = m.losses(z, w, x, w, generator=torch.Generator().manual_seed(1), n_projections=8)
+    assert {"data", "prior", "sim", "anchor", "loss"} <= set(terms)
+    terms["loss"].backward()
+    missing = [n for n, p in m.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, missing
+
+
+def test_decoder_outputs_are_on_mass_shell() -> None:
+    for process in ("zee", "ttbar"):
+        m = _module(process)
+        z, x = _zee_rows(500) if process == "zee" else _ttbar_rows(500)
+        with torch.no_grad():
+            out = m.simulate(z.double().float(), generator=torch.Generator().manual_seed(2))
+            unf = m.unfold(x, generator=torch.Generator().manual_seed(2))
+        proc = ZEE if process == "zee" else TTBAR
+        for rows, masses in ((out, proc.x_masses), (unf, proc.z_masses)):
+            p = fv.objects(rows.double())
+            p3 = fv.p3(p)
+            for i, mass in enumerate(masses):
+                if mass != mass:  # free mass (jets): physical, E >= |p|
+                    assert bool((p[:, i, 3] >= p3[:, i] * (1 - 1e-6)).all())
+                    continue
+                e_shell = torch.sqrt(p3[:, i] ** 2 + mass**2)
+                torch.testing.assert_close(p[:, i, 3], e_shell, rtol=1e-6, atol=1e-4)
+
+
+def test_met_output_is_transverse_and_identity_start() -> None:
+    cfg = config_from_dict({"net": {"hidden": 8}}, process="ttbar")
+    m = OtusModule(cfg.to_dict())  # fresh: zero output layer, so D(z) = identity bias
+    z, _ = _ttbar_rows(50)
+    with torch.no_grad():
+        out = fv.objects(m.simulate(z, generator=torch.Generator().manual_seed(0)))
+    assert torch.all(out[:, 1, 2] == 0)
+    zs = fv.objects(z)
+    torch.testing.assert_close(fv.pt(out[:, 0]), fv.pt(zs[:, 0]), rtol=1e-4, atol=1e-4)
+    # jets are the pT-ordered quarks (b, bbar, q, qbar) at the start
+    qpt = torch.sort(fv.pt(zs[:, 2:]), dim=1, descending=True).values
+    torch.testing.assert_close(fv.pt(out[:, 2:]), qpt, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("level", ["z", "x"])
+def test_coordinates_round_trip(level: str) -> None:
+    z, x = _ttbar_rows(100)
+    rows = (z if level == "z" else x).double()
+    for kind in ("ptetaphi", "cartesian"):
+        c = Coordinates(TTBAR, level, kind)
+        back = c.decode(c.encode(rows))
+        torch.testing.assert_close(back, rows, rtol=1e-6, atol=1e-6)
+
+
+def test_minkowski_penalty_and_features() -> None:
+    good = torch.tensor([[1.0, 2.0, 2.0, 3.5]])
+    bad = torch.tensor([[1.0, 2.0, 2.0, 1.0]])
+    assert float(minkowski_penalty(good)) == 0.0 and float(minkowski_penalty(bad)) > 0
+    z, _ = _zee_rows(10)
+    f = loss_features(ZEE, "z", z.double(), ("masses",))
+    np.testing.assert_allclose(f[:, 0].numpy(), fv.invariant_mass(
+        fv.objects(z.double())[:, 0], fv.objects(z.double())[:, 1]).numpy(), rtol=1e-6)
+
+
+def test_noise_depends_on_generator() -> None:
+    m = _module("zee")
+    z, _ = _zee_rows(100)
+    with torch.no_grad():
+        a = m.simulate(z, generator=torch.Generator().manual_seed(5))
+        b = m.simulate(z, generator=torch.Generator().manual_seed(5))
+        c = m.simulate(z, generator=torch.Generator().manual_seed(6))
+    assert torch.equal(a, b) and not torch.equal(a, c)

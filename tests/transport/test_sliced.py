@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import numpy as np
+import ot
+import pytest
+import torch
+
+from otus.transport.sliced import random_projections, sliced_wasserstein, wasserstein_1d
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_distance_to_self_is_zero() -> None:
+    x = torch.randn(200, 5, generator=_gen())
+    w = torch.rand(200, generator=_gen(1))
+    assert float(sliced_wasserstein(x, x, generator=_gen(2))) == 0.0
+    assert float(sliced_wasserstein(x, x, a=w, b=w, p=1, generator=_gen(2))) == 0.0
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_one_dimension_equals_exact_ot(p: int) -> None:
+    rng = np.random.default_rng(3)
+    u, v = rng.normal(0, 1, 37), rng.normal(0.5, 2, 53)
+    a, b = rng.random(37), rng.random(53)
+    got = wasserstein_1d(torch.from_numpy(u), torch.from_numpy(v), a=torch.from_numpy(a),
+                         b=torch.from_numpy(b), p=p)
+    ref = ot.wasserstein_1d(u, v, a / a.sum(), b / b.sum(), p=p)
+    exact = ot.emd2(a / a.sum(), b / b.sum(), np.abs(u[:, None] - v[None, :]) ** p)
+    np.testing.assert_allclose(float(got), ref, rtol=1e-10)
+    np.testing.assert_allclose(float(got), exact, rtol=1e-8)
+    # The sliced distance in one dimension is the 1-D distance (the direction is ±1).
+    sw = sliced_wasserstein(torch.from_numpy(u)[:, None], torch.from_numpy(v)[:, None],
+                            a=torch.from_numpy(a), b=torch.from_numpy(b), p=p, n_projections=4,
+                            generator=_gen())
+    np.testing.assert_allclose(float(sw), exact ** (1 / p), rtol=1e-8)
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_agrees_with_pot_for_same_projections(p: int) -> None:
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(0, 1, (120, 6)), rng.normal(1, 1.5, (80, 6))
+    a, b = rng.random(120), rng.random(80)
+    proj = random_projections(6, 50, generator=_gen(5), dtype=torch.float64)
+    got = sliced_wasserstein(torch.from_numpy(x), torch.from_numpy(y), a=torch.from_numpy(a),
+                             b=torch.from_numpy(b), p=p, projections=proj)
+    ref = ot.sliced_wasserstein_distance(x, y, a / a.sum(), b / b.sum(), p=p,
+                                         projections=proj.numpy())
+    np.testing.assert_allclose(float(got), ref, rtol=1e-10)
+    pp = sliced_wasserstein(torch.from_numpy(x), torch.from_numpy(y), a=torch.from_numpy(a),
+                            b=torch.from_numpy(b), p=p, projections=proj, root=False)
+    np.testing.assert_allclose(float(pp), ref**p, rtol=1e-10)
+
+
+def test_negative_weights_cancel() -> None:
+    # A negative-weight copy of an event cancels it: the sample equals one without both.
+    x = torch.tensor([[0.0], [1.0], [1.0], [2.0], [5.0]], dtype=torch.float64)
+    a = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0], dtype=torch.float64)
+    x2 = torch.tensor([[0.0], [1.0], [1.0], [2.0], [3.0]], dtype=torch.float64)
+    a2 = torch.tensor([1.0, 2.0, -1.0, 1.0, 0.0], dtype=torch.float64)
+    y = torch.tensor([[0.5], [1.5], [2.5]], dtype=torch.float64)
+    d1 = wasserstein_1d(x[a > 0], y)
+    d1b = wasserstein_1d(torch.tensor([[0.0], [1.0], [2.0]], dtype=torch.float64), y)
+    d2 = wasserstein_1d(x2, y, a=a2)
+    torch.testing.assert_close(d2, d1b)
+    assert float(d1) > 0
+
+
+def test_randomness_is_injected_and_reproducible() -> None:
+    x, y = torch.randn(50, 4, generator=_gen(0)), torch.randn(60, 4, generator=_gen(1)) + 1
+    d1 = sliced_wasserstein(x, y, generator=_gen(7), n_projections=10)
+    d2 = sliced_wasserstein(x, y, generator=_gen(7), n_projections=10)
+    d3 = sliced_wasserstein(x, y, generator=_gen(8), n_projections=10)
+    assert float(d1) == float(d2) and float(d1) != float(d3)
+
+
+def test_dtype_follows_input_and_gradients_flow() -> None:
+    x = torch.randn(30, 3, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(40, 3, dtype=torch.float64) + 2
+    a = torch.rand(30, dtype=torch.float64, requires_grad=True)
+    d = sliced_wasserstein(x, y, a=a, generator=_gen(), root=False)
+    assert d.dtype == torch.float64
+    d.backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    assert a.grad is not None and a.grad.abs().sum() > 0
+
+
+def test_bad_arguments() -> None:
+    x = torch.randn(10, 3)
+    with pytest.raises(ValueError, match="same d"):
+        sliced_wasserstein(x, torch.randn(10, 2))
+    with pytest.raises(ValueError, match="projections must be"):
+        sliced_wasserstein(x, x, projections=torch.randn(2, 5))
+    with pytest.raises(ValueError, match="positive total weight"):
+        sliced_wasserstein(x, x, a=-torch.ones(10))
+    with pytest.raises(ValueError, match="shape"):
+        sliced_wasserstein(x, x, a=torch.ones(3))
+    with pytest.raises(ValueError, match="at least one sample"):
+        sliced_wasserstein(x, x[:0])
