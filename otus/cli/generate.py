@@ -19,12 +19,24 @@ def register(sub: Any) -> None:
     p.add_argument("--events", "-n", type=int, required=True, help="number of events")
     add_seed(p)
     p.add_argument("--out", required=True, help="output folder (created if missing)")
-    p.add_argument("--resolution-scale", type=float, default=1.0,
-                   help="multiply every detector resolution (default 1.0 = the card)")
-    p.add_argument("--energy-scale", type=float, default=1.0,
-                   help="multiply every reconstructed momentum (default 1.0)")
-    p.add_argument("--efficiency-scale", type=float, default=1.0,
-                   help="multiply the identification efficiencies (default 1.0)")
+    p.add_argument(
+        "--resolution-scale",
+        type=float,
+        default=1.0,
+        help="multiply every detector resolution (default 1.0 = the card)",
+    )
+    p.add_argument(
+        "--energy-scale",
+        type=float,
+        default=1.0,
+        help="multiply every reconstructed momentum (default 1.0)",
+    )
+    p.add_argument(
+        "--efficiency-scale",
+        type=float,
+        default=1.0,
+        help="multiply the identification efficiencies (default 1.0)",
+    )
     p.set_defaults(func=run)
 
 
@@ -32,10 +44,17 @@ def run(args: argparse.Namespace) -> int:
     from otus.generate import generate
 
     s = generate(
-        args.process, args.events, seed=args.seed, out_dir=args.out,
-        resolution_scale=args.resolution_scale, energy_scale=args.energy_scale,
-        efficiency_scale=args.efficiency_scale, progress=True,
+        args.process,
+        args.events,
+        seed=args.seed,
+        out_dir=args.out,
+        resolution_scale=args.resolution_scale,
+        energy_scale=args.energy_scale,
+        efficiency_scale=args.efficiency_scale,
+        progress=True,
     )
-    print(f"otus generate: {s['n_events']} {s['process']} events in {args.out} "
-          f"(pass rate {s['pass_rate']:.3f}, {s['rate']:.0f} events/s)")
+    print(
+        f"otus generate: {s['n_events']} {s['process']} events in {args.out} "
+        f"(pass rate {s['pass_rate']:.3f}, {s['rate']:.0f} events/s)"
+    )
     return 0

@@ -78,8 +78,10 @@ def electron_tracking_efficiency(pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
     a = np.abs(eta)
     barrel, endcap = a <= 1.5, (a > 1.5) & (a <= 2.5)
     low, mid, high = (pt > 0.1) & (pt <= 1.0), (pt > 1.0) & (pt <= 100.0), pt > 100.0
-    return (barrel * (0.73 * low + 0.95 * mid + 0.99 * high)
-            + endcap * (0.50 * low + 0.83 * mid + 0.90 * high)).astype(np.float64)
+    return (
+        barrel * (0.73 * low + 0.95 * mid + 0.99 * high)
+        + endcap * (0.50 * low + 0.83 * mid + 0.90 * high)
+    ).astype(np.float64)
 
 
 def electron_id_efficiency(pt: np.ndarray, eta: np.ndarray) -> np.ndarray:

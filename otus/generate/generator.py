@@ -3,7 +3,8 @@
 Parton level from Pythia's hard process (:mod:`otus.generate.pythia`), detector level from
 the same events after shower through the Delphes-CMS-card detector
 (:mod:`otus.generate.reconstruct`). Writes ``events.h5`` (z and x paired row by row),
-and — where the writers of :mod:`otus.io` exist — ``parton.lhe.gz`` and ``delphes.root``.
+``parton.lhe.gz`` (z, with the incoming partons) and ``delphes.root`` (the detector
+collections), all three with the same provenance.
 All files are written into a temporary folder beside the outputs and moved into place only
 when everything succeeded, so a failed run leaves nothing behind.
 """
@@ -24,7 +25,9 @@ from otus.errors import OtusError
 from otus.generate import detector as det
 from otus.generate.pythia import PythiaSource, check_seed
 from otus.generate.reconstruct import reconstruct
+from otus.io.delphes import write_delphes
 from otus.io.h5 import Events, EventWriter
+from otus.io.lhe import write_lhe
 from otus.physics.selection import build_x
 from otus.processes import get_process
 from otus.provenance import provenance
@@ -32,19 +35,6 @@ from otus.provenance import provenance
 # Events per Pythia batch; ttbar records with hadronisation are large, keep memory modest.
 BATCH = {"zee": 1000, "ttbar": 100}
 OUTPUTS = ("events.h5", "parton.lhe.gz", "delphes.root")
-
-
-def _writers() -> tuple[Any, Any]:
-    """The LHE and Delphes-ROOT writers of otus.io, or None where not built."""
-    try:
-        from otus.io.lhe import write_lhe
-    except ImportError:
-        write_lhe = None
-    try:
-        from otus.io.delphes import write_delphes
-    except ImportError:
-        write_delphes = None
-    return write_lhe, write_delphes
 
 
 def _prepare_out(out_dir: str | os.PathLike[str]) -> tuple[Path, bool]:
@@ -96,8 +86,9 @@ def generate(
         import fastjet  # noqa: F401
         import pythia8mc  # noqa: F401
     except ImportError as err:
-        raise OtusError(f"otus generate needs pythia8mc and fastjet: pip install "
-                        f"'otus[generate]' ({err})") from None
+        raise OtusError(
+            f"otus generate needs pythia8mc and fastjet: pip install 'otus[generate]' ({err})"
+        ) from None
     out, created = _prepare_out(out_dir)
     tmp = Path(tempfile.mkdtemp(prefix=".otus-generate-", dir=out))
     try:
@@ -117,8 +108,9 @@ def generate(
     return summary
 
 
-def _run(proc: Any, n: int, seed: int, opts: det.DetectorOptions, tmp: Path,
-         progress: bool) -> dict[str, Any]:
+def _run(
+    proc: Any, n: int, seed: int, opts: det.DetectorOptions, tmp: Path, progress: bool
+) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
@@ -137,8 +129,13 @@ def _run(proc: Any, n: int, seed: int, opts: det.DetectorOptions, tmp: Path,
     prov["generator"] = prov["settings"]["generator"]
     zs, incs, recos, weights = [], [], [], []
     n_pass = 0
-    bar = tqdm(total=n, unit="ev", desc=f"generate {proc.name}", disable=None if progress else True,
-               leave=False)
+    bar = tqdm(
+        total=n,
+        unit="ev",
+        desc=f"generate {proc.name}",
+        disable=None if progress else True,
+        leave=False,
+    )
     with EventWriter(tmp / "events.h5", proc, has_z=True, has_x=True, provenance=prov) as w:
         done = 0
         while done < n:
@@ -158,16 +155,16 @@ def _run(proc: Any, n: int, seed: int, opts: det.DetectorOptions, tmp: Path,
             done += len(z)
             bar.update(len(z))
     bar.close()
-    files = ["events.h5"]
-    write_lhe, write_delphes = _writers()
-    if write_lhe is not None:
-        write_lhe(tmp / "parton.lhe.gz", proc, np.concatenate(zs), np.concatenate(weights),
-                  incoming_pdg=np.concatenate(incs), provenance=prov)
-        files.append("parton.lhe.gz")
-    if write_delphes is not None:
-        reco_all = {k: ak.concatenate([r[k] for r in recos]) for k in recos[0]}
-        write_delphes(tmp / "delphes.root", reco_all, np.concatenate(weights), provenance=prov)
-        files.append("delphes.root")
+    write_lhe(
+        tmp / "parton.lhe.gz",
+        proc,
+        np.concatenate(zs),
+        np.concatenate(weights),
+        incoming_pdg=np.concatenate(incs),
+        provenance=prov,
+    )
+    reco_all = {k: ak.concatenate([r[k] for r in recos]) for k in recos[0]}
+    write_delphes(tmp / "delphes.root", reco_all, np.concatenate(weights), provenance=prov)
     seconds = time.perf_counter() - t0
     return {
         "process": proc.name,
@@ -176,5 +173,5 @@ def _run(proc: Any, n: int, seed: int, opts: det.DetectorOptions, tmp: Path,
         "seconds": seconds,
         "rate": n / seconds,
         "tries": source.tries,
-        "files": files,
+        "files": list(OUTPUTS),
     }

@@ -96,22 +96,25 @@ def check_seed(seed: int) -> None:
 
 def _passes_cuts(objs: list[tuple[int, float, float, float]]) -> bool:
     """MadGraph-style generator cuts on (id, px, py, pz) of the outgoing hard partons."""
-    leptons, jets = [], []
+    leptons: list[tuple[float, float]] = []
+    jets: list[tuple[float, float]] = []
     for pid, px, py, pz in objs:
-        a = abs(pid)
+        apid = abs(pid)
         pt = math.hypot(px, py)
         eta = math.asinh(pz / pt) if pt > 0 else math.inf
-        if a in (11, 13):
+        if apid in (11, 13):
             if pt <= PTL_MIN or abs(eta) >= ETAL_MAX:
                 return False
             leptons.append((eta, math.atan2(py, px)))
-        elif a <= 4 or pid == 21:
+        elif apid <= 4 or pid == 21:
             if pt <= PTJ_MIN or abs(eta) >= ETAJ_MAX:
                 return False
             jets.append((eta, math.atan2(py, px)))
-    pairs = [*((a, b) for i, a in enumerate(leptons) for b in leptons[i + 1:]),
-             *((a, b) for i, a in enumerate(jets) for b in jets[i + 1:]),
-             *((a, b) for a in jets for b in leptons)]
+    pairs = [
+        *((a, b) for i, a in enumerate(leptons) for b in leptons[i + 1 :]),
+        *((a, b) for i, a in enumerate(jets) for b in jets[i + 1 :]),
+        *((a, b) for a in jets for b in leptons),
+    ]
     for a, b in pairs:
         dphi = (a[1] - b[1] + math.pi) % (2 * math.pi) - math.pi
         if (a[0] - b[0]) ** 2 + dphi**2 <= DR_MIN**2:
@@ -153,8 +156,12 @@ def _make_hook(process: Process) -> Any:
             z = [0.0] * (4 * len(masses))
             for pid, px, py, pz in objs:
                 k = slots[pid]
-                z[4 * k: 4 * k + 4] = (px, py, pz, math.sqrt(px * px + py * py + pz * pz
-                                                             + masses[k] ** 2))
+                z[4 * k : 4 * k + 4] = (
+                    px,
+                    py,
+                    pz,
+                    math.sqrt(px * px + py * py + pz * pz + masses[k] ** 2),
+                )
             a, b = ev[3], ev[4]
             self.accepted.append((a.pz(), b.pz(), a.id(), b.id(), z))
             return False
@@ -212,11 +219,16 @@ class PythiaSource:
         lookup = np.searchsorted(np.unique(ids), ids)
         flat_charge = charge[lookup] if len(ids) else np.zeros(0)
         counts = ak.num(fin)
-        particles = ak.zip({
-            "id": fin.id,
-            "charge": ak.unflatten(flat_charge, counts),
-            "px": fin.p.px, "py": fin.p.py, "pz": fin.p.pz, "e": fin.p.e,
-        })
+        particles = ak.zip(
+            {
+                "id": fin.id,
+                "charge": ak.unflatten(flat_charge, counts),
+                "px": fin.p.px,
+                "py": fin.p.py,
+                "pz": fin.p.pz,
+                "e": fin.p.e,
+            }
+        )
         return z, inc, particles
 
     def _charge_of(self, pid: int) -> float:

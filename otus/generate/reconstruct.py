@@ -40,7 +40,10 @@ def _pt_eta_phi(px: np.ndarray, py: np.ndarray, pz: np.ndarray) -> tuple[np.ndar
 
 
 def energy_flow(
-    pid: np.ndarray, charge: np.ndarray, p4: np.ndarray, rng: np.random.Generator,
+    pid: np.ndarray,
+    charge: np.ndarray,
+    p4: np.ndarray,
+    rng: np.random.Generator,
     opts: det.DetectorOptions,
 ) -> dict[str, np.ndarray]:
     """Step 1 on flat particle arrays: returns reconstructed four-momenta ``p4`` [M, 4]
@@ -62,21 +65,28 @@ def energy_flow(
     )
     tracked = in_tracker & det.accept(eff, rng)
     # Track momentum resolution (…MomentumSmearing), relative σ/pT.
-    res = np.select(
-        [is_e, is_mu],
-        [det.electron_resolution(pt, eta), det.muon_resolution(pt, eta)],
-        det.charged_hadron_resolution(pt, eta),
-    ) * opts.resolution_scale
+    res = (
+        np.select(
+            [is_e, is_mu],
+            [det.electron_resolution(pt, eta), det.muon_resolution(pt, eta)],
+            det.charged_hadron_resolution(pt, eta),
+        )
+        * opts.resolution_scale
+    )
     pt_track = det.log_normal(np.where(tracked, pt, 0.0), res * pt, rng)
     # Calorimeter deposits: lost electron tracks, photons and forward electrons in ECAL;
     # lost hadron tracks and every other visible non-muon particle in HCAL.
     in_ecal = in_calo & ~tracked & ((apid == 22) | is_e)
     in_hcal = in_calo & ~tracked & ~in_ecal & ~is_mu
     sigma_e = np.where(in_ecal, det.ecal_resolution(e, eta), det.hcal_resolution(e, eta))
-    e_calo = det.log_normal(np.where(in_ecal | in_hcal, e, 0.0), sigma_e * opts.resolution_scale,
-                            rng)
-    factor = np.where(tracked, pt_track / np.maximum(pt, 1e-12),
-                      np.where(in_ecal | in_hcal, e_calo / np.maximum(e, 1e-12), 0.0))
+    e_calo = det.log_normal(
+        np.where(in_ecal | in_hcal, e, 0.0), sigma_e * opts.resolution_scale, rng
+    )
+    factor = np.where(
+        tracked,
+        pt_track / np.maximum(pt, 1e-12),
+        np.where(in_ecal | in_hcal, e_calo / np.maximum(e, 1e-12), 0.0),
+    )
     visible = tracked | in_ecal | in_hcal
     return {
         "p4": p4 * (factor * opts.energy_scale)[:, None],
@@ -86,7 +96,11 @@ def energy_flow(
 
 
 def isolation_ratio(
-    cand: np.ndarray, evt: np.ndarray, pt: np.ndarray, eta: np.ndarray, phi: np.ndarray,
+    cand: np.ndarray,
+    evt: np.ndarray,
+    pt: np.ndarray,
+    eta: np.ndarray,
+    phi: np.ndarray,
     counts: np.ndarray,
 ) -> np.ndarray:
     """Module ``Isolation``: for the candidates with flat indices ``cand``, the scalar pT sum
@@ -109,14 +123,16 @@ def isolation_ratio(
     return iso_sum / np.maximum(pt[cand], 1e-12)
 
 
-def _collection(evt: np.ndarray, n: int, fields: dict[str, np.ndarray],
-                sort_by: str = "PT") -> ak.Array:
+def _collection(
+    evt: np.ndarray, n: int, fields: dict[str, np.ndarray], sort_by: str = "PT"
+) -> ak.Array:
     """Jagged records sorted by decreasing PT; float32 kinematics, int32 charge (as Delphes
     stores them, so x built from these equals x built from the written ROOT file)."""
     order = np.lexsort((-fields[sort_by], evt))
     counts = np.bincount(evt, minlength=n)
-    cols = {k: v[order].astype(np.int32 if k == "Charge" else np.float32)
-            for k, v in fields.items()}
+    cols = {
+        k: v[order].astype(np.int32 if k == "Charge" else np.float32) for k, v in fields.items()
+    }
     return ak.unflatten(ak.zip(cols), counts)
 
 
@@ -138,12 +154,15 @@ def _jets(p4: np.ndarray, evt: np.ndarray, n: int) -> ak.Array:
     pt, eta, phi = _pt_eta_phi(j[:, 0], j[:, 1], j[:, 2])
     j = j * det.jet_energy_scale(pt, eta)[:, None]  # JetEnergyScale
     m = np.sqrt(np.maximum(j[:, 3] ** 2 - (j[:, :3] ** 2).sum(-1), 0.0))
-    return _collection(jevt, n, {"PT": np.hypot(j[:, 0], j[:, 1]), "Eta": eta, "Phi": phi,
-                                 "Mass": m})
+    return _collection(
+        jevt, n, {"PT": np.hypot(j[:, 0], j[:, 1]), "Eta": eta, "Phi": phi, "Mass": m}
+    )
 
 
 def reconstruct(
-    particles: ak.Array, rng: np.random.Generator, opts: det.DetectorOptions | None = None,
+    particles: ak.Array,
+    rng: np.random.Generator,
+    opts: det.DetectorOptions | None = None,
 ) -> dict[str, ak.Array]:
     """Run the detector on final-state ``particles`` ([N, var] records with ``id``,
     ``charge``, ``px``, ``py``, ``pz``, ``e``) and return Delphes-named collections."""
@@ -154,8 +173,9 @@ def reconstruct(
     flat = ak.flatten(particles)
     pid = ak.to_numpy(flat.id).astype(np.int64)
     charge = ak.to_numpy(flat.charge).astype(np.float64)
-    p4 = np.stack([ak.to_numpy(flat[c]).astype(np.float64) for c in ("px", "py", "pz", "e")],
-                  axis=-1).reshape(-1, 4)
+    p4 = np.stack(
+        [ak.to_numpy(flat[c]).astype(np.float64) for c in ("px", "py", "pz", "e")], axis=-1
+    ).reshape(-1, 4)
     flow = energy_flow(pid, charge, p4, rng, opts)
     q, vis = flow["p4"], flow["visible"]
     pt, eta, phi = _pt_eta_phi(q[:, 0], q[:, 1], q[:, 2])
@@ -171,16 +191,23 @@ def reconstruct(
         cand = cand[ok]
         cand = cand[isolation_ratio(cand, evt, pt, eta, phi, counts) <= ratio]
         lepton[cand] = True
-        out[name] = _collection(evt[cand], n, {
-            "PT": pt[cand], "Eta": eta[cand], "Phi": phi[cand],
-            "Charge": -np.sign(pid[cand]).astype(np.int32),
-        })
+        out[name] = _collection(
+            evt[cand],
+            n,
+            {
+                "PT": pt[cand],
+                "Eta": eta[cand],
+                "Phi": phi[cand],
+                "Charge": -np.sign(pid[cand]).astype(np.int32),
+            },
+        )
     jet_in = vis & ~lepton
     out["Jet"] = _jets(q[jet_in], evt[jet_in], n)
     mpx = -np.bincount(evt, weights=np.where(vis, q[:, 0], 0.0), minlength=n)
     mpy = -np.bincount(evt, weights=np.where(vis, q[:, 1], 0.0), minlength=n)
     mpz = -np.bincount(evt, weights=np.where(vis, q[:, 2], 0.0), minlength=n)
     met, met_eta, met_phi = _pt_eta_phi(mpx, mpy, mpz)
-    out["MissingET"] = _collection(np.arange(n), n, {"MET": met, "Eta": met_eta, "Phi": met_phi},
-                                   sort_by="MET")
+    out["MissingET"] = _collection(
+        np.arange(n), n, {"MET": met, "Eta": met_eta, "Phi": met_phi}, sort_by="MET"
+    )
     return out

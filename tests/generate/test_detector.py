@@ -14,24 +14,36 @@ from otus.generate.reconstruct import isolation_ratio, reconstruct
 def test_card_efficiencies_at_known_points():
     pt = np.array([50.0, 50.0, 150.0, 5.0, 50.0])
     eta = np.array([0.3, 2.0, -1.0, 0.0, 2.6])
-    np.testing.assert_allclose(det.electron_efficiency(pt, eta),
-                               [0.95 * 0.95, 0.83 * 0.85, 0.99 * 0.95, 0.0, 0.0])
-    np.testing.assert_allclose(det.muon_id_efficiency(np.array([50.0, 50.0, 2000.0]),
-                                                      np.array([2.3, 2.45, 0.0])),
-                               [0.95, 0.0, 0.95 * np.exp(0.5 - 1.0)])
+    np.testing.assert_allclose(
+        det.electron_efficiency(pt, eta), [0.95 * 0.95, 0.83 * 0.85, 0.99 * 0.95, 0.0, 0.0]
+    )
+    np.testing.assert_allclose(
+        det.muon_id_efficiency(np.array([50.0, 50.0, 2000.0]), np.array([2.3, 2.45, 0.0])),
+        [0.95, 0.0, 0.95 * np.exp(0.5 - 1.0)],
+    )
 
 
 def test_card_resolutions_at_known_points():
     pt = np.array([40.0, 40.0, 40.0, 0.05])
     eta = np.array([0.2, -1.0, 2.0, 0.0])
-    want = [np.hypot(0.03, 40 * 1.3e-3), np.hypot(0.05, 40 * 1.7e-3), np.hypot(0.15, 40 * 3.1e-3), 0]
+    want = [
+        np.hypot(0.03, 40 * 1.3e-3),
+        np.hypot(0.05, 40 * 1.7e-3),
+        np.hypot(0.15, 40 * 3.1e-3),
+        0,
+    ]
     np.testing.assert_allclose(det.electron_resolution(pt, eta), want)
-    np.testing.assert_allclose(det.hcal_resolution(np.array([100.0]), np.array([1.0])),
-                               [np.sqrt(100**2 * 0.05**2 + 100 * 1.5**2)])
-    np.testing.assert_allclose(det.ecal_resolution(np.array([100.0]), np.array([0.0])),
-                               [np.sqrt(100**2 * 0.008**2 + 100 * 0.11**2 + 0.4**2)])
-    np.testing.assert_allclose(det.jet_energy_scale(np.array([30.0]), np.array([0.0])),
-                               [np.sqrt(2.5**2 / 30 + 1)])
+    np.testing.assert_allclose(
+        det.hcal_resolution(np.array([100.0]), np.array([1.0])),
+        [np.sqrt(100**2 * 0.05**2 + 100 * 1.5**2)],
+    )
+    np.testing.assert_allclose(
+        det.ecal_resolution(np.array([100.0]), np.array([0.0])),
+        [np.sqrt(100**2 * 0.008**2 + 100 * 0.11**2 + 0.4**2)],
+    )
+    np.testing.assert_allclose(
+        det.jet_energy_scale(np.array([30.0]), np.array([0.0])), [np.sqrt(2.5**2 / 30 + 1)]
+    )
 
 
 def test_log_normal_has_the_requested_mean_and_width():
@@ -82,8 +94,9 @@ def test_electron_efficiency_and_scale_knobs():
     assert np.all(ak.flatten(reco["Electron"].Charge) == -1)
     half = reconstruct(ev, np.random.default_rng(1), det.DetectorOptions(efficiency_scale=0.5))
     assert np.mean(ak.num(half["Electron"]) == 1) == pytest.approx(0.95 * 0.95 * 0.5, abs=0.03)
-    sharp = reconstruct(ev, np.random.default_rng(1),
-                        det.DetectorOptions(resolution_scale=1e-6, energy_scale=1.1))
+    sharp = reconstruct(
+        ev, np.random.default_rng(1), det.DetectorOptions(resolution_scale=1e-6, energy_scale=1.1)
+    )
     np.testing.assert_allclose(ak.flatten(sharp["Electron"].PT), 44.0, rtol=1e-5)
     # MET balances the visible electron (the neutrino is not seen)
     met = ak.to_numpy(ak.flatten(sharp["MissingET"].MET))

@@ -65,7 +65,9 @@ def test_same_seed_same_events_other_seed_other_events(tmp_path: Path):
     a, b, c = (read_events(tmp_path / k / "events.h5") for k in "abc")
     np.testing.assert_array_equal(a.z, b.z)
     np.testing.assert_array_equal(a.x, b.x)
-    assert (tmp_path / "a/parton.lhe.gz").read_bytes() == (tmp_path / "b/parton.lhe.gz").read_bytes()
+    assert (tmp_path / "a/parton.lhe.gz").read_bytes() == (
+        tmp_path / "b/parton.lhe.gz"
+    ).read_bytes()
     assert not np.array_equal(a.z, c.z)
 
 
@@ -170,8 +172,9 @@ def test_ttbar_mass_peaks_at_detector_level(tmp_path: Path):
     assert abs(np.median(t) - M_TOP) < 20 and np.mean(np.abs(t - M_TOP) < 40) > 0.5
     zo = observables(TTBAR, ev.z, "z")
     np.testing.assert_allclose(np.median(zo["m_W_had"]), M_W, atol=1.5)
-    np.testing.assert_allclose(fv.mass(fv.objects(ev.z.astype(np.float64), 6))[:, 2], 4.7,
-                               atol=0.01)
+    np.testing.assert_allclose(
+        fv.mass(fv.objects(ev.z.astype(np.float64), 6))[:, 2], 4.7, atol=0.01
+    )
 
 
 @pytest.mark.parametrize(
@@ -214,3 +217,12 @@ def test_failure_midway_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monke
     with pytest.raises(OtusError, match="exploded"):
         generate("zee", 20, seed=1, out_dir=tmp_path / "old", progress=False)
     assert list((tmp_path / "old").iterdir()) == []
+
+
+def test_cli_generates_and_summarises(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    out = tmp_path / "run"
+    assert main(["generate", "zee", "--events", "30", "--seed", "4", "--out", str(out)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("otus generate: 30 zee events") and "pass rate" in line
+    assert "events/s" in line and "\n" not in line
+    assert sorted(p.name for p in out.iterdir()) == ["delphes.root", "events.h5", "parton.lhe.gz"]

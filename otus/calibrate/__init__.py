@@ -1,0 +1,1 @@
+"""Calibration of simulation toward data: classifier reweighting and OT calibration."""

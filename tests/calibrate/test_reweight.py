@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from otus.calibrate import reweight as rw
+from otus.calibrate.clipping import clip_ratio
+from otus.calibrate.reweight import (
+    OverlapWarning,
+    ReweightConfig,
+    ReweightFit,
+    fit_reweighter,
+    fold_of,
+    row_hash,
+    weighted_bce,
+)
+from otus.errors import ConfigError, InputFileError, TrainingError
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny nets: one thread is much faster than a contended pool."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+FAST = ReweightConfig(k_folds=3, epochs=12, hidden=(32, 32), batch_size=1024, patience=3)
+
+
+def _phi(x: np.ndarray, s: float = 1.0) -> np.ndarray:
+    return np.exp(-0.5 * (x / s) ** 2) / (s * np.sqrt(2 * np.pi))
+
+
+def _shifted(n: int, mu: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    xm = rng.normal(size=(n, 2))
+    xd = rng.normal(size=(n, 2))
+    xd[:, 0] += mu
+    return xm, xd
+
+
+def test_recovers_analytic_ratio() -> None:
+    mu = 0.5
+    xm, xd = _shifted(8000, mu, 0)
+    fit = fit_reweighter(xm, np.ones(len(xm)), xd, np.ones(len(xd)), config=FAST)
+    true = np.exp(mu * xm[:, 0] - mu**2 / 2)  # N(mu,1)/N(0,1), both normalised
+    bulk = np.abs(xm[:, 0]) < 2
+    err = np.mean(np.abs(fit.mc_weights[bulk] / true[bulk] - 1))
+    assert err < 0.06
+    # normalise="data": the new MC weights sum to the data weight
+    assert fit.mc_weights.sum() == pytest.approx(len(xd), rel=1e-9)
+
+
+def test_negative_weights_are_used_not_dropped() -> None:
+    # MC density 2·N(0,1) − N(0,0.7²) (positive everywhere) made from a positive and a
+    # negative-weight component; data N(0,1). Dropping the negative events would give r ≡ 1.
+    rng = np.random.default_rng(1)
+    n = 8000
+    pos, neg = rng.normal(size=(2 * n, 1)), rng.normal(scale=0.7, size=(n, 1))
+    xm = np.concatenate([pos, neg])
+    wm = np.concatenate([np.ones(2 * n), -np.ones(n)])
+    xd = rng.normal(size=(n, 1))
+    fit = fit_reweighter(xm, wm, xd, np.ones(n), config=FAST)
+    grid = np.linspace(-1.5, 1.5, 31)[:, None]
+    true = _phi(grid[:, 0]) / (2 * _phi(grid[:, 0]) - _phi(grid[:, 0], 0.7))
+    got = np.exp(np.mean([rw.predict_logit(m, grid) for m in fit.models], axis=0))
+    assert np.mean(np.abs(got / true - 1)) < 0.12
+    # without the negative events the ratio would be flat; the truth varies by a factor 1.7
+    assert got[15] / got[0] > 1.3
+
+
+def test_kfold_no_event_weighted_by_a_model_that_saw_it(monkeypatch) -> None:
+    seen: list[set[int]] = []
+    orig = rw.train_classifier
+
+    def spy(x_mc, w_mc, x_data, w_data, *, config, seed):
+        seen.append(set(row_hash(x_mc, seed=config.seed).tolist()))
+        return orig(x_mc, w_mc, x_data, w_data, config=config, seed=seed)
+
+    monkeypatch.setattr(rw, "train_classifier", spy)
+    xm, xd = _shifted(3000, 0.3, 2)
+    fit = fit_reweighter(xm, np.ones(len(xm)), xd, np.ones(len(xd)), config=FAST)
+    h = row_hash(xm, seed=FAST.seed)
+    fold = fold_of(h, FAST.k_folds)
+    assert len(seen) == FAST.k_folds and np.bincount(fold).min() > 0
+    for i in range(len(xm)):
+        assert int(h[i]) not in seen[fold[i]]  # the model weighting event i never saw it
+    # every event was seen by the other k-1 models
+    assert all(int(h[i]) in seen[(fold[i] + 1) % FAST.k_folds] for i in range(len(xm)))
+    # applying the fit to the training events again uses the same out-of-fold models
+    m, _ = fit.multiplier(xm)
+    np.testing.assert_allclose(m, fit.mc_weights, rtol=1e-6)
+    # events never seen get the mean logit of all models
+    new = xm[:5] + 1e-3
+    mean = np.mean([rw.predict_logit(mm, new) for mm in fit.models], axis=0)
+    np.testing.assert_allclose(fit.logit(new), mean)
+
+
+def test_clipping_is_reported() -> None:
+    r = np.array([0.5, 1.0, 3.0, 12.0, 40.0])
+    out, rep = clip_ratio(r, clip=10.0)
+    np.testing.assert_array_equal(out, [0.5, 1.0, 3.0, 10.0, 10.0])
+    assert rep.n_clipped == 2 and rep.max_ratio == 40.0
+    assert rep.weight_removed == pytest.approx((2 + 30) / r.sum())
+    assert "clipped 2 of 5" in str(rep)
+    same, rep0 = clip_ratio(r, clip=None)
+    assert rep0.n_clipped == 0 and same is not None and "no clipping" in str(rep0)
+
+    xm, xd = _shifted(3000, 1.0, 3)
+    cfg = ReweightConfig(**{**FAST.__dict__, "clip": 2.0})
+    fit = fit_reweighter(xm, np.ones(len(xm)), xd, np.ones(len(xd)), config=cfg)
+    assert fit.clip_report.n_clipped == int(np.sum(fit.mc_ratio > 2.0)) > 0
+    assert np.max(fit.mc_weights) == pytest.approx(2.0 * fit.norm)
+
+
+def test_overlap_warning() -> None:
+    rng = np.random.default_rng(4)
+    xm = rng.normal(size=(3000, 1))
+    xd = np.concatenate([rng.normal(size=(2700, 1)), rng.normal(8.0, 0.3, size=(300, 1))])
+    with pytest.warns(OverlapWarning, match="supports do not overlap"):
+        fit = fit_reweighter(xm, np.ones(3000), xd, np.ones(3000), config=FAST)
+    assert not fit.overlap["ok"]
+    assert fit.overlap["data_frac_outside_mc_range"]["f0"] > 0.05
+
+
+def test_save_load_round_trip(tmp_path) -> None:
+    xm, xd = _shifted(2000, 0.3, 5)
+    fit = fit_reweighter(xm, np.ones(2000), xd, np.ones(2000), features=("a", "b"), config=FAST)
+    torch.save(fit.to_dict(), tmp_path / "m.pt")
+    back = ReweightFit.from_dict(torch.load(tmp_path / "m.pt", weights_only=True))
+    assert back.features == ("a", "b") and back.config == fit.config
+    np.testing.assert_allclose(back.multiplier(xm)[0], fit.mc_weights, rtol=1e-6)
+
+
+def test_weighted_bce_sign_of_negative_weights() -> None:
+    logits = torch.tensor([0.3, -1.0])
+    y = torch.tensor([1.0, 0.0])
+    pos = weighted_bce(logits, y, torch.tensor([1.0, 1.0]))
+    neg = weighted_bce(logits, y, torch.tensor([1.0, -1.0]))
+    assert float(neg) < float(pos)  # a negative weight subtracts its event's loss
+
+
+def test_row_hash_is_seeded_and_stable() -> None:
+    x = np.random.default_rng(0).normal(size=(100, 3))
+    np.testing.assert_array_equal(row_hash(x, seed=1), row_hash(x.copy(), seed=1))
+    assert not np.array_equal(row_hash(x, seed=1), row_hash(x, seed=2))
+    assert len(set(row_hash(x).tolist())) == 100
+
+
+@pytest.mark.parametrize(
+    ("xm", "wm", "xd", "wd", "match"),
+    [
+        (np.zeros((10, 2)), np.ones(10), np.zeros((10, 3)), np.ones(10), "MC has 2 features"),
+        (np.zeros((0, 2)), np.ones(0), np.zeros((10, 2)), np.ones(10), "MC sample is empty"),
+        (np.ones((10, 2)), np.zeros(10), np.ones((10, 2)), np.ones(10), "all MC weights"),
+        (np.ones((10, 2)), np.ones(10), np.ones((10, 2)), np.zeros(10), "all data weights"),
+        (np.ones((10, 2)), np.ones(9), np.ones((10, 2)), np.ones(10), "MC weights have shape"),
+        (np.full((10, 2), np.nan), np.ones(10), np.ones((10, 2)), np.ones(10), "NaN"),
+    ],
+)
+def test_bad_input(xm, wm, xd, wd, match) -> None:
+    with pytest.raises(InputFileError, match=match):
+        fit_reweighter(xm, wm, xd, wd, config=FAST)
+
+
+def test_net_negative_weights_rejected() -> None:
+    with pytest.raises(InputFileError, match="sum to"):
+        rw.balanced_weights(np.array([1.0, -2.0]), np.ones(3))
+
+
+def test_bad_config() -> None:
+    with pytest.raises(ConfigError, match="k_folds"):
+        ReweightConfig(k_folds=1)
+    with pytest.raises(ConfigError, match="clip"):
+        ReweightConfig(clip=0.5)
+    with pytest.raises(ConfigError, match="normalise"):
+        ReweightConfig(normalise="sum")
+
+
+def test_infinite_ratio_is_an_error() -> None:
+    with pytest.raises(TrainingError, match="not finite"):
+        rw._exp_ratio(np.array([0.0, 800.0]))
