@@ -158,7 +158,9 @@ class OtusDataModule(pl.LightningDataModule):
             cmap = Coordinates(self.process, level, coords)
             acc: dict[str, list[np.ndarray]] = {"c": [], "f": []}
             lv = self.z_level if level == "z" else level
-            for r, _ in _rows(path, lv, self.process, a, e, self.cfg.chunk_size):
+            w_sum = 0.0
+            for r, w in _rows(path, lv, self.process, a, e, self.cfg.chunk_size):
+                w_sum += float(np.sum(w))
                 t = torch.from_numpy(r).double()
                 acc["c"].append(cmap.encode(t).numpy())
                 acc["f"].append(loss_features(self.process, level, t, features).numpy())
@@ -166,6 +168,9 @@ class OtusDataModule(pl.LightningDataModule):
                 if not parts or sum(len(p) for p in parts) < 2:
                     raise InputFileError(f"{path}: fewer than 2 usable {level} events in the "
                                          f"training split")
+                if not w_sum > 0:
+                    raise InputFileError(f"{path}: the weights of the usable {level} events in "
+                                         f"the training split sum to {w_sum:.3g}; need > 0")
                 arr = np.concatenate(parts)
                 mu, sd = arr.mean(0), arr.std(0)
                 sd = np.where(sd > 1e-6 * np.maximum(np.abs(mu), 1.0), sd, 1.0)

@@ -62,6 +62,7 @@ def _fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str],
     import yaml
     from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger
+    from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
     from otus.models.data import OtusDataModule
     from otus.models.module import OtusModule
@@ -96,12 +97,16 @@ def _fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str],
     kw: dict[str, Any] = {}
     if t.max_time:
         kw["max_time"] = t.max_time
-    trainer = pl.Trainer(
-        default_root_dir=run, max_epochs=t.max_epochs, accelerator=t.accelerator,
-        devices=t.devices, strategy=t.strategy, log_every_n_steps=t.log_every_n_steps,
-        logger=CSVLogger(save_dir=run, name="", version=""), callbacks=ckpts,
-        enable_model_summary=False, enable_progress_bar=progress, fast_dev_run=fast_dev_run,
-        num_sanity_val_steps=0, **kw)
+    try:
+        trainer = pl.Trainer(
+            default_root_dir=run, max_epochs=t.max_epochs, accelerator=t.accelerator,
+            devices=t.devices, strategy=t.strategy, log_every_n_steps=t.log_every_n_steps,
+            logger=CSVLogger(save_dir=run, name="", version=""), callbacks=ckpts,
+            enable_model_summary=False, enable_progress_bar=progress,
+            fast_dev_run=fast_dev_run, num_sanity_val_steps=0, **kw)
+    except (ValueError, MisconfigurationException) as err:  # Lightning's option checks
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"bad trainer option: {msg}") from None
     metrics, saved = run / "metrics.csv", run / ".metrics.previous.csv"
     if resume and metrics.is_file():
         metrics.replace(saved)

@@ -80,3 +80,46 @@ def make_samples(root_dir: Path, n: int = 40) -> Samples:
                                                 weight=ev.weight))
         write_delphes(d / _NAMES["root"], collections_from_x(proc, ev.x, ev.x_pass), ev.weight)
     return Samples(root_dir)
+
+
+TINY_CONFIG = """\
+net: {hidden: 16, depth: 1, noise_dim: 2}
+loss: {n_projections: 16, anchor_until_epoch: 1}
+data: {batch_size: 256, chunk_size: 500}
+trainer: {max_epochs: 2, checkpoint_every_n_epochs: 1, num_threads: 1}
+"""
+
+
+def tiny_config(dest: Path) -> Path:
+    """A YAML config that trains a zee model in seconds."""
+    p = dest / "tiny.yaml"
+    if not p.is_file():
+        p.write_text(TINY_CONFIG)
+    return p
+
+
+def training_file(s: Samples, n: int = 2000) -> Path:
+    """A zee event file large enough for the tiny config (written once)."""
+    p = s.root_dir / "train" / "zee_train.h5"
+    if not p.is_file():
+        p.parent.mkdir(exist_ok=True)
+        write_events(p, toy_events(PROCESSES["zee"], n, seed=5))
+    return p
+
+
+def trained_run(s: Samples) -> Path:
+    """A zee run trained for two tiny epochs with ``otus fit`` (trained once per session)."""
+    run = s.root_dir / "train" / "run"
+    if not (run / "last.ckpt").is_file():
+        import contextlib
+        import io
+
+        from otus.cli import main
+
+        data = training_file(s)
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            rc = main(["fit", "zee", "--data", str(data), "--config",
+                       str(tiny_config(s.root_dir)), "--out", str(run), "--seed", "1"])
+        if rc != 0:
+            raise RuntimeError(f"training the sample run failed (exit {rc})")
+    return run

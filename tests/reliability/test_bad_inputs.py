@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import rel_cases_cmds  # noqa: F401  (adds the command cases)
 from rel_cases import CASES, GOOD, Case, Good, run_case
 from rel_samples import Samples
 

@@ -17,12 +17,14 @@ FORBIDDEN = {
     ("os.path", "expandvars"): "expands variables in paths",
     ("pickle", "load"): "unpickles arbitrary objects",
     ("pickle", "loads"): "unpickles arbitrary objects",
+    ("pickle", "Unpickler"): "unpickles arbitrary objects",
     ("dill", "load"): "unpickles arbitrary objects",
     ("joblib", "load"): "unpickles arbitrary objects",
     ("marshal", "loads"): "loads code objects",
     ("yaml", "unsafe_load"): "constructs arbitrary objects",
 }
 FORBIDDEN_NAMES = {"eval": "evaluates code", "exec": "executes code"}
+EXCEPTIONS_ONLY = {"UnpicklingError", "PickleError"}
 FORBIDDEN_IMPORTS = {"pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
 
 
@@ -48,8 +50,14 @@ def scan(source: str, where: str = "<string>") -> list[str]:
     tree = ast.parse(source)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import | ast.ImportFrom):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [
-                node.module or ""]
+            if isinstance(node, ast.Import):
+                # ``import pickle`` alone is fine (its exceptions); its loaders are calls,
+                # caught below.
+                names = [a.name for a in node.names if a.name != "pickle"]
+            elif all(a.name in EXCEPTIONS_ONLY for a in node.names):
+                names = []  # importing an exception class unpickles nothing
+            else:
+                names = [node.module or ""]
             for n in names:
                 if n.split(".")[0] in FORBIDDEN_IMPORTS:
                     problems.append(f"{where}:{node.lineno}: import {n} (unpickling)")
@@ -86,6 +94,9 @@ def scan(source: str, where: str = "<string>") -> list[str]:
     ("import yaml\nyaml.load(s)", "without a SafeLoader"),
     ("import numpy as np\nnp.load('a.npy', allow_pickle=True)", "allow_pickle"),
     ("from joblib import load", "import joblib"),
+    ("from pickle import Unpickler, UnpicklingError", "import pickle"),
+    ("import pickle\npickle.Unpickler(f).load()", "unpickles"),
+    ("import dill", "import dill"),
 ])
 def test_scanner_finds_risky_calls(source: str, expect: str) -> None:
     problems = scan(source)
@@ -98,6 +109,8 @@ def test_scanner_finds_risky_calls(source: str, expect: str) -> None:
     "import yaml\nyaml.load(s, Loader=yaml.SafeLoader)",
     "import subprocess\nsubprocess.run(['git', 'rev-parse', 'HEAD'], check=False)",
     "# torch.load(x) in a comment\nx = 'eval(1)'",
+    "from pickle import UnpicklingError",
+    "import pickle\ntry:\n    pass\nexcept pickle.UnpicklingError:\n    pass",
 ])
 def test_scanner_accepts_safe_calls(source: str) -> None:
     assert scan(source) == []
