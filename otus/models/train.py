@@ -75,6 +75,9 @@ def _fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str],
         raise ConfigError(f"{run}: already holds a trained run; use --resume or another --out")
     run.mkdir(parents=True, exist_ok=True)
     dm = OtusDataModule(get_process(cfg.process), data, z_data, cfg=cfg.data, seed=cfg.seed)
+    # Initial weights come from torch's global generator: seed it first, so that the same
+    # seed gives the same run (issue 8: bit-identical fits on CPU).
+    torch.manual_seed(cfg.seed)
     model = OtusModule(cfg.to_dict())
     if not resume:
         model.set_statistics(dm.fit_statistics(cfg.net.coords, cfg.loss.features))
