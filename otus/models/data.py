@@ -138,7 +138,10 @@ class OtusDataModule(pl.LightningDataModule):
         """The epoch whose shuffle comes next: the trainer's epoch when attached (so a
         resumed run continues the sequence), else a counter."""
         if self.trainer is not None:
-            return int(self.trainer.current_epoch)
+            # Epochs already processed, not ``current_epoch``: Lightning prefetches the first
+            # batch before it advances ``current_epoch`` when resuming from an epoch-end
+            # checkpoint, so that would replay the previous epoch's shuffle (issue 8).
+            return int(self.trainer.fit_loop.epoch_progress.current.processed)
         self._served = getattr(self, "_served", -1) + 1
         return self._served
 
