@@ -8,6 +8,8 @@ through a shuffle buffer: chunks of ``chunk_size`` rows are read in a random ord
 used (and with ``data.z_passing_only``, for a paired file, only z of events whose x
 passes: the parton-level distribution an unfolder of passing events should recover; this
 uses each event's pass flag, not its pairing). One epoch ends when both streams have been read once (the shorter one cycles).
+Under DDP each rank takes every ``world``-th batch of the same global sequence (see
+:meth:`OtusDataModule.rank_world`), so ranks see disjoint batches and equal step counts.
 Standardisation statistics come from the training rows only (:meth:`fit_statistics`).
 """
 
@@ -99,10 +101,20 @@ class _Pairs(IterableDataset):
                     return
 
         zit, xit = cycle(dm.z_path, dm.z_level, zs, ze), cycle(dm.x_path, "x", xs, xe)
-        for (zf, (z, wz)), (xf, (x, wx)) in zip(zit, xit, strict=False):
+        rank, world = dm.rank_world() if train else (0, 1)
+        mine = None
+        for k, ((zf, (z, wz)), (xf, (x, wx))) in enumerate(zip(zit, xit, strict=False)):
             if train and not zf and not xf:
                 return
-            yield z, wz, x, wx
+            # Distributed training: every rank draws the same global batch sequence (same
+            # seed and epoch) and keeps batches k ≡ rank (mod world), released only when the
+            # group of ``world`` batches is complete, so all ranks take the same number of
+            # steps and no batch is used by two ranks.
+            if k % world == rank:
+                mine = (z, wz, x, wx)
+            if k % world == world - 1:
+                assert mine is not None
+                yield mine
 
 
 class OtusDataModule(pl.LightningDataModule):
@@ -144,6 +156,12 @@ class OtusDataModule(pl.LightningDataModule):
             return int(self.trainer.fit_loop.epoch_progress.current.processed)
         self._served = getattr(self, "_served", -1) + 1
         return self._served
+
+    def rank_world(self) -> tuple[int, int]:
+        """(rank, number of ranks) of the attached trainer; (0, 1) without one."""
+        if self.trainer is None:
+            return 0, 1
+        return int(self.trainer.global_rank), int(self.trainer.world_size)
 
     def _n_train(self, level: str) -> int:
         return math.floor(self.n[level] * (1.0 - self.cfg.val_fraction))
