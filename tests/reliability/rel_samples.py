@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from otus.io.delphes import collections_from_x, write_delphes
 from otus.io.h5 import Events, write_events
@@ -123,3 +124,12 @@ def trained_run(s: Samples) -> Path:
         if rc != 0:
             raise RuntimeError(f"training the sample run failed (exit {rc})")
     return run
+
+
+@pytest.fixture(scope="session", name="samples")
+def samples_fixture(tmp_path_factory: pytest.TempPathFactory) -> Samples:
+    """Valid zee and ttbar files of every kind, written once per session (read-only use).
+
+    Test modules import this fixture (no conftest.py here: tests/models imports its own
+    ``conftest`` by name, which a second conftest module on sys.path would shadow)."""
+    return make_samples(Path(tmp_path_factory.mktemp("samples")))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import rel_cases_cmds  # noqa: F401  (adds the command cases)
 from rel_cases import CASES, GOOD, Case, Good, run_case
-from rel_samples import Samples
+from rel_samples import Samples, samples_fixture  # noqa: F401 (fixture)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rel_samples import Samples
+from rel_samples import Samples, samples_fixture  # noqa: F401 (fixture)
 
 from otus.errors import OtusError
 from otus.io.delphes import read_delphes

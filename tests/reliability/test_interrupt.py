@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from rel_samples import Samples, training_file
+from rel_samples import Samples, samples_fixture, training_file  # noqa: F401 (fixture)
 
 from otus.cli import main
 

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from rel_samples import Samples, tiny_config, trained_run, training_file
+from rel_samples import Samples, samples_fixture, tiny_config, trained_run, training_file  # noqa: F401 (fixture)
 
 from otus.cli import main
 from otus.provenance import file_hash

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from rel_samples import Samples, training_file
+from rel_samples import Samples, samples_fixture, training_file  # noqa: F401 (fixture)
 
 from otus.cli import main
 from otus.models.config import DataConfig
