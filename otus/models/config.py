@@ -41,6 +41,7 @@ class LossConfig:
     minkowski: float = 1.0
     n_projections: int = 256
     axis_projections: bool = False  # add the feature axes to the random slices
+    axis_weight: float = 0.0  # weight of a separate marginal term (every feature axis)
     features: tuple[str, ...] = ("p4", "pteta", "masses")
 
 

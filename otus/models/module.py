@@ -106,13 +106,10 @@ class OtusModule(pl.LightningModule):
         else:
             out["data"] = zero
         fz = self.features("z", z)
-        out["prior"] = sliced_wasserstein(
-            self.features("z", z_t), fz, a=wx, b=wz, root=False,
-            projections=self._projections(fz.shape[1], n_projections, generator, fz))
+        out["prior"] = self._sw(self.features("z", z_t), fz, wx, wz, n_projections, generator)
         if int(acc_sim.sum()) >= 2:
-            out["sim"] = sliced_wasserstein(
-                self.features("x", x_sim[acc_sim]), fx, a=wz[acc_sim], b=wx, root=False,
-                projections=self._projections(fx.shape[1], n_projections, generator, fx))
+            out["sim"] = self._sw(self.features("x", x_sim[acc_sim]), fx, wz[acc_sim], wx,
+                                  n_projections, generator)
         else:
             out["sim"] = zero
         iz, ix = p.anchor
@@ -128,6 +125,19 @@ class OtusModule(pl.LightningModule):
                        + self.anchor_weight(self.current_epoch) * out["anchor"]
                        + lc.minkowski * out.get("minkowski", zero))
         return out
+
+    def _sw(self, a: Tensor, b: Tensor, wa: Tensor, wb: Tensor, n: int,
+            generator: torch.Generator | None) -> Tensor:
+        """SW₂² over random slices, plus ``loss.axis_weight`` × the mean W₂² of the
+        marginals (each loss feature, e.g. m_ee, as its own slice)."""
+        d = a.shape[1]
+        sw = sliced_wasserstein(a, b, a=wa, b=wb, root=False,
+                                projections=self._projections(d, n, generator, a))
+        aw = self.cfg.loss.axis_weight
+        if aw > 0:
+            eye = torch.eye(d, dtype=a.dtype, device=a.device)
+            sw = sw + aw * sliced_wasserstein(a, b, a=wa, b=wb, root=False, projections=eye)
+        return sw
 
     def _projections(self, d: int, n: int, generator: torch.Generator | None,
                      like: Tensor) -> Tensor:

@@ -95,8 +95,10 @@ def _fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str],
     periodic = ModelCheckpoint(dirpath=run, filename="epoch{epoch:04d}", save_top_k=-1,
                                auto_insert_metric_name=False, every_n_epochs=k,
                                save_last=k == 1)
+    # last.ckpt after every epoch: a top-1 checkpoint without a monitor keeps the newest.
     ckpts = [periodic] if k == 1 else [
-        ModelCheckpoint(dirpath=run, save_last=True, save_top_k=0, every_n_epochs=1), periodic]
+        ModelCheckpoint(dirpath=run, filename="last", save_top_k=1, every_n_epochs=1,
+                        enable_version_counter=False), periodic]
     kw: dict[str, Any] = {}
     if t.max_time:
         kw["max_time"] = t.max_time

@@ -52,7 +52,7 @@ TINY = """\
 net: {hidden: 16, depth: 1, noise_dim: 2}
 loss: {n_projections: 16, anchor_until_epoch: 1}
 data: {batch_size: 512, chunk_size: 1000}
-trainer: {max_epochs: 2, checkpoint_every_n_epochs: 1}
+trainer: {max_epochs: 2, checkpoint_every_n_epochs: 2}
 """
 
 

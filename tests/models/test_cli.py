@@ -188,3 +188,36 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(
     ck = torch.load(run / "last.ckpt", weights_only=True)
     assert ck["epoch"] == 0
     assert all(torch.isfinite(v).all() for v in ck["state_dict"].values())
+
+
+def test_last_checkpoint_every_epoch_with_periodic_every_second(
+        zee_run: tuple[Path, Path], tiny_config: Path, tmp_path: Path) -> None:
+    _, data = zee_run
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(tiny_config.read_text().replace("max_epochs: 2", "max_epochs: 1"))
+    assert main(["fit", "zee", "--data", str(data), "--config", str(cfg),
+                 "--out", str(tmp_path / "r")]) == 0
+    assert (tmp_path / "r" / "last.ckpt").is_file()
+    assert not list((tmp_path / "r").glob("epoch*.ckpt"))
+    assert torch.load(tmp_path / "r" / "last.ckpt", weights_only=True)["epoch"] == 0
+
+
+def test_lhe_and_delphes_formats(zee_run: tuple[Path, Path], tmp_path: Path) -> None:
+    from otus.io.delphes import collections_from_x, write_delphes
+    from otus.io.formats import read_input
+    from otus.io.lhe import write_lhe
+    from otus.processes import ZEE
+
+    run, _ = zee_run
+    ev = zee_events(300, seed=8)
+    lhe = write_lhe(tmp_path / "in.lhe.gz", ZEE, ev.z, ev.weight)
+    root = write_delphes(tmp_path / "in.root", collections_from_x(ZEE, ev.x, ev.x_pass),
+                         ev.weight)
+    assert main(["simulate", str(run), "--input", str(lhe), "--out",
+                 str(tmp_path / "sim.root")]) == 0
+    sim = read_input(tmp_path / "sim.root", "zee")
+    assert len(sim) == 300 and sim.x_pass.mean() > 0.5
+    assert main(["unfold", str(run), "--input", str(root), "--out",
+                 str(tmp_path / "unf.lhe.gz"), "--repeats", "2"]) == 0
+    unf = read_input(tmp_path / "unf.lhe.gz", "zee")
+    assert len(unf) == 2 * int(ev.x_pass.sum()) and np.all(np.isfinite(unf.z))

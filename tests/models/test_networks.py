@@ -118,3 +118,29 @@ def test_noise_depends_on_generator() -> None:
         b = m.simulate(z, generator=torch.Generator().manual_seed(5))
         c = m.simulate(z, generator=torch.Generator().manual_seed(6))
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_axis_projections_include_every_feature_axis() -> None:
+    cfg = config_from_dict({"net": {"hidden": 8}, "loss": {"axis_projections": True}},
+                           process="zee")
+    m = OtusModule(cfg.to_dict())
+    theta = m._projections(5, 3, torch.Generator().manual_seed(0), torch.zeros(1))
+    assert theta.shape == (5, 8)
+    torch.testing.assert_close(theta[:, :5], torch.eye(5))
+    z, x = _zee_rows(64)
+    w = torch.ones(64)
+    terms = m.losses(z, w, x, w, generator=torch.Generator().manual_seed(1), n_projections=4)
+    assert torch.isfinite(terms["loss"]) and float(terms["sim"].detach()) > 0
+
+
+def test_axis_weight_adds_the_marginal_term() -> None:
+    z, x = _zee_rows(64)
+    w = torch.ones(64)
+    vals = []
+    for aw in (0.0, 2.0):
+        cfg = config_from_dict({"net": {"hidden": 8}, "loss": {"axis_weight": aw}},
+                               process="zee")
+        m = OtusModule(cfg.to_dict())
+        t = m.losses(z, w, x, w, generator=torch.Generator().manual_seed(1), n_projections=4)
+        vals.append(float(t["sim"].detach()))
+    assert vals[1] > vals[0] > 0
