@@ -23,7 +23,9 @@ _HEAD_MD = ("W [GeV²]", "χ²_R", "KS", "Δ_tri")
 
 
 def infer_level(truth: Events, pred: Events, level: str | None = None) -> str:
-    """The level both samples hold: ``level`` if given, else x when both hold x, else z."""
+    """The level to compare: ``level`` if given; else the level the prediction was made at
+    when its provenance says (``otus unfold`` output → z, ``otus simulate`` → x; their files
+    also carry the untouched input level); else x when both files hold x, else z."""
     has = {
         "z": (truth.z is not None, pred.z is not None),
         "x": (truth.x is not None, pred.x is not None),
@@ -36,6 +38,9 @@ def infer_level(truth: Events, pred: Events, level: str | None = None) -> str:
             which = "truth" if not t else "prediction"
             raise OtusError(f"--level {level}: the {which} file holds no {level}")
         return level
+    made = {"unfold": "z", "simulate": "x"}.get(_made_by(pred))
+    if made is not None and all(has[made]):
+        return made
     for lv in ("x", "z"):
         if all(has[lv]):
             return lv
@@ -46,15 +51,32 @@ def infer_level(truth: Events, pred: Events, level: str | None = None) -> str:
     )
 
 
+def _made_by(ev: Events) -> str:
+    settings = ev.provenance.get("settings", {}) if isinstance(ev.provenance, dict) else {}
+    return str(settings.get("command", "")) if isinstance(settings, dict) else ""
+
+
+def unfold_target(truth: Events, pred: Events, level: str) -> Events:
+    """Truth restricted to the events an unfolder can see: when the prediction is an
+    ``otus unfold`` output compared at z, only z of events whose x passes."""
+    if level == "z" and _made_by(pred) == "unfold" and truth.x_pass is not None \
+            and truth.x is not None and not truth.x_pass.all():
+        return truth.subset(truth.x_pass)
+    return truth
+
+
 def rows_and_weights(ev: Events, level: str, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Rows of ``level`` (passing events only for x) and their weights; errors when empty."""
     w = ev.weight if ev.weight is not None else np.ones(len(ev))
     if level == "z":
-        assert ev.z is not None
+        if ev.z is None:
+            raise OtusError(f"{name} holds no z")
         rows = ev.z
     else:
-        assert ev.x is not None and ev.x_pass is not None
-        rows, w = ev.x[ev.x_pass], w[ev.x_pass]
+        if ev.x is None:
+            raise OtusError(f"{name} holds no x")
+        ok = ev.x_pass if ev.x_pass is not None else np.all(np.isfinite(ev.x), axis=1)
+        rows, w = ev.x[ok], w[ok]
     if len(rows) == 0:
         raise OtusError(f"{name} holds no {'passing ' if level == 'x' else ''}events")
     bad = [i for i in range(rows.shape[1]) if not np.isfinite(rows[:, i]).any()]
@@ -95,6 +117,8 @@ def evaluate(
                         f"{pred.process.name} events")
     proc = truth.process
     lv = infer_level(truth, pred, level)
+    selected = lv == "z" and _made_by(pred) == "unfold" and truth.x_pass is not None
+    truth = unfold_target(truth, pred, lv)
     t, wt = rows_and_weights(truth, lv, "truth")
     p, wp = rows_and_weights(pred, lv, "prediction")
     if not use_weights:
@@ -102,13 +126,17 @@ def evaluate(
     rep: dict[str, Any] = {
         "process": proc.name, "level": lv, "n_truth": len(t), "n_pred": len(p),
         "weighted": bool(use_weights and (np.ptp(wt) > 0 or np.ptp(wp) > 0)),
+        "n_projections": n_projections,
+        "truth_selection": "z of events whose x passes (the unfolder's target)" if selected
+        else "all events" if lv == "z" else "passing events",
     }
     if lv == "x":
-        rep["pass_rate"] = {
-            name: float(np.sum(ev.weight[ev.x_pass]) / np.sum(ev.weight))  # type: ignore[index]
-            if use_weights else float(np.mean(ev.x_pass))  # type: ignore[arg-type]
-            for name, ev in (("truth", truth), ("prediction", pred))
-        }
+        rates = {}
+        for name, ev in (("truth", truth), ("prediction", pred)):
+            ok = np.asarray(ev.x_pass, dtype=bool)
+            w = np.ones(len(ok)) if ev.weight is None or not use_weights else ev.weight
+            rates[name] = float(np.sum(w[ok]) / np.sum(w))
+        rep["pass_rate"] = rates
     glob: dict[str, float | None] = {
         "sliced_w2": M.sliced_w2(t, p, wx=wt, wy=wp, n_projections=n_projections, seed=seed),
     }
@@ -127,7 +155,9 @@ def _fmt(v: Any) -> str:
     if isinstance(v, int):
         return str(v)
     a = abs(v)
-    return f"{v:.3g}" if 1e-3 <= a < 1e4 or a == 0 else f"{v:.2e}"
+    if 1e3 <= a < 1e6:
+        return f"{v:.0f}"
+    return f"{v:.3g}" if 1e-3 <= a < 1e3 or a == 0 else f"{v:.2e}"
 
 
 def markdown(report: dict[str, Any], *, title: str | None = None) -> str:
@@ -135,12 +165,14 @@ def markdown(report: dict[str, Any], *, title: str | None = None) -> str:
     lv = report["level"]
     lines = [f"## {title or 'otus evaluate'}: {report['process']}, level {lv}", ""]
     lines.append(f"- events compared: truth {report['n_truth']}, prediction {report['n_pred']}"
-                 f"{' (weighted)' if report.get('weighted') else ''}")
+                 f"{' (weighted)' if report.get('weighted') else ''}; truth: "
+                 f"{report.get('truth_selection', 'all events')}")
     if "pass_rate" in report:
         pr = report["pass_rate"]
         lines.append(f"- pass rate: truth {pr['truth']:.3f}, prediction {pr['prediction']:.3f}")
     g = report["global"]
-    lines.append(f"- sliced W2² (1000 slices, raw GeV features): {_fmt(g['sliced_w2'])}")
+    lines.append(f"- sliced W2² ({report.get('n_projections', 1000)} slices, raw GeV features): "
+                 f"{_fmt(g['sliced_w2'])}")
     if g.get("classifier_auc") is not None:
         lines.append(f"- classifier AUC (0.5 = indistinguishable): "
                      f"{g['classifier_auc']:.4f} ± {g['classifier_auc_err']:.4f}")

@@ -90,8 +90,9 @@ def test_chi2_r_and_triangular_grow_with_shift() -> None:
     assert M.chi2_r(x, far) > 10 * M.chi2_r(x, near)
     assert M.triangular(x, far) > M.triangular(x, near)
     assert 0.0 <= M.triangular(x, x) < 1e-12
-    # disjoint supports: triangular discrimination reaches 1 (with one shared merged bin: < 1)
-    assert M.triangular(x, x + 100.0) > 0.9
+    # disjoint supports: triangular discrimination reaches 1, χ²_R cannot be formed
+    assert M.triangular(x, x + 100.0) == pytest.approx(1.0)
+    assert np.isnan(M.chi2_r(x, x + 100.0))
 
 
 def test_common_bins_have_five_entries_each_side() -> None:
@@ -102,6 +103,13 @@ def test_common_bins_have_five_entries_each_side() -> None:
     assert len(edges) >= 3
     assert (nx >= 5).all() and (ny >= 5).all()
     assert edges[0] == min(x.min(), y.min()) and edges[-1] == max(x.max(), y.max())
+
+
+def test_common_bins_underfilled_tail_joins_the_only_full_bin() -> None:
+    x = np.arange(8.0)  # 8 events: one bin of ≥5 each side, then a tail of 3
+    edges = M.common_bins(x, x, bins=8)
+    assert edges.tolist() == [0.0, 7.0]
+    assert np.isnan(M.chi2_r(x, x, bins=8))
 
 
 def test_chi2_r_nan_for_constant_column() -> None:
@@ -125,6 +133,20 @@ def test_sliced_w2_weighted_path_agrees_with_replication() -> None:
     a = M.sliced_w2(X, Y, wx=k, n_projections=50, seed=3)
     b = M.sliced_w2(np.repeat(X, k, axis=0), Y, n_projections=50, seed=3)
     assert a == pytest.approx(b, rel=1e-9)
+
+
+def test_weighted_auc_matches_sklearn() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(20)
+    s = np.round(rng.normal(size=500), 1)  # with ties
+    y = rng.integers(0, 2, 500)
+    w = rng.uniform(0.1, 3.0, 500)
+    assert M.weighted_auc(s, y) == pytest.approx(roc_auc_score(y, s), rel=1e-12)
+    assert M.weighted_auc(s, y, w) == pytest.approx(roc_auc_score(y, s, sample_weight=w),
+                                                    rel=1e-12)
+    with pytest.raises(OtusError, match="both classes"):
+        M.weighted_auc(s, np.zeros(500))
 
 
 def test_classifier_auc_identical_and_shifted() -> None:

@@ -93,13 +93,15 @@ def _plots(folder: Path, truth: Any, pred: Any, report: dict[str, Any],
     ot, op = observables(proc, t, lv), observables(proc, p, lv)
     folder.mkdir()
     written = []
-    with plt.rc_context(plots.hep_style()):
+    nbins = int(np.clip(np.sqrt(min(len(t), len(p))) / 1.5, 15, 60))
+    rc: Any = plots.hep_style()
+    with plt.rc_context(rc):
         for name in progress(report["observables"], desc="plots", unit="plot"):
             m = report["observables"][name]
             fig = plt.figure(figsize=(5.5, 5.5))
             ax, axr = plots.ratio_axes(fig)
             fn = plots.mass_peak if name.startswith("m_") else plots.hist_ratio
-            fn(ax, axr, ot[name], op[name], wt=wt, wp=wp, label=label(name),
+            fn(ax, axr, ot[name], op[name], wt=wt, wp=wp, label=label(name), bins=nbins,
                truth_label=f"truth ({lv})", pred_label=f"prediction ({lv})")
             ax.set_title(f"{proc.name}: W={m['W']:.3g}  χ²_R={m['chi2_r']:.3g}  "
                          f"KS={m['KS']:.3g}", fontsize=10)
@@ -111,18 +113,18 @@ def _plots(folder: Path, truth: Any, pred: Any, report: dict[str, Any],
                 and pred.x is not None:
             zi, xi = proc.anchor
             zo, xo = proc.z_objects[zi], proc.x_objects[xi]
+            ok_t, ok_p = truth.x_pass, pred.x_pass
             for c, comp in enumerate(("px", "py", "pz", "E")):
                 fig, axs = plt.subplots(1, 2, figsize=(11, 4.5))
                 fig.subplots_adjust(left=0.08, right=0.97, bottom=0.13, wspace=0.3)
-                for ax, ev, who in ((axs[0], truth, "x"), (axs[1], pred, "D(z)")):
-                    keep = ev.x_pass
-                    a = ev.z[keep, 4 * zi + c]
-                    b = ev.x[keep, 4 * xi + c]
-                    lim = plots.auto_range(a, b)
-                    plots.transport_2d(ax, a, b, weights=ev.weight[keep], range=(lim, lim),
+                lim = plots.auto_range(truth.z[ok_t, 4 * zi + c], truth.x[ok_t, 4 * xi + c])
+                for ax, ev, ok, who in ((axs[0], truth, ok_t, "truth"),
+                                        (axs[1], pred, ok_p, "prediction")):
+                    plots.transport_2d(ax, ev.z[ok, 4 * zi + c], ev.x[ok, 4 * xi + c],
+                                       weights=ev.weight[ok], range=(lim, lim),
                                        xlabel=f"z: {zo} {comp} [GeV]",
-                                       ylabel=f"{who}: {xo} {comp} [GeV]")
-                    ax.set_title("truth" if ev is truth else "prediction", fontsize=10)
+                                       ylabel=f"x ({who}): {xo} {comp} [GeV]")
+                    ax.set_title(f"{who}: z → x", fontsize=10)
                 out = folder / f"transport_{_safe(zo)}_{comp}.png"
                 fig.savefig(out)
                 plt.close(fig)
@@ -131,7 +133,7 @@ def _plots(folder: Path, truth: Any, pred: Any, report: dict[str, Any],
 
 
 def run(args: argparse.Namespace) -> int:
-    from otus.evaluation import evaluate, json_ready, markdown
+    from otus.evaluation import evaluate, infer_level, json_ready, markdown, unfold_target
 
     out: Path = args.out
     if out.exists() and not out.is_dir():
@@ -143,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         raise OtusError("--projections must be ≥1 and --auc-max-events ≥20")
     truth = _load(args.truth, args.weights_column)
     pred = _load(args.pred, args.weights_column)
+    truth = unfold_target(truth, pred, infer_level(truth, pred, args.level))
     report = evaluate(truth, pred, level=args.level, seed=args.seed,
                       use_weights=args.weights_column != "none", n_projections=args.projections,
                       auc=not args.no_auc, auc_max_events=args.auc_max_events)
