@@ -31,15 +31,17 @@ class ClipReport:
 
     def __str__(self) -> str:
         if self.threshold is None:
-            return (f"no clipping (largest ratio {self.max_ratio:.3g} among "
-                    f"{self.n_events} events)")
-        return (f"clipped {self.n_clipped} of {self.n_events} ratios "
-                f"({100 * self.fraction:.3f}%) at {self.threshold:g}; largest was "
-                f"{self.max_ratio:.3g}, {100 * self.weight_removed:.3f}% of the weight removed")
+            return f"no clipping (largest ratio {self.max_ratio:.3g} among {self.n_events} events)"
+        return (
+            f"clipped {self.n_clipped} of {self.n_events} ratios "
+            f"({100 * self.fraction:.3f}%) at {self.threshold:g}; largest was "
+            f"{self.max_ratio:.3g}, {100 * self.weight_removed:.3f}% of the weight removed"
+        )
 
 
-def clip_ratio(r: np.ndarray, *, clip: float | None,
-               weights: np.ndarray | None = None) -> tuple[np.ndarray, ClipReport]:
+def clip_ratio(
+    r: np.ndarray, *, clip: float | None, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, ClipReport]:
     """Return ``min(r, clip)`` and a :class:`ClipReport` (``clip=None``: r unchanged).
 
     ``weights`` (the events' own weights) only enter the removed-weight fraction.

@@ -25,17 +25,25 @@ def default_features(process: Process) -> tuple[str, ...]:
     if process.name == "zee":
         return ("e-_pt", "e-_eta", "e+_pt", "e+_eta", "m_ee", "pt_ee")
     objs = [o for o in process.x_objects if o != "met"]
-    return (*(f"{o}_{v}" for o in objs for v in ("pt", "eta")), "met_pt",
-            "m_W_had", "m_t_had", "m_t_lep", "m_tt")
+    return (
+        *(f"{o}_{v}" for o in objs for v in ("pt", "eta")),
+        "met_pt",
+        "m_W_had",
+        "m_t_had",
+        "m_t_lep",
+        "m_tt",
+    )
 
 
-def feature_matrix(process: Process, x: np.ndarray,
-                   names: Sequence[str] | None = None) -> np.ndarray:
+def feature_matrix(
+    process: Process, x: np.ndarray, names: Sequence[str] | None = None
+) -> np.ndarray:
     """Features [N, F] (float64) of passing detector rows ``x`` [N, Dx] (no NaN allowed)."""
     names = tuple(names) if names else default_features(process)
     obs = observables(process, np.asarray(x, np.float64), "x")
     unknown = [n for n in names if n not in obs]
     if unknown:
-        raise ConfigError(f"unknown features {unknown} for {process.name}; "
-                          f"choose from {', '.join(sorted(obs))}")
+        raise ConfigError(
+            f"unknown features {unknown} for {process.name}; choose from {', '.join(sorted(obs))}"
+        )
     return np.stack([obs[n] for n in names], axis=1) if len(x) else np.zeros((0, len(names)))

@@ -25,8 +25,12 @@ from otus.physics.observables import observables
 from otus.processes import Process
 
 _CMP: dict[type, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
-    ast.Eq: operator.eq, ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
 }
 
 
@@ -48,8 +52,9 @@ class Region:
         missing = [n for n in self.names if n not in obs]
         if missing:
             raise ConfigError(f"region {self.expr!r}: observables {missing} are not available")
-        out = _eval(self._tree.body, {k: np.asarray(obs[v]) for k, v in self._slots.items()},
-                    self.expr)
+        out = _eval(
+            self._tree.body, {k: np.asarray(obs[v]) for k, v in self._slots.items()}, self.expr
+        )
         if not isinstance(out, np.ndarray) or out.dtype != bool:
             raise ConfigError(f"region {self.expr!r}: is not a condition (use <, >, and, or)")
         return out
@@ -77,19 +82,36 @@ def parse_region(expr: str, known: Iterable[str]) -> Region:
     return Region(expr, tuple(slots.values()), tree, slots)
 
 
-_ALLOWED = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub,
-            ast.Compare, ast.Name, ast.Load, ast.Constant, ast.Call, *_CMP)
+_ALLOWED = (
+    ast.Expression,
+    ast.BoolOp,
+    ast.And,
+    ast.Or,
+    ast.UnaryOp,
+    ast.Not,
+    ast.USub,
+    ast.Compare,
+    ast.Name,
+    ast.Load,
+    ast.Constant,
+    ast.Call,
+    *_CMP,
+)
 
 
 def _check_node(node: ast.AST, expr: str, slots: Mapping[str, str]) -> None:
     if not isinstance(node, _ALLOWED):
-        raise ConfigError(f"region {expr!r}: {type(node).__name__} is not allowed "
-                          "(only comparisons, and/or/not, numbers, observables, abs())")
+        raise ConfigError(
+            f"region {expr!r}: {type(node).__name__} is not allowed "
+            "(only comparisons, and/or/not, numbers, observables, abs())"
+        )
     if isinstance(node, ast.Name) and node.id not in slots and node.id != "abs":
         raise ConfigError(f"region {expr!r}: unknown observable {node.id!r}")
     if isinstance(node, ast.Call) and (
-        not isinstance(node.func, ast.Name) or node.func.id != "abs"
-        or len(node.args) != 1 or node.keywords
+        not isinstance(node.func, ast.Name)
+        or node.func.id != "abs"
+        or len(node.args) != 1
+        or node.keywords
     ):
         raise ConfigError(f"region {expr!r}: only abs(x) may be called")
     if isinstance(node, ast.Constant) and (
@@ -141,15 +163,17 @@ def _as_bool(val: np.ndarray | float, expr: str) -> np.ndarray:
     return val
 
 
-def region_mask(expr: str, process: Process, x: np.ndarray,
-                x_pass: np.ndarray | None = None) -> np.ndarray:
+def region_mask(
+    expr: str, process: Process, x: np.ndarray, x_pass: np.ndarray | None = None
+) -> np.ndarray:
     """Mask [N] of detector-level rows ``x`` inside region ``expr`` (failed events excluded)."""
     x = np.asarray(x, np.float64)
     passed = np.all(np.isfinite(x), axis=1)
     if x_pass is not None:
         passed &= np.asarray(x_pass, bool)
-    reg = parse_region(expr, observables(process, x[:1] if len(x) else
-                                         np.zeros((1, process.dx)), "x"))
+    reg = parse_region(
+        expr, observables(process, x[:1] if len(x) else np.zeros((1, process.dx)), "x")
+    )
     out = np.zeros(len(x), dtype=bool)
     if passed.any():
         out[passed] = reg.mask(observables(process, x[passed], "x"))

@@ -21,20 +21,39 @@ training get the mean logit of the k models.
 
 from __future__ import annotations
 
-import copy
-import logging
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
-from torch import nn
-from torch.nn import functional as F
 
+from otus.calibrate.classifier import (
+    Classifier,
+    LitClassifier,
+    balanced_weights,
+    predict_logit,
+    train_classifier,
+    weighted_bce,
+)
 from otus.calibrate.clipping import ClipReport, clip_ratio
 from otus.errors import ConfigError, InputFileError, TrainingError
+
+__all__ = [
+    "Classifier",
+    "LitClassifier",
+    "OverlapWarning",
+    "ReweightConfig",
+    "ReweightFit",
+    "balanced_weights",
+    "fit_reweighter",
+    "fold_of",
+    "overlap_report",
+    "predict_logit",
+    "row_hash",
+    "train_classifier",
+    "weighted_bce",
+]
 
 
 class OverlapWarning(UserWarning):
@@ -56,6 +75,7 @@ class ReweightConfig:
     clip: float | None = None  # largest ratio r kept; None = no clipping (reported anyway)
     overlap_ratio: float = 20.0  # r above this marks a data event outside the MC support
     overlap_tolerance: float = 0.01  # warn when more than this data fraction is there
+    clamp_features: bool = True  # hold the ratio flat outside the training range
     accelerator: str = "cpu"
     seed: int = 0
 
@@ -90,148 +110,6 @@ def _mix(z: np.ndarray) -> np.ndarray:
 def fold_of(hashes: np.ndarray, k: int) -> np.ndarray:
     """Fold index in [0, k) of each hashed event."""
     return (hashes.view(np.uint64) % np.uint64(k)).astype(np.int64)
-
-
-def weighted_bce(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    r"""Weighted BCE :math:`-\sum w_i[y_i\log s_i + (1-y_i)\log(1-s_i)] / \sum|w_i|`.
-
-    Negative weights keep their sign (the loss of a sample with negative-weight events is the
-    difference of its positive and negative parts); normalising by :math:`\sum|w|` keeps the
-    gradient scale independent of the batch's net weight.
-    """
-    per = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
-    return (w * per).sum() / w.abs().sum().clamp_min(1e-12)
-
-
-class Classifier(nn.Module):
-    """MLP on standardised features -> logit; the standardisation is stored as buffers."""
-
-    def __init__(self, n_features: int, hidden: tuple[int, ...]) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(n_features))
-        self.register_buffer("scale", torch.ones(n_features))
-        layers: list[nn.Module] = []
-        d = n_features
-        for h in hidden:
-            layers += [nn.Linear(d, h), nn.SiLU()]
-            d = h
-        layers.append(nn.Linear(d, 1))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net((x - self.mean) / self.scale).squeeze(-1)
-
-    def reset(self, gen: torch.Generator) -> None:
-        """Initialise the weights from ``gen`` (no global RNG)."""
-        for m in self.net:
-            if isinstance(m, nn.Linear):
-                bound = 1.0 / np.sqrt(m.in_features)
-                nn.init.uniform_(m.weight, -bound, bound, generator=gen)
-                nn.init.uniform_(m.bias, -bound, bound, generator=gen)
-
-
-class LitClassifier(pl.LightningModule):
-    """Thin Lightning wrapper: weighted BCE, Adam, train/val logging."""
-
-    def __init__(self, net: Classifier, lr: float) -> None:
-        super().__init__()
-        self.net = net
-        self.lr = lr
-
-    def _step(self, batch: tuple[torch.Tensor, ...], stage: str) -> torch.Tensor:
-        x, y, w = batch
-        loss = weighted_bce(self.net(x), y, w)
-        self.log(f"{stage}_loss", loss, prog_bar=False, batch_size=len(x))
-        return loss
-
-    def training_step(self, batch: tuple[torch.Tensor, ...], _: int) -> torch.Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: tuple[torch.Tensor, ...], _: int) -> torch.Tensor:
-        return self._step(batch, "val")
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
-
-
-class _KeepBest(pl.Callback):
-    """Keep the state dict of the epoch with the lowest validation loss (in memory)."""
-
-    def __init__(self) -> None:
-        self.best = float("inf")
-        self.state: dict[str, torch.Tensor] | None = None
-
-    def on_validation_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        loss = trainer.callback_metrics.get("val_loss")
-        if loss is not None and float(loss) < self.best and not trainer.sanity_checking:
-            self.best = float(loss)
-            self.state = copy.deepcopy(module.net.state_dict())
-
-
-def _loader(x: np.ndarray, y: np.ndarray, w: np.ndarray, bs: int,
-            gen: torch.Generator | None) -> torch.utils.data.DataLoader:
-    ds = torch.utils.data.TensorDataset(torch.as_tensor(x, dtype=torch.float32),
-                                        torch.as_tensor(y, dtype=torch.float32),
-                                        torch.as_tensor(w, dtype=torch.float32))
-    base = (torch.utils.data.RandomSampler(ds, generator=gen) if gen is not None
-            else torch.utils.data.SequentialSampler(ds))
-    sampler = torch.utils.data.BatchSampler(base, bs, drop_last=False)
-    return torch.utils.data.DataLoader(ds, sampler=sampler, batch_size=None)
-
-
-def balanced_weights(w_mc: np.ndarray, w_data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Scale each class to the same total weight, (n_mc + n_data)/2, so s/(1-s) = p_d/p_m."""
-    half = 0.5 * (len(w_mc) + len(w_data))
-    out = []
-    for name, w in (("MC", w_mc), ("data", w_data)):
-        tot = float(np.sum(w))
-        if not tot > 0:
-            raise InputFileError(f"the {name} weights sum to {tot:g}; need a positive total")
-        out.append(w * (half / tot))
-    return out[0], out[1]
-
-
-def train_classifier(x_mc: np.ndarray, w_mc: np.ndarray, x_data: np.ndarray,
-                     w_data: np.ndarray, *, config: ReweightConfig, seed: int) -> Classifier:
-    """Train one MC-vs-data classifier with weighted BCE and early stopping."""
-    wm, wd = balanced_weights(np.asarray(w_mc, np.float64), np.asarray(w_data, np.float64))
-    x = np.concatenate([x_mc, x_data]).astype(np.float32)
-    y = np.concatenate([np.zeros(len(x_mc)), np.ones(len(x_data))]).astype(np.float32)
-    w = np.concatenate([wm, wd]).astype(np.float32)
-    rng = np.random.default_rng(seed)
-    is_val = rng.random(len(x)) < config.val_fraction
-    gen = torch.Generator().manual_seed(seed)
-    net = Classifier(x.shape[1], tuple(config.hidden))
-    net.reset(gen)
-    net.mean.copy_(torch.as_tensor(x[~is_val].mean(0)))
-    net.scale.copy_(torch.as_tensor(x[~is_val].std(0)).clamp_min(1e-6))
-    keep = _KeepBest()
-    stop = pl.callbacks.EarlyStopping("val_loss", patience=config.patience, mode="min")
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    trainer = pl.Trainer(
-        max_epochs=config.epochs, accelerator=config.accelerator, devices=1, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        callbacks=[keep, stop], num_sanity_val_steps=0,
-    )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        warnings.filterwarnings("ignore", ".*LeafSpec.*")
-        trainer.fit(LitClassifier(net, config.lr),
-                    _loader(x[~is_val], y[~is_val], w[~is_val], config.batch_size, gen),
-                    _loader(x[is_val], y[is_val], w[is_val], 8 * config.batch_size, None))
-    if keep.state is None or not np.isfinite(keep.best):
-        raise TrainingError(f"the reweighting classifier diverged (best val loss {keep.best})")
-    net.load_state_dict(keep.state)
-    return net.eval()
-
-
-@torch.no_grad()
-def predict_logit(net: Classifier, x: np.ndarray, *, batch: int = 65536) -> np.ndarray:
-    """Logit log r(x) [N] (float64) of a trained classifier."""
-    xt = torch.as_tensor(np.asarray(x, np.float32))
-    out = [net(xt[i : i + batch]) for i in range(0, len(xt), batch)]
-    return torch.cat(out).double().numpy() if out else np.zeros(0)
 
 
 # ----------------------------------------------------------------------------- fit / apply
@@ -279,10 +157,14 @@ class ReweightFit:
         cfg = asdict(self.config)
         cfg["hidden"] = list(cfg["hidden"])
         return {
-            "format": "otus-reweight-1", "config": cfg, "features": list(self.features),
-            "norm": float(self.norm), "states": [m.state_dict() for m in self.models],
+            "format": "otus-reweight-1",
+            "config": cfg,
+            "features": list(self.features),
+            "norm": float(self.norm),
+            "states": [m.state_dict() for m in self.models],
             "train_hashes": torch.as_tensor(self.train_hashes),
-            "train_folds": torch.as_tensor(self.train_folds), "meta": dict(self.meta),
+            "train_folds": torch.as_tensor(self.train_folds),
+            "meta": dict(self.meta),
         }
 
     @classmethod
@@ -296,9 +178,20 @@ class ReweightFit:
             m.load_state_dict(st)
             models.append(m.eval())
         empty = np.zeros(0)
-        return cls(config, tuple(d["features"]), models, float(d["norm"]),
-                   d["train_hashes"].numpy(), d["train_folds"].numpy(), empty, empty, empty,
-                   ClipReport.none(), {}, dict(d.get("meta", {})))
+        return cls(
+            config,
+            tuple(d["features"]),
+            models,
+            float(d["norm"]),
+            d["train_hashes"].numpy(),
+            d["train_folds"].numpy(),
+            empty,
+            empty,
+            empty,
+            ClipReport.none(),
+            {},
+            dict(d.get("meta", {})),
+        )
 
 
 def _exp_ratio(logit: np.ndarray) -> np.ndarray:
@@ -306,14 +199,22 @@ def _exp_ratio(logit: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         r = np.exp(np.asarray(logit, np.float64))
     if not np.all(np.isfinite(r)):
-        raise TrainingError(f"{int(np.sum(~np.isfinite(r)))} classifier ratios are not finite "
-                            "(logit beyond 709); the classifier has separated the samples")
+        raise TrainingError(
+            f"{int(np.sum(~np.isfinite(r)))} classifier ratios are not finite "
+            "(logit beyond 709); the classifier has separated the samples"
+        )
     return r
 
 
-def fit_reweighter(x_mc: np.ndarray, w_mc: np.ndarray, x_data: np.ndarray,
-                   w_data: np.ndarray, *, features: tuple[str, ...] | None = None,
-                   config: ReweightConfig | None = None) -> ReweightFit:
+def fit_reweighter(
+    x_mc: np.ndarray,
+    w_mc: np.ndarray,
+    x_data: np.ndarray,
+    w_data: np.ndarray,
+    *,
+    features: tuple[str, ...] | None = None,
+    config: ReweightConfig | None = None,
+) -> ReweightFit:
     """Fit the k-fold reweighter on features x_mc [N, F], x_data [M, F] with weights.
 
     Returns out-of-fold ratios and new weights of the MC events, the normalisation c,
@@ -334,8 +235,9 @@ def fit_reweighter(x_mc: np.ndarray, w_mc: np.ndarray, x_data: np.ndarray,
     logit_mc, logit_data = np.empty(len(x_mc)), np.empty(len(x_data))
     for j in range(cfg.k_folds):
         tm, td = f_mc != j, f_data != j
-        net = train_classifier(x_mc[tm], w_mc[tm], x_data[td], w_data[td], config=cfg,
-                               seed=cfg.seed * 1000 + j)
+        net = train_classifier(
+            x_mc[tm], w_mc[tm], x_data[td], w_data[td], config=cfg, seed=cfg.seed * 1000 + j
+        )
         models.append(net)
         logit_mc[~tm] = predict_logit(net, x_mc[~tm])
         logit_data[~td] = predict_logit(net, x_data[~td])
@@ -346,8 +248,17 @@ def fit_reweighter(x_mc: np.ndarray, w_mc: np.ndarray, x_data: np.ndarray,
     folds = np.concatenate([f_mc, f_data])
     order = np.argsort(hashes, kind="stable")
     return ReweightFit(
-        cfg, names, models, norm, hashes[order], folds[order], r_mc, w_mc * norm * r_clip,
-        r_data, rep, overlap_report(r_data, w_data, x_mc, x_data, config=cfg, names=names),
+        cfg,
+        names,
+        models,
+        norm,
+        hashes[order],
+        folds[order],
+        r_mc,
+        w_mc * norm * r_clip,
+        r_data,
+        rep,
+        overlap_report(r_data, w_data, x_mc, x_data, config=cfg, names=names),
     )
 
 
@@ -360,8 +271,9 @@ def _normalisation(w_mc: np.ndarray, r: np.ndarray, w_data: np.ndarray, mode: st
     return float(np.sum(w_data if mode == "data" else w_mc)) / tot
 
 
-def _check_inputs(x_mc: np.ndarray, w_mc: np.ndarray, x_data: np.ndarray,
-                  w_data: np.ndarray, cfg: ReweightConfig) -> None:
+def _check_inputs(
+    x_mc: np.ndarray, w_mc: np.ndarray, x_data: np.ndarray, w_data: np.ndarray, cfg: ReweightConfig
+) -> None:
     for name, x, w in (("MC", x_mc, w_mc), ("data", x_data, w_data)):
         if x.ndim != 2 or len(x) == 0:
             raise InputFileError(f"the {name} sample is empty (no events in the region?)")
@@ -375,9 +287,15 @@ def _check_inputs(x_mc: np.ndarray, w_mc: np.ndarray, x_data: np.ndarray,
         raise InputFileError(f"MC has {x_mc.shape[1]} features but data has {x_data.shape[1]}")
 
 
-def overlap_report(r_data: np.ndarray, w_data: np.ndarray, x_mc: np.ndarray,
-                   x_data: np.ndarray, *, config: ReweightConfig,
-                   names: tuple[str, ...]) -> dict[str, Any]:
+def overlap_report(
+    r_data: np.ndarray,
+    w_data: np.ndarray,
+    x_mc: np.ndarray,
+    x_data: np.ndarray,
+    *,
+    config: ReweightConfig,
+    names: tuple[str, ...],
+) -> dict[str, Any]:
     """How much of the data lies where the MC has (almost) no support; warns if too much.
 
     Two measures: the data weight fraction whose out-of-fold ratio exceeds
@@ -387,8 +305,10 @@ def overlap_report(r_data: np.ndarray, w_data: np.ndarray, x_mc: np.ndarray,
     wabs = np.abs(w_data)
     frac = float(np.sum(wabs[r_data > config.overlap_ratio]) / np.sum(wabs))
     lo, hi = x_mc.min(0), x_mc.max(0)
-    outside = {n: float(np.sum(wabs[(x_data[:, i] < lo[i]) | (x_data[:, i] > hi[i])])
-                        / np.sum(wabs)) for i, n in enumerate(names)}
+    outside = {
+        n: float(np.sum(wabs[(x_data[:, i] < lo[i]) | (x_data[:, i] > hi[i])]) / np.sum(wabs))
+        for i, n in enumerate(names)
+    }
     worst = max(outside, key=outside.__getitem__)
     ok = frac <= config.overlap_tolerance and outside[worst] <= config.overlap_tolerance
     if not ok:
@@ -396,7 +316,12 @@ def overlap_report(r_data: np.ndarray, w_data: np.ndarray, x_mc: np.ndarray,
             f"supports do not overlap: {100 * frac:.2f}% of the data weight has ratio "
             f"> {config.overlap_ratio:g} and {100 * outside[worst]:.2f}% lies outside the MC "
             f"range of {worst}; reweighting cannot create events there",
-            OverlapWarning, stacklevel=3,
+            OverlapWarning,
+            stacklevel=3,
         )
-    return {"data_frac_high_ratio": frac, "ratio_threshold": config.overlap_ratio,
-            "data_frac_outside_mc_range": outside, "ok": ok}
+    return {
+        "data_frac_high_ratio": frac,
+        "ratio_threshold": config.overlap_ratio,
+        "data_frac_outside_mc_range": outside,
+        "ok": ok,
+    }

@@ -33,8 +33,9 @@ from otus.provenance import file_hash, provenance
 MODEL_FILE = "model.pt"
 
 
-def load_region(path: str | os.PathLike[str], *, region: str | None,
-                process: str | None = None) -> tuple[Process, np.ndarray, np.ndarray]:
+def load_region(
+    path: str | os.PathLike[str], *, region: str | None, process: str | None = None
+) -> tuple[Process, np.ndarray, np.ndarray]:
     """Passing detector rows x and weights of an event file, inside ``region`` if given."""
     ev = read_events(path, process)
     if ev.x is None:
@@ -46,10 +47,17 @@ def load_region(path: str | os.PathLike[str], *, region: str | None,
     return ev.process, ev.x[sel], ev.weight[sel]
 
 
-def fit_files(mc: str | os.PathLike[str], data: str | os.PathLike[str],
-              out_dir: str | os.PathLike[str], *, region: str | None = None,
-              features: tuple[str, ...] | None = None, config: ReweightConfig | None = None,
-              diagnose: bool = True, plots: bool = True) -> dict[str, Any]:
+def fit_files(
+    mc: str | os.PathLike[str],
+    data: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    region: str | None = None,
+    features: tuple[str, ...] | None = None,
+    config: ReweightConfig | None = None,
+    diagnose: bool = True,
+    plots: bool = True,
+) -> dict[str, Any]:
     """Fit the reweighter MC → data in ``region`` and write the model folder ``out_dir``."""
     cfg = config or ReweightConfig()
     out = Path(out_dir)
@@ -62,24 +70,42 @@ def fit_files(mc: str | os.PathLike[str], data: str | os.PathLike[str],
     names = tuple(features) if features else default_features(proc)
     f_mc, f_data = feature_matrix(proc, x_mc, names), feature_matrix(proc, x_data, names)
     fit = fit_reweighter(f_mc, w_mc, f_data, w_data, features=names, config=cfg)
-    fit.meta.update(process=proc.name, region=region or "",
-                    provenance=json.dumps(provenance(seed=cfg.seed, inputs=[str(mc), str(data)],
-                                                     region=region, features=list(names))))
+    fit.meta.update(
+        process=proc.name,
+        region=region or "",
+        provenance=json.dumps(
+            provenance(
+                seed=cfg.seed, inputs=[str(mc), str(data)], region=region, features=list(names)
+            )
+        ),
+    )
     report: dict[str, Any] = {
-        "process": proc.name, "region": region, "features": list(names),
-        "config": fit.to_dict()["config"], "norm": fit.norm,
-        "clipping": fit.clip_report.to_dict(), "overlap": fit.overlap,
+        "process": proc.name,
+        "region": region,
+        "features": list(names),
+        "config": fit.to_dict()["config"],
+        "norm": fit.norm,
+        "clipping": fit.clip_report.to_dict(),
+        "overlap": fit.overlap,
     }
     if diagnose:
         report["diagnostics"] = diagnostics.diagnose(
-            f_mc, f_data, w_before=w_mc, w_after=fit.mc_weights, w_data=w_data, names=names,
-            seed=cfg.seed, n_threads=torch.get_num_threads())
+            f_mc,
+            f_data,
+            w_before=w_mc,
+            w_after=fit.mc_weights,
+            w_data=w_data,
+            names=names,
+            seed=cfg.seed,
+            n_threads=torch.get_num_threads(),
+        )
     _write_folder(out, fit, report, (f_mc, w_mc, f_data, w_data) if plots else None)
     return report
 
 
-def _write_folder(out: Path, fit: ReweightFit, report: dict[str, Any],
-                  plot_data: tuple[np.ndarray, ...] | None) -> None:
+def _write_folder(
+    out: Path, fit: ReweightFit, report: dict[str, Any], plot_data: tuple[np.ndarray, ...] | None
+) -> None:
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise OtusError(f"{out}: output folder {parent} does not exist")
@@ -87,11 +113,16 @@ def _write_folder(out: Path, fit: ReweightFit, report: dict[str, Any],
     try:
         torch.save(fit.to_dict(), tmp / MODEL_FILE)
         (tmp / "report.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
-        md = [f"# Reweighting {report['process']} MC → data in {report['region'] or 'all'}",
-              "", f"Clipping: {fit.clip_report}.", "",
-              f"Overlap: {'ok' if fit.overlap['ok'] else 'SUPPORTS DO NOT OVERLAP'} "
-              f"({100 * fit.overlap['data_frac_high_ratio']:.3f}% of the data weight has "
-              f"ratio > {fit.overlap['ratio_threshold']:g}).", ""]
+        md = [
+            f"# Reweighting {report['process']} MC → data in {report['region'] or 'all'}",
+            "",
+            f"Clipping: {fit.clip_report}.",
+            "",
+            f"Overlap: {'ok' if fit.overlap['ok'] else 'SUPPORTS DO NOT OVERLAP'} "
+            f"({100 * fit.overlap['data_frac_high_ratio']:.3f}% of the data weight has "
+            f"ratio > {fit.overlap['ratio_threshold']:g}).",
+            "",
+        ]
         if "diagnostics" in report:
             md.append(diagnostics.to_markdown(report["diagnostics"], title="Training region"))
         (tmp / "report.md").write_text("\n".join(md) + "\n")
@@ -103,8 +134,14 @@ def _write_folder(out: Path, fit: ReweightFit, report: dict[str, Any],
         raise
 
 
-def _plots(folder: Path, fit: ReweightFit, f_mc: np.ndarray, w_mc: np.ndarray,
-           f_data: np.ndarray, w_data: np.ndarray) -> None:
+def _plots(
+    folder: Path,
+    fit: ReweightFit,
+    f_mc: np.ndarray,
+    w_mc: np.ndarray,
+    f_data: np.ndarray,
+    w_data: np.ndarray,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,10 +150,19 @@ def _plots(folder: Path, fit: ReweightFit, f_mc: np.ndarray, w_mc: np.ndarray,
     from otus.physics.observables import label
 
     for i, n in enumerate(fit.features):
-        fig, (a, b) = plt.subplots(2, 1, sharex=True, figsize=(5, 5),
-                                   gridspec_kw={"height_ratios": (3, 1)})
-        diagnostics.ratio_plot(a, b, f_mc[:, i], f_data[:, i], w_before=w_mc,
-                               w_after=fit.mc_weights, w_data=w_data, label=label(n))
+        fig, (a, b) = plt.subplots(
+            2, 1, sharex=True, figsize=(5, 5), gridspec_kw={"height_ratios": (3, 1)}
+        )
+        diagnostics.ratio_plot(
+            a,
+            b,
+            f_mc[:, i],
+            f_data[:, i],
+            w_before=w_mc,
+            w_after=fit.mc_weights,
+            w_data=w_data,
+            label=label(n),
+        )
         fig.savefig(folder / f"ratio_{n.replace('+', 'p').replace('-', 'm')}.png", dpi=90)
         plt.close(fig)
 
@@ -129,8 +175,15 @@ def load_reweighter(model_dir: str | os.PathLike[str]) -> tuple[Process, Reweigh
     try:
         d = torch.load(p, map_location="cpu", weights_only=True)
         fit = ReweightFit.from_dict(d)
-    except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError,
-            pickle.UnpicklingError) as err:
+    except (
+        OSError,
+        RuntimeError,
+        KeyError,
+        TypeError,
+        ValueError,
+        EOFError,
+        pickle.UnpicklingError,
+    ) as err:
         if isinstance(err, OtusError):
             raise
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -138,9 +191,14 @@ def load_reweighter(model_dir: str | os.PathLike[str]) -> tuple[Process, Reweigh
     return get_process(str(fit.meta.get("process", ""))), fit
 
 
-def apply_file(model_dir: str | os.PathLike[str], inp: str | os.PathLike[str],
-               out: str | os.PathLike[str], *, column: str | None = None,
-               chunk_size: int = 65536) -> dict[str, Any]:
+def apply_file(
+    model_dir: str | os.PathLike[str],
+    inp: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    column: str | None = None,
+    chunk_size: int = 65536,
+) -> dict[str, Any]:
     """Reweight the events of ``inp`` into ``out`` (everything else kept).
 
     Without ``column`` the ``weight`` dataset is multiplied by the factor c·min(r, clip);
@@ -162,8 +220,7 @@ def apply_file(model_dir: str | os.PathLike[str], inp: str | os.PathLike[str],
         with h5py.File(tmp, "r+") as f:
             if column is not None and column in f and column != "weight":
                 raise ConfigError(f"{inp}: already has a dataset {column!r}")
-            w_old = (np.asarray(f["weight"][:], np.float64) if "weight" in f
-                     else np.ones(fi.n))
+            w_old = np.asarray(f["weight"][:], np.float64) if "weight" in f else np.ones(fi.n)
             w_new = w_old.copy()
             start = 0
             for ev in iter_chunks(inp, chunk_size, proc.name):
@@ -189,6 +246,13 @@ def apply_file(model_dir: str | os.PathLike[str], inp: str | os.PathLike[str],
             prov["reweight"].update(model=str(model_dir), column=target,
                                     model_sha256=file_hash(Path(model_dir) / MODEL_FILE))
             f.attrs["provenance"] = json.dumps(prov, sort_keys=True, default=str)
-    return {"events": fi.n, "failed_unchanged": n_fail, "clipped": n_clip,
-            "clip": fit.config.clip, "max_ratio": max_r, "column": column or "weight",
-            "sum_before": float(w_old.sum()), "sum_after": float(w_new.sum())}
+    return {
+        "events": fi.n,
+        "failed_unchanged": n_fail,
+        "clipped": n_clip,
+        "clip": fit.config.clip,
+        "max_ratio": max_r,
+        "column": column or "weight",
+        "sum_before": float(w_old.sum()),
+        "sum_after": float(w_new.sum()),
+    }

@@ -8,44 +8,77 @@ from otus.cli._common import add_seed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("reweight", help="classifier reweighting of MC toward data",
-                       description="Classifier reweighting of simulation toward data (k-fold).")
+    p = sub.add_parser(
+        "reweight",
+        help="classifier reweighting of MC toward data",
+        description="Classifier reweighting of simulation toward data (k-fold).",
+    )
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
 
-    f = actions.add_parser("fit", help="fit the reweighter in a control region",
-                           description="Train k classifiers MC vs data in --region and write "
-                           "the model folder with its diagnostics (report.md, plots).")
+    f = actions.add_parser(
+        "fit",
+        help="fit the reweighter in a control region",
+        description="Train k classifiers MC vs data in --region and write "
+        "the model folder with its diagnostics (report.md, plots).",
+    )
     f.add_argument("--mc", required=True, help="MC event file (.h5) to be reweighted")
     f.add_argument("--data", required=True, help="data event file (.h5), the target")
     f.add_argument("--out", required=True, help="new model folder")
-    f.add_argument("--region", default=None,
-                   help="control region, e.g. '80 < m_ee < 100' (default: all events)")
-    f.add_argument("--features", default=None,
-                   help="comma-separated observables (default: pT, η, masses of the process)")
+    f.add_argument(
+        "--region",
+        default=None,
+        help="control region, e.g. '80 < m_ee < 100' (default: all events)",
+    )
+    f.add_argument(
+        "--features",
+        default=None,
+        help="comma-separated observables (default: pT, η, masses of the process)",
+    )
     f.add_argument("--folds", type=int, default=5, help="k of the k-fold training (default 5)")
     f.add_argument("--epochs", type=int, default=40, help="maximum epochs (default 40)")
     f.add_argument("--hidden", default="64,64,64", help="hidden layer widths (default 64,64,64)")
     f.add_argument("--batch-size", type=int, default=2048)
     f.add_argument("--lr", type=float, default=2e-3)
-    f.add_argument("--clip", type=float, default=None,
-                   help="largest density ratio kept; larger ones are clipped and reported")
-    f.add_argument("--normalise", choices=("data", "mc", "none"), default="data",
-                   help="sum of new MC weights equals data (default), old MC, or raw ratio")
+    f.add_argument(
+        "--clip",
+        type=float,
+        default=None,
+        help="largest density ratio kept; larger ones are clipped and reported",
+    )
+    f.add_argument(
+        "--normalise",
+        choices=("data", "mc", "none"),
+        default="data",
+        help="sum of new MC weights equals data (default), old MC, or raw ratio",
+    )
+    f.add_argument(
+        "--no-clamp",
+        action="store_true",
+        help="let the network extrapolate outside the training range of each "
+        "feature (default: the ratio is held at its edge value there)",
+    )
     f.add_argument("--accelerator", default="cpu", help="Lightning accelerator (default cpu)")
-    f.add_argument("--no-diagnostics", action="store_true",
-                   help="skip the before/after AUC, KS and χ²_R tables and the plots")
+    f.add_argument(
+        "--no-diagnostics",
+        action="store_true",
+        help="skip the before/after AUC, KS and χ²_R tables and the plots",
+    )
     add_seed(f)
     f.set_defaults(func=run)
 
-    a = actions.add_parser("apply", help="reweight an event file with a fitted model",
-                           description="Multiply the weight column by the fitted factor (or "
-                           "write the new weights to --column), keeping everything else.")
+    a = actions.add_parser(
+        "apply",
+        help="reweight an event file with a fitted model",
+        description="Multiply the weight column by the fitted factor (or "
+        "write the new weights to --column), keeping everything else.",
+    )
     a.add_argument("model", help="model folder from `otus reweight fit`")
     a.add_argument("--input", required=True, help="event file (.h5) to reweight")
     a.add_argument("--out", required=True, help="output event file (.h5)")
-    a.add_argument("--column", default=None,
-                   help="write the new weights to this new dataset, keeping `weight`")
+    a.add_argument(
+        "--column", default=None, help="write the new weights to this new dataset, keeping `weight`"
+    )
     add_seed(a)
     a.set_defaults(func=run)
 
@@ -70,24 +103,43 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(min(torch.get_num_threads(), 4))
     if args.action == "apply":
         s = rf.apply_file(args.model, args.input, args.out, column=args.column)
-        print(f"reweighted {s['events']} events into {args.out} ({s['column']}): sum of "
-              f"weights {s['sum_before']:.6g} -> {s['sum_after']:.6g}; {s['clipped']} ratios "
-              f"clipped; {s['failed_unchanged']} failed-reconstruction events unchanged")
+        print(
+            f"reweighted {s['events']} events into {args.out} ({s['column']}): sum of "
+            f"weights {s['sum_before']:.6g} -> {s['sum_after']:.6g}; {s['clipped']} ratios "
+            f"clipped; {s['failed_unchanged']} failed-reconstruction events unchanged"
+        )
         return 0
     from otus.calibrate.reweight import ReweightConfig
 
-    cfg = ReweightConfig(k_folds=args.folds, epochs=args.epochs,
-                         hidden=_ints(args.hidden, "--hidden"), batch_size=args.batch_size,
-                         lr=args.lr, clip=args.clip, normalise=args.normalise,
-                         accelerator=args.accelerator, seed=args.seed)
+    cfg = ReweightConfig(
+        k_folds=args.folds,
+        epochs=args.epochs,
+        hidden=_ints(args.hidden, "--hidden"),
+        batch_size=args.batch_size,
+        lr=args.lr,
+        clip=args.clip,
+        normalise=args.normalise,
+        clamp_features=not args.no_clamp,
+        accelerator=args.accelerator,
+        seed=args.seed,
+    )
     feats = tuple(s.strip() for s in args.features.split(",")) if args.features else None
     diag = not args.no_diagnostics
-    rep = rf.fit_files(args.mc, args.data, args.out, region=args.region, features=feats,
-                       config=cfg, diagnose=diag, plots=diag)
+    rep = rf.fit_files(
+        args.mc,
+        args.data,
+        args.out,
+        region=args.region,
+        features=feats,
+        config=cfg,
+        diagnose=diag,
+        plots=diag,
+    )
     d = rep.get("diagnostics")
-    auc = (f"; AUC {d['auc_before']:.3f} -> {d['auc_after']:.3f}"
-           if d and "auc_after" in d else "")
-    print(f"fitted {cfg.k_folds}-fold reweighter in {rep['region'] or 'all events'}"
-          f"{auc}; {rep['clipping']['n_clipped']} ratios clipped; overlap "
-          f"{'ok' if rep['overlap']['ok'] else 'POOR'}; wrote {args.out}")
+    auc = f"; AUC {d['auc_before']:.3f} -> {d['auc_after']:.3f}" if d and "auc_after" in d else ""
+    print(
+        f"fitted {cfg.k_folds}-fold reweighter in {rep['region'] or 'all events'}"
+        f"{auc}; {rep['clipping']['n_clipped']} ratios clipped; overlap "
+        f"{'ok' if rep['overlap']['ok'] else 'POOR'}; wrote {args.out}"
+    )
     return 0

@@ -12,9 +12,13 @@ NAMES = ("m_ee", "e-_pt", "e+_pt", "e-_eta", "pt_ee")
 
 
 def _obs() -> dict[str, np.ndarray]:
-    return {"m_ee": np.array([70.0, 85.0, 95.0, 110.0]), "e-_pt": np.array([5.0, 30, 40, 50]),
-            "e+_pt": np.array([20.0, 25, 30, 35]), "e-_eta": np.array([-2.0, 0.5, -1.0, 2.2]),
-            "pt_ee": np.zeros(4)}
+    return {
+        "m_ee": np.array([70.0, 85.0, 95.0, 110.0]),
+        "e-_pt": np.array([5.0, 30, 40, 50]),
+        "e+_pt": np.array([20.0, 25, 30, 35]),
+        "e-_eta": np.array([-2.0, 0.5, -1.0, 2.2]),
+        "pt_ee": np.zeros(4),
+    }
 
 
 @pytest.mark.parametrize(
@@ -64,4 +68,7 @@ def test_region_mask_on_detector_rows_excludes_failed_events() -> None:
     assert region_mask(f"{m - 1} < m_ee < {m + 1}", ZEE, x).tolist() == [True, True, False]
     # `not` cannot pull failed events in, and x_pass is honoured
     assert region_mask("not m_ee < 0", ZEE, x, np.array([True, False, True])).tolist() == [
-        True, False, False]
+        True,
+        False,
+        False,
+    ]

@@ -126,6 +126,26 @@ def test_overlap_warning() -> None:
     assert fit.overlap["data_frac_outside_mc_range"]["f0"] > 0.05
 
 
+def test_ratio_is_flat_outside_the_training_range() -> None:
+    xm, xd = _shifted(3000, 0.5, 6)
+    fit = fit_reweighter(xm, np.ones(3000), xd, np.ones(3000), config=FAST)
+    hi = np.max(np.concatenate([xm, xd]), axis=0)
+    far = np.array([[hi[0] + 5.0, 0.0], [hi[0] + 50.0, 0.0]])
+    edge = np.array([[hi[0], 0.0]])
+    for m in fit.models:
+        got = rw.predict_logit(m, far)
+        # beyond the largest training value the ratio is held at its edge value
+        np.testing.assert_allclose(got, np.repeat(rw.predict_logit(m, edge), 2), rtol=1e-5)
+    free = fit_reweighter(
+        xm,
+        np.ones(3000),
+        xd,
+        np.ones(3000),
+        config=ReweightConfig(**{**FAST.__dict__, "clamp_features": False}),
+    )
+    assert not torch.isfinite(free.models[0].hi).any()
+
+
 def test_save_load_round_trip(tmp_path) -> None:
     xm, xd = _shifted(2000, 0.3, 5)
     fit = fit_reweighter(xm, np.ones(2000), xd, np.ones(2000), features=("a", "b"), config=FAST)

@@ -32,8 +32,7 @@ def _zee(n: int, seed: int, scale: float = 1.0, weight: float = 1.0) -> Events:
     eta = rng.uniform(-2.4, 2.4, (n, 2))
     phi = rng.uniform(-np.pi, np.pi, n)
     e1 = fv.from_ptetaphim(pt[:, 0], eta[:, 0], phi, np.zeros(n))
-    e2 = fv.from_ptetaphim(pt[:, 1], eta[:, 1], phi + np.pi + rng.normal(0, 0.3, n),
-                           np.zeros(n))
+    e2 = fv.from_ptetaphim(pt[:, 1], eta[:, 1], phi + np.pi + rng.normal(0, 0.3, n), np.zeros(n))
     x = np.concatenate([e1, e2], axis=1).astype(np.float32)
     x_pass = rng.random(n) > 0.05
     x[~x_pass] = np.nan
@@ -50,12 +49,28 @@ def files(tmp_path):
 def test_fit_and_apply(files, capsys) -> None:
     tmp, mc, data = files
     out = tmp / "rw"
-    rc = main(["reweight", "fit", "--mc", str(mc), "--data", str(data), "--region", CR,
-               "--out", str(out), "--seed", "3", *FAST])
+    rc = main(
+        [
+            "reweight",
+            "fit",
+            "--mc",
+            str(mc),
+            "--data",
+            str(data),
+            "--region",
+            CR,
+            "--out",
+            str(out),
+            "--seed",
+            "3",
+            *FAST,
+        ]
+    )
     assert rc == 0
     assert "fitted 2-fold reweighter" in capsys.readouterr().out
     assert {"model.pt", "report.json", "report.md", "ratio_m_ee.png"} <= {
-        p.name for p in out.iterdir()}
+        p.name for p in out.iterdir()
+    }
     rep = json.loads((out / "report.json").read_text())
     assert rep["region"] == CR and rep["features"][4] == "m_ee"
     d = rep["diagnostics"]
@@ -83,8 +98,19 @@ def test_fit_and_apply(files, capsys) -> None:
         assert json.loads(f.attrs["provenance"])["reweight"]["column"] == "weight"
         assert json.loads(f.attrs["provenance"])["test"] == 0
 
-    rc = main(["reweight", "apply", str(out), "--input", str(mc), "--out", str(tmp / "c.h5"),
-               "--column", "weight_rw"])
+    rc = main(
+        [
+            "reweight",
+            "apply",
+            str(out),
+            "--input",
+            str(mc),
+            "--out",
+            str(tmp / "c.h5"),
+            "--column",
+            "weight_rw",
+        ]
+    )
     assert rc == 0
     with h5py.File(tmp / "c.h5") as f:
         np.testing.assert_array_equal(f["weight"][:], before.weight)
@@ -111,14 +137,16 @@ def _err(capsys) -> str:
 def test_fit_bad_input(files, capsys, extra, match) -> None:
     tmp, mc, data = files
     out = tmp / "rw"
-    rc = main(["reweight", "fit", "--mc", str(mc), "--data", str(data), "--out", str(out),
-               *FAST, *extra])
+    rc = main(
+        ["reweight", "fit", "--mc", str(mc), "--data", str(data), "--out", str(out), *FAST, *extra]
+    )
     assert rc == 2
     err = _err(capsys)
     assert err.startswith("otus reweight: error:") and match in err
     assert not out.exists()
     assert [p.name for p in tmp.iterdir()] == ["mc.h5", "data.h5"] or set(
-        p.name for p in tmp.iterdir()) == {"mc.h5", "data.h5"}
+        p.name for p in tmp.iterdir()
+    ) == {"mc.h5", "data.h5"}
 
 
 def test_fit_bad_files(files, capsys) -> None:
@@ -126,8 +154,13 @@ def test_fit_bad_files(files, capsys) -> None:
     zero = _zee(500, 5, weight=0.0)
     write_events(tmp / "zero.h5", zero)
     n = 50
-    tt = Events(TTBAR, None, np.random.default_rng(0).normal(50, 10, (n, 24)).astype(np.float32),
-                np.ones(n, bool), np.ones(n))
+    tt = Events(
+        TTBAR,
+        None,
+        np.random.default_rng(0).normal(50, 10, (n, 24)).astype(np.float32),
+        np.ones(n, bool),
+        np.ones(n),
+    )
     write_events(tmp / "tt.h5", tt)
     (tmp / "full").mkdir()
     (tmp / "full" / "x").write_text("keep")
@@ -140,8 +173,9 @@ def test_fit_bad_files(files, capsys) -> None:
         rc = main(["reweight", "fit", *args, "--out", str(tmp / "rw"), *FAST])
         assert rc == 2 and match in _err(capsys)
         assert not (tmp / "rw").exists()
-    rc = main(["reweight", "fit", "--mc", str(mc), "--data", str(data), "--out",
-               str(tmp / "full"), *FAST])
+    rc = main(
+        ["reweight", "fit", "--mc", str(mc), "--data", str(data), "--out", str(tmp / "full"), *FAST]
+    )
     assert rc == 2 and "not empty" in _err(capsys)
     assert (tmp / "full" / "x").read_text() == "keep"
 
@@ -153,12 +187,34 @@ def test_apply_bad_input(tmp_path, capsys) -> None:
     rc = main(["reweight", "apply", str(tmp), "--input", str(mc), "--out", str(tmp / "o.h5")])
     assert rc == 2 and "not a reweighting model folder" in _err(capsys)
     out = tmp / "rw"
-    assert main(["reweight", "fit", "--mc", str(mc), "--data", str(data), "--out", str(out),
-                 "--no-diagnostics", *FAST[:4], "--epochs", "2"]) == 0
+    assert (
+        main(
+            [
+                "reweight",
+                "fit",
+                "--mc",
+                str(mc),
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--no-diagnostics",
+                *FAST[:4],
+                "--epochs",
+                "2",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     n = 30
-    tt = Events(TTBAR, None, np.random.default_rng(0).normal(50, 10, (n, 24)).astype(np.float32),
-                np.ones(n, bool), np.ones(n))
+    tt = Events(
+        TTBAR,
+        None,
+        np.random.default_rng(0).normal(50, 10, (n, 24)).astype(np.float32),
+        np.ones(n, bool),
+        np.ones(n),
+    )
     write_events(tmp / "tt.h5", tt)
     (out / "bad").mkdir()
     (out / "bad" / "model.pt").write_bytes(b"not a model")

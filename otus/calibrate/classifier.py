@@ -1,0 +1,201 @@
+r"""The MC-vs-data classifier of the reweighter: a small MLP on standardised, range-clamped
+features, trained with a weighted binary cross-entropy under a thin Lightning module.
+
+With the two classes balanced to equal total weight, the minimiser of the weighted BCE is
+:math:`s = p_d/(p_d+p_m)`, so :math:`e^{\mathrm{logit}} = p_{\rm data}/p_{\rm MC}`
+(Cranmer et al., arXiv:1506.02169).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from otus.errors import InputFileError, TrainingError
+
+if TYPE_CHECKING:
+    from otus.calibrate.reweight import ReweightConfig
+
+
+def weighted_bce(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    r"""Weighted BCE :math:`-\sum w_i[y_i\log s_i + (1-y_i)\log(1-s_i)] / \sum|w_i|`.
+
+    Negative weights keep their sign (the loss of a sample with negative-weight events is the
+    difference of its positive and negative parts); normalising by :math:`\sum|w|` keeps the
+    gradient scale independent of the batch's net weight.
+    """
+    per = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+    return (w * per).sum() / w.abs().sum().clamp_min(1e-12)
+
+
+class Classifier(nn.Module):
+    """MLP on standardised features -> logit; the standardisation is stored as buffers.
+
+    Inputs are first clamped to the range ``[lo, hi]`` seen in training, so outside it the
+    ratio keeps its edge value (as a tree ensemble does) instead of being extrapolated by
+    the network: a ratio fitted in a control region is continued flat into a signal region.
+    """
+
+    def __init__(self, n_features: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("scale", torch.ones(n_features))
+        self.register_buffer("lo", torch.full((n_features,), -torch.inf))
+        self.register_buffer("hi", torch.full((n_features,), torch.inf))
+        layers: list[nn.Module] = []
+        d = n_features
+        for h in hidden:
+            layers += [nn.Linear(d, h), nn.SiLU()]
+            d = h
+        layers.append(nn.Linear(d, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.minimum(torch.maximum(x, self.lo), self.hi)
+        return self.net((x - self.mean) / self.scale).squeeze(-1)
+
+    def reset(self, gen: torch.Generator) -> None:
+        """Initialise the weights from ``gen`` (no global RNG)."""
+        for m in self.net:
+            if isinstance(m, nn.Linear):
+                bound = 1.0 / np.sqrt(m.in_features)
+                nn.init.uniform_(m.weight, -bound, bound, generator=gen)
+                nn.init.uniform_(m.bias, -bound, bound, generator=gen)
+
+
+class LitClassifier(pl.LightningModule):
+    """Thin Lightning wrapper: weighted BCE, Adam, train/val logging."""
+
+    def __init__(self, net: Classifier, lr: float) -> None:
+        super().__init__()
+        self.net = net
+        self.lr = lr
+
+    def _step(self, batch: tuple[torch.Tensor, ...], stage: str) -> torch.Tensor:
+        x, y, w = batch
+        loss = weighted_bce(self.net(x), y, w)
+        self.log(f"{stage}_loss", loss, prog_bar=False, batch_size=len(x))
+        return loss
+
+    def training_step(self, batch: tuple[torch.Tensor, ...], _: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: tuple[torch.Tensor, ...], _: int) -> torch.Tensor:
+        return self._step(batch, "val")
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        opt = torch.optim.Adam(self.parameters(), lr=self.lr)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=2)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss"}}
+
+
+class _KeepBest(pl.Callback):
+    """Keep the state dict of the epoch with the lowest validation loss (in memory)."""
+
+    def __init__(self) -> None:
+        self.best = float("inf")
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        loss = trainer.callback_metrics.get("val_loss")
+        if loss is not None and float(loss) < self.best and not trainer.sanity_checking:
+            self.best = float(loss)
+            self.state = copy.deepcopy(module.net.state_dict())
+
+
+def _loader(
+    x: np.ndarray, y: np.ndarray, w: np.ndarray, bs: int, gen: torch.Generator | None
+) -> torch.utils.data.DataLoader:
+    ds = torch.utils.data.TensorDataset(
+        torch.as_tensor(x, dtype=torch.float32),
+        torch.as_tensor(y, dtype=torch.float32),
+        torch.as_tensor(w, dtype=torch.float32),
+    )
+    base = (
+        torch.utils.data.RandomSampler(ds, generator=gen)
+        if gen is not None
+        else torch.utils.data.SequentialSampler(ds)
+    )
+    sampler = torch.utils.data.BatchSampler(base, bs, drop_last=False)
+    return torch.utils.data.DataLoader(ds, sampler=sampler, batch_size=None)
+
+
+def balanced_weights(w_mc: np.ndarray, w_data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scale each class to the same total weight, (n_mc + n_data)/2, so s/(1-s) = p_d/p_m."""
+    half = 0.5 * (len(w_mc) + len(w_data))
+    out = []
+    for name, w in (("MC", w_mc), ("data", w_data)):
+        tot = float(np.sum(w))
+        if not tot > 0:
+            raise InputFileError(f"the {name} weights sum to {tot:g}; need a positive total")
+        out.append(w * (half / tot))
+    return out[0], out[1]
+
+
+def train_classifier(
+    x_mc: np.ndarray,
+    w_mc: np.ndarray,
+    x_data: np.ndarray,
+    w_data: np.ndarray,
+    *,
+    config: ReweightConfig,
+    seed: int,
+) -> Classifier:
+    """Train one MC-vs-data classifier with weighted BCE and early stopping."""
+    wm, wd = balanced_weights(np.asarray(w_mc, np.float64), np.asarray(w_data, np.float64))
+    x = np.concatenate([x_mc, x_data]).astype(np.float32)
+    y = np.concatenate([np.zeros(len(x_mc)), np.ones(len(x_data))]).astype(np.float32)
+    w = np.concatenate([wm, wd]).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    is_val = rng.random(len(x)) < config.val_fraction
+    gen = torch.Generator().manual_seed(seed)
+    net = Classifier(x.shape[1], tuple(config.hidden))
+    net.reset(gen)
+    net.mean.copy_(torch.as_tensor(x[~is_val].mean(0)))
+    net.scale.copy_(torch.as_tensor(x[~is_val].std(0)).clamp_min(1e-6))
+    if config.clamp_features:
+        net.lo.copy_(torch.as_tensor(x.min(0)))
+        net.hi.copy_(torch.as_tensor(x.max(0)))
+    keep = _KeepBest()
+    stop = pl.callbacks.EarlyStopping("val_loss", patience=config.patience, mode="min")
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    trainer = pl.Trainer(
+        max_epochs=config.epochs,
+        accelerator=config.accelerator,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[keep, stop],
+        num_sanity_val_steps=0,
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*LeafSpec.*")
+        trainer.fit(
+            LitClassifier(net, config.lr),
+            _loader(x[~is_val], y[~is_val], w[~is_val], config.batch_size, gen),
+            _loader(x[is_val], y[is_val], w[is_val], 8 * config.batch_size, None),
+        )
+    if keep.state is None or not np.isfinite(keep.best):
+        raise TrainingError(f"the reweighting classifier diverged (best val loss {keep.best})")
+    net.load_state_dict(keep.state)
+    return net.eval()
+
+
+@torch.no_grad()
+def predict_logit(net: Classifier, x: np.ndarray, *, batch: int = 65536) -> np.ndarray:
+    """Logit log r(x) [N] (float64) of a trained classifier."""
+    xt = torch.as_tensor(np.asarray(x, np.float32))
+    out = [net(xt[i : i + batch]) for i in range(0, len(xt), batch)]
+    return torch.cat(out).double().numpy() if out else np.zeros(0)
