@@ -110,8 +110,13 @@ class EventWriter:
         self.has_z, self.has_x = has_z, has_x
         self._ctx = atomic_path(self.path)
         tmp = self._ctx.__enter__()
-        self._f = h5py.File(tmp, "w")
-        kw: dict[str, Any] = {"compression": compression, "shuffle": compression is not None}
+        # HDF5 ≥ 1.10 layout: its metadata (superblock, object headers with the attributes,
+        # B-trees) carries checksums, and fletcher32 checksums every data chunk, so a damaged
+        # file is refused with an error instead of being parsed (the 1.8 layout has no
+        # checksums; fuzzing crashed the HDF5 library on damaged attribute messages).
+        self._f = h5py.File(tmp, "w", libver=("v110", "latest"))
+        kw: dict[str, Any] = {"compression": compression, "shuffle": compression is not None,
+                              "fletcher32": True}
         if has_z:
             self._f.create_dataset("z", (0, process.dz), "f4", maxshape=(None, process.dz),
                                    chunks=(_CHUNK_ROWS, process.dz), **kw)

@@ -30,9 +30,10 @@ MUTATION = st.one_of(
     st.tuples(st.just("cut"), st.floats(0, 1)),
     st.tuples(st.just("insert"), st.floats(0, 1), st.binary(min_size=1, max_size=32)),
 )
-TOKENS = st.sampled_from(["nan", "inf", "-inf", "", "abc", "1e999", "-1", "0", "99999999999",
+TOKEN_LIST = ["nan", "inf", "-inf", "", "abc", "1e999", "-1", "0", "99999999999",
                           "<event>", "</event>", "<init>", "&", "<", "1.2.3", "\x00", "é",
-                          "-0", "1e-320"])
+                          "-0", "1e-320"]
+TOKENS = st.sampled_from(TOKEN_LIST)
 LINE_EDIT = st.tuples(st.sampled_from(["token", "delete", "duplicate", "swap"]),
                       st.floats(0, 1), st.floats(0, 1), TOKENS)
 
