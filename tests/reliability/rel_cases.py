@@ -133,6 +133,21 @@ def damage_object(path: Path, key: str, n: int = 48) -> Path:
     return flip_bytes(path, int(addr), n)
 
 
+def damage_chunk(path: Path, key: str) -> Path:
+    """Flip one byte inside the first stored data chunk of ``key`` (caught by fletcher32)."""
+    with h5py.File(path, "r") as f:
+        info = f[key].id.get_chunk_info(0)
+    return flip_bytes(path, int(info.byte_offset + info.size // 2), 1)
+
+
+def damage_attr(path: Path, text: bytes) -> Path:
+    """Flip one byte of the stored attribute text ``text``."""
+    data = path.read_bytes()
+    at = data.find(text)
+    assert at >= 0, "attribute text not found in the file"
+    return flip_bytes(path, at + len(text) // 2, 1)
+
+
 def replace_ds(f: h5py.File, key: str, value: Any) -> None:
     del f[key]
     f[key] = value
@@ -326,6 +341,15 @@ for key in ("z", "x", "weight"):
     _simple(H, f"{key} object header damaged", "read_events",
             r"events\.h5: corrupt event file",
             lambda t, s, key=key: _read(read_events, damage_object(s.copy("zee", "h5", t), key)))
+for key in ("z", "x", "weight"):
+    _simple(H, f"one byte flipped in a {key} data chunk", "read_events",
+            r"events\.h5: corrupt event file",
+            lambda t, s, key=key: _read(read_events, damage_chunk(s.copy("zee", "h5", t), key)))
+# String attributes live in HDF5's global heap, which has no checksum: a damaged process
+# name is caught by the name check (a damaged provenance text reads as {}).
+_simple(H, "one byte flipped in the process attribute", "read_events",
+        r"events\.h5: unknown process",
+        lambda t, s: _read(read_events, damage_attr(s.copy("ttbar", "h5", t), b"ttbar\x00")))
 _simple(H, "text named .h5", "read_events", r"text\.h5: not a readable HDF5",
         lambda t, s: _read(read_events, Path(t / "text.h5").write_text("z,x\n1,2\n")
                            and t / "text.h5"))
