@@ -105,7 +105,8 @@ def _fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str],
     try:
         trainer = pl.Trainer(
             default_root_dir=run, max_epochs=t.max_epochs, accelerator=t.accelerator,
-            devices=t.devices, strategy=t.strategy, log_every_n_steps=t.log_every_n_steps,
+            devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
+            log_every_n_steps=t.log_every_n_steps,
             logger=CSVLogger(save_dir=run, name="", version=""), callbacks=ckpts,
             enable_model_summary=False, enable_progress_bar=progress,
             fast_dev_run=fast_dev_run, num_sanity_val_steps=0, **kw)

@@ -106,3 +106,37 @@ def test_ddp_on_two_cpu_processes_trains_like_one(samples: Samples, tmp_path: Pa
     assert len(v1) == len(v2) == 3 and np.all(np.isfinite(v2))
     assert v2[-1] < v2[0] * 1.05  # it trains
     assert 0.5 < v2[-1] / v1[-1] < 2.0, (v1, v2)  # the same kind of result
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_two_nodes_on_localhost(samples: Samples, tmp_path: Path) -> None:
+    """The README's multi-node recipe, with two 'nodes' on this machine (one CPU process
+    each, gloo): both ranks train in lock step and rank 0 writes the shared run folder."""
+    data = training_file(samples)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(DDP_CONFIG)
+    run = tmp_path / "run"
+    port = str(_free_port())
+    procs = []
+    for node in (0, 1):
+        env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1",
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=port, NODE_RANK=str(node))
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "otus", "fit", "zee", "--data", str(data), "--config",
+             str(cfg), "--out", str(run), "--seed", "2", "--strategy", "ddp",
+             "--accelerator", "cpu", "--devices", "1", "--num-nodes", "2"],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-1500:] for o in outs]
+    ck = torch.load(run / "last.ckpt", weights_only=True)
+    assert ck["epoch"] == 2 and ck["hyper_parameters"]["config"]["trainer"]["num_nodes"] == 2
+    v = _val(run)
+    assert len(v) == 3 and np.all(np.isfinite(v))
