@@ -42,6 +42,7 @@ class LossConfig:
     n_projections: int = 256
     axis_projections: bool = False  # add the feature axes to the random slices
     axis_weight: float = 0.0  # weight of a separate marginal term (every feature axis)
+    mass_scale: float = 1.0  # scale of the standardised invariant-mass features in the loss
     features: tuple[str, ...] = ("p4", "pteta", "masses")
 
 

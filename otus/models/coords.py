@@ -149,6 +149,11 @@ def _mass_combos(process: Process, level: str) -> list[tuple[int, ...]]:
     return list(combinations(jets, 2)) + list(combinations(jets, 3))
 
 
+def n_masses(process: Process, level: str) -> int:
+    """Number of invariant-mass features of a level (the last block of ``masses``)."""
+    return len(_mass_combos(process, level))
+
+
 def loss_features(process: Process, level: str, p4: Tensor, features: tuple[str, ...]) -> Tensor:
     """Loss-space features [N, F] of four-momenta rows (see the module docstring)."""
     bad = [f for f in features if f not in FEATURES]

@@ -22,7 +22,7 @@ import torch
 
 from otus.errors import TrainingError
 from otus.models.config import Config, config_from_dict
-from otus.models.coords import loss_features, minkowski_penalty
+from otus.models.coords import loss_features, minkowski_penalty, n_masses
 from otus.models.networks import Transport
 from otus.physics.selection import acceptance
 from otus.processes import get_process
@@ -57,9 +57,13 @@ class OtusModule(pl.LightningModule):
                            self.cfg.loss.features).shape[1]
         fx = loss_features(self.process, "x", torch.ones(1, self.process.dx),
                            self.cfg.loss.features).shape[1]
-        for name, d in (("fz", fz), ("fx", fx)):
+        for name, d, level in (("fz", fz, "z"), ("fx", fx, "x")):
             self.register_buffer(f"{name}_mu", torch.zeros(d))
             self.register_buffer(f"{name}_sd", torch.ones(d))
+            scale = torch.ones(d)
+            if "masses" in self.cfg.loss.features:  # the mass block comes last
+                scale[d - n_masses(self.process, level):] = self.cfg.loss.mass_scale
+            self.register_buffer(f"{name}_scale", scale, persistent=False)
         self._gen: torch.Generator | None = None
 
     # -- standardisation ---------------------------------------------------------------
@@ -72,8 +76,9 @@ class OtusModule(pl.LightningModule):
 
     def features(self, level: str, p4: Tensor) -> Tensor:
         f = loss_features(self.process, level, p4, self.cfg.loss.features)
-        mu, sd = (self.fz_mu, self.fz_sd) if level == "z" else (self.fx_mu, self.fx_sd)
-        return (f - mu) / sd
+        if level == "z":
+            return (f - self.fz_mu) / self.fz_sd * self.fz_scale
+        return (f - self.fx_mu) / self.fx_sd * self.fx_scale
 
     # -- the maps ------------------------------------------------------------------------
     def simulate(self, z: Tensor, *, generator: torch.Generator | None = None) -> Tensor:

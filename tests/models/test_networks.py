@@ -144,3 +144,13 @@ def test_axis_weight_adds_the_marginal_term() -> None:
         t = m.losses(z, w, x, w, generator=torch.Generator().manual_seed(1), n_projections=4)
         vals.append(float(t["sim"].detach()))
     assert vals[1] > vals[0] > 0
+
+
+def test_mass_scale_scales_only_the_mass_features() -> None:
+    out = []
+    for ms in (1.0, 3.0):
+        cfg = config_from_dict({"net": {"hidden": 8}, "loss": {"mass_scale": ms}},
+                               process="ttbar")
+        out.append(OtusModule(cfg.to_dict()).features("x", _ttbar_rows(20)[1]))
+    torch.testing.assert_close(out[1][:, :-10], out[0][:, :-10])
+    torch.testing.assert_close(out[1][:, -10:], 3.0 * out[0][:, -10:])
