@@ -1,1 +1,1 @@
-"""Calibration of simulation toward data: classifier reweighting and OT calibration."""
+"""Calibration of simulation toward data: classifier reweighting and ICNN optimal transport."""

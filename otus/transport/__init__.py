@@ -1,4 +1,4 @@
-"""Optimal-transport building blocks (sliced Wasserstein distance)."""
+"""Optimal transport: sliced Wasserstein distance, ICNN potentials, OT maps."""
 
 from otus.transport.sliced import random_projections, sliced_wasserstein, wasserstein_1d
 

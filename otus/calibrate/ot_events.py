@@ -1,0 +1,296 @@
+"""OT calibration on event files: named features, control regions, fit and apply.
+
+Transported features are per-object kinematics of the detector-level ``x``, named
+``<object>_<kind>`` with kind one of ``px, py, pz`` (Cartesian) or ``pt, logpt, eta, phi``
+(collider coordinates), e.g. ``e-_logpt``. After transport the changed objects are rebuilt
+and their energy is recomputed on the mass shell, :math:`E = \\sqrt{|\\vec p|^2 + m^2}`, with
+the process's object mass (jets, whose mass is free, keep their own mass). Conditioning
+variables may be any such feature or any observable of :func:`otus.physics.observables`.
+A region is a comparison expression on observables, e.g. ``"80 < m_ee < 100"``, parsed with
+:mod:`ast` (never ``eval``); allowed: numbers, observable names, ``< <= > >=``, ``and``,
+``or``, ``not``, unary minus and ``abs()``.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from otus.errors import ConfigError
+from otus.physics import fourvec as fv
+from otus.physics.observables import observables
+from otus.processes import Process
+
+CARTESIAN = ("px", "py", "pz")
+COLLIDER = ("pt", "logpt", "eta", "phi")
+KINDS = CARTESIAN + COLLIDER
+
+
+def object_features(process: Process) -> list[str]:
+    """All transportable feature names of a process's detector-level objects."""
+    out = []
+    for o in process.x_objects:
+        kinds = [k for k in KINDS if not (o == "met" and k in ("pz", "eta"))]
+        out += [f"{o}_{k}" for k in kinds]
+    return out
+
+
+def _split(name: str, process: Process) -> tuple[int, str]:
+    obj, _, kind = name.rpartition("_")
+    if obj in process.x_objects and kind in KINDS and name in object_features(process):
+        return process.x_objects.index(obj), kind
+    raise ConfigError(f"unknown feature {name!r} for {process.name}; choose from "
+                      f"{', '.join(object_features(process))}")
+
+
+def _kind_values(p: np.ndarray, kind: str) -> np.ndarray:
+    if kind in CARTESIAN:
+        return p[:, CARTESIAN.index(kind)]
+    if kind == "pt":
+        return fv.pt(p)
+    if kind == "logpt":
+        return np.log(np.clip(fv.pt(p), 1e-12, None))
+    return fv.eta(p) if kind == "eta" else fv.phi(p)
+
+
+def feature_matrix(process: Process, x: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """Columns ``names`` [N, len(names)] computed from detector rows ``x`` [N, Dx].
+
+    Per-object features (see module doc) or observables (conditioning only).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    p = fv.objects(x, len(process.x_objects))
+    cols: list[np.ndarray] = []
+    obs: dict[str, np.ndarray] | None = None
+    for name in names:
+        try:
+            i, kind = _split(name, process)
+            cols.append(_kind_values(p[:, i], kind))
+        except ConfigError:
+            if obs is None:
+                obs = observables(process, x, "x") if len(x) else {}
+            if name not in obs and len(x):
+                choices = sorted(set(object_features(process)) | set(obs))
+                raise ConfigError(f"unknown feature or observable {name!r} for {process.name}; "
+                                  f"choose from {', '.join(choices)}") from None
+            cols.append(obs[name] if len(x) else np.zeros(0))
+    return np.stack(cols, axis=1) if cols else np.zeros((len(x), 0))
+
+
+def check_transportable(process: Process, names: Sequence[str]) -> None:
+    """Each object may be calibrated in Cartesian *or* collider coordinates, not both."""
+    if not names:
+        raise ConfigError("no features to calibrate")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"feature listed twice in {', '.join(names)}")
+    per_obj: dict[int, set[str]] = {}
+    for n in names:
+        i, kind = _split(n, process)
+        per_obj.setdefault(i, set()).add(kind)
+    for i, kinds in per_obj.items():
+        o = process.x_objects[i]
+        if kinds & set(CARTESIAN) and kinds & set(COLLIDER):
+            raise ConfigError(f"{o}: mix of Cartesian and collider features {sorted(kinds)}; "
+                              "use px/py/pz or pt/logpt/eta/phi")
+        if {"pt", "logpt"} <= kinds:
+            raise ConfigError(f"{o}: give pt or logpt, not both")
+
+
+def replace_features(process: Process, x: np.ndarray, names: Sequence[str],
+                     values: np.ndarray) -> np.ndarray:
+    """Rows ``x`` with features ``names`` set to ``values`` and energies back on shell."""
+    check_transportable(process, names)
+    out = np.array(x, dtype=np.float64, copy=True)
+    p = fv.objects(out, len(process.x_objects))
+    new: dict[int, dict[str, np.ndarray]] = {}
+    for j, n in enumerate(names):
+        i, kind = _split(n, process)
+        new.setdefault(i, {})[kind] = np.asarray(values[:, j], dtype=np.float64)
+    for i, kinds in new.items():
+        m = process.x_masses[i]
+        mass = fv.mass(p[:, i]) if np.isnan(m) else m
+        if set(kinds) <= set(CARTESIAN):
+            p3 = p[:, i, :3].copy()
+            for k, v in kinds.items():
+                p3[:, CARTESIAN.index(k)] = v
+        else:
+            pt = np.exp(kinds["logpt"]) if "logpt" in kinds else kinds.get("pt", fv.pt(p[:, i]))
+            eta = kinds.get("eta", fv.eta(p[:, i]))
+            phi = kinds.get("phi", fv.phi(p[:, i]))
+            if process.x_objects[i] == "met":
+                eta = np.zeros_like(pt)
+            p3 = fv.from_ptetaphim(pt, eta, phi, 0.0)[:, :3]
+        p[:, i] = fv.on_shell(p3, mass)
+    return out.reshape(np.shape(x)).astype(np.asarray(x).dtype)
+
+
+_CMP: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
+}
+
+
+def parse_region(expr: str) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    """Compile a region expression into ``mask = region(observables)`` (safe, no ``eval``)."""
+    # names such as ``e-_eta`` are not Python identifiers: substitute placeholders first
+    alias: dict[str, str] = {}
+    src = expr
+    for i, name in enumerate(sorted((n for n in _probe_obs() if not n.isidentifier()),
+                                    key=len, reverse=True)):
+        if name in src:
+            alias[f"_obs{i}_"] = name
+            src = src.replace(name, f"_obs{i}_")
+    try:
+        tree = ast.parse(src, mode="eval")
+    except SyntaxError as err:
+        raise ConfigError(f"region {expr!r}: not a valid expression ({err.msg})") from None
+
+    def ev(node: ast.AST, obs: dict[str, np.ndarray]) -> Any:
+        if isinstance(node, ast.Expression):
+            return ev(node.body, obs)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
+                and not isinstance(node.value, bool):
+            return float(node.value)
+        if isinstance(node, ast.Name):
+            name = alias.get(node.id, node.id)
+            if name not in obs:
+                raise ConfigError(f"region {expr!r}: unknown observable {name!r}; "
+                                  f"choose from {', '.join(sorted(obs))}")
+            return obs[name]
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -ev(node.operand, obs)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return ~np.asarray(ev(node.operand, obs), dtype=bool)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id == "abs" and len(node.args) == 1 and not node.keywords:
+            return np.abs(ev(node.args[0], obs))
+        if isinstance(node, ast.Compare) and all(type(o) in _CMP for o in node.ops):
+            left = ev(node.left, obs)
+            mask = np.asarray(True)
+            for op, right_node in zip(node.ops, node.comparators, strict=True):
+                right = ev(right_node, obs)
+                mask = mask & _CMP[type(op)](left, right)
+                left = right
+            return mask
+        if isinstance(node, ast.BoolOp):
+            parts = [np.asarray(ev(v, obs), dtype=bool) for v in node.values]
+            red = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
+            return red.reduce(parts)
+        raise ConfigError(f"region {expr!r}: {type(node).__name__} is not allowed; use "
+                          "comparisons of observables with numbers joined by and/or")
+
+    def region(obs: dict[str, np.ndarray]) -> np.ndarray:
+        n = len(next(iter(obs.values()))) if obs else 0
+        return np.broadcast_to(np.asarray(ev(tree, obs), dtype=bool), (n,)).copy()
+
+    region(_probe_obs())  # validate names/syntax against the zee+ttbar observable vocabulary
+    return region
+
+
+def _probe_obs() -> dict[str, np.ndarray]:
+    """One dummy event's observables of every process (names only matter)."""
+    from otus.processes import PROCESSES
+
+    out: dict[str, np.ndarray] = {}
+    for p in PROCESSES.values():
+        x = np.tile([10.0, 1.0, 2.0, 12.0], (1, len(p.x_objects)))
+        out.update(observables(p, x, "x"))
+    return out
+
+
+def _select(ev: Any, region: str | None) -> np.ndarray:
+    """Passing events, optionally inside ``region``."""
+    keep = np.asarray(ev.x_pass, dtype=bool).copy()
+    if region is not None and keep.any():
+        obs = observables(ev.process, ev.x[keep], "x")
+        sub = parse_region(region)(obs)
+        keep[np.flatnonzero(keep)[~sub]] = False
+    return keep
+
+
+def fit_files(mc: str, data: str, *, features: Sequence[str] | None = None,
+              condition: Sequence[str] = (), region: str | None = None,
+              **fit_kw: Any) -> tuple[Any, dict[str, Any]]:
+    """Fit an OT map from the passing MC events to the passing data events (in ``region``).
+
+    Returns the :class:`otus.calibrate.ot.OTMap` (its ``info`` records process, features,
+    condition and region) and a summary with event counts.
+    """
+    import torch
+
+    from otus.calibrate.ot import fit_ot_map
+    from otus.errors import InputFileError
+    from otus.io.h5 import read_events
+
+    ev_mc, ev_data = read_events(mc), read_events(data)
+    for path, ev in ((mc, ev_mc), (data, ev_data)):
+        if ev.x is None:
+            raise InputFileError(f"{path}: holds no detector-level x to calibrate")
+    if ev_mc.process.name != ev_data.process.name:
+        raise InputFileError(
+            f"dimension mismatch: {mc} holds {ev_mc.process.name} events "
+            f"({ev_mc.process.dx} features), {data} holds {ev_data.process.name} "
+            f"({ev_data.process.dx})")
+    proc = ev_mc.process
+    features = list(features) if features else default_features(proc)
+    check_transportable(proc, features)
+    condition = list(condition)
+    if set(condition) & set(features):
+        raise ConfigError(f"{sorted(set(condition) & set(features))} are both transported "
+                          "and conditioned on")
+    cols: dict[str, np.ndarray] = {}
+    for name, path, ev in (("mc", mc, ev_mc), ("data", data, ev_data)):
+        keep = _select(ev, region)
+        if keep.sum() < 10:
+            raise InputFileError(f"{path}: only {int(keep.sum())} passing events in region "
+                                 f"{region!r}; need at least 10")
+        cols[f"x_{name}"] = feature_matrix(proc, ev.x[keep], features)
+        cols[f"c_{name}"] = feature_matrix(proc, ev.x[keep], condition)
+        cols[f"w_{name}"] = np.asarray(ev.weight, dtype=np.float64)[keep]
+    t = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in cols.items()}
+    has_c = bool(condition)
+    m = fit_ot_map(t["x_mc"], t["x_data"], cx=t["c_mc"] if has_c else None,
+                   cy=t["c_data"] if has_c else None, wx=t["w_mc"], wy=t["w_data"], **fit_kw)
+    m.info.update({"process": proc.name, "features": features, "condition": condition,
+                   "region": region, "n_mc": len(cols["x_mc"]), "n_data": len(cols["x_data"])})
+    summary = {k: m.info[k] for k in ("process", "features", "condition", "region", "n_mc",
+                                      "n_data", "best_step", "best", "last")}
+    return m, summary
+
+
+def default_features(process: Process) -> list[str]:
+    """(log pT, η, φ) of every non-MET object."""
+    return [f"{o}_{k}" for o in process.x_objects if o != "met" for k in ("logpt", "eta", "phi")]
+
+
+def apply_map(m: Any, ev: Any, *, region: str | None = None, batch_size: int = 65536,
+              device: str = "cpu") -> Any:
+    """Events ``ev`` with the calibrated features of its passing events (in ``region``)
+    moved by the map ``m``; everything else (z, weights, failing events) kept."""
+    import torch
+
+    from otus.errors import InputFileError
+    from otus.io.h5 import Events
+
+    proc_name = m.info.get("process")
+    if ev.x is None:
+        raise InputFileError("input holds no detector-level x to calibrate")
+    if proc_name != ev.process.name:
+        raise InputFileError(f"dimension mismatch: the map calibrates {proc_name} events, "
+                             f"the input holds {ev.process.name}")
+    features, condition = list(m.info["features"]), list(m.info["condition"])
+    keep = _select(ev, region)
+    x = np.array(ev.x, copy=True)
+    if keep.any():
+        xk = ev.x[keep]
+        feats = torch.as_tensor(feature_matrix(ev.process, xk, features), dtype=torch.float32)
+        cond = (torch.as_tensor(feature_matrix(ev.process, xk, condition), dtype=torch.float32)
+                if condition else None)
+        moved = m.transport(feats, cond, batch_size=batch_size,
+                            device=device).double().cpu().numpy()
+        x[keep] = replace_features(ev.process, xk, features, moved)
+    return Events(ev.process, ev.z, x.astype(np.float32), ev.x_pass, ev.weight,
+                  dict(ev.provenance))

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from otus.calibrate.ot_events import (
+    check_transportable,
+    feature_matrix,
+    object_features,
+    parse_region,
+    replace_features,
+)
+from otus.errors import ConfigError
+from otus.physics import fourvec as fv
+from otus.processes import TTBAR, ZEE
+
+
+def zee_x(n: int, seed: int, *, scale: float = 1.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    objs = [fv.from_ptetaphim(scale * rng.uniform(20, 60, n), rng.uniform(-2.4, 2.4, n),
+                              rng.uniform(-np.pi, np.pi, n), 0.000511) for _ in range(2)]
+    return np.concatenate(objs, axis=1).astype(np.float32)
+
+
+def test_features_roundtrip_keeps_event() -> None:
+    x = zee_x(100, 0)
+    names = ["e-_logpt", "e-_eta", "e+_phi"]
+    v = feature_matrix(ZEE, x, names)
+    back = replace_features(ZEE, x, names, v)
+    np.testing.assert_allclose(back, x, rtol=1e-4, atol=1e-3)
+
+
+def test_replace_recomputes_energy_on_shell() -> None:
+    x = zee_x(50, 1)
+    v = feature_matrix(ZEE, x, ["e-_logpt"]) + np.log(1.1)
+    new = replace_features(ZEE, x, ["e-_logpt"], v)
+    p = fv.objects(new.astype(np.float64), 2)
+    np.testing.assert_allclose(fv.pt(p[:, 0]), 1.1 * fv.pt(fv.objects(x, 2)[:, 0]), rtol=1e-5)
+    np.testing.assert_allclose(fv.mass(p[:, 0]), 0.000511, atol=0.05)  # float32 rounding
+    np.testing.assert_allclose(new[:, 4:], x[:, 4:])  # e+ untouched
+
+
+def test_cartesian_features() -> None:
+    x = zee_x(10, 2)
+    new = replace_features(ZEE, x, ["e+_px"], np.zeros((10, 1)))
+    assert np.all(new[:, 4] == 0)
+    np.testing.assert_allclose(new[:, 7], np.sqrt(new[:, 5] ** 2 + new[:, 6] ** 2), rtol=1e-5)
+
+
+def test_bad_feature_choices() -> None:
+    with pytest.raises(ConfigError, match="unknown feature 'e-_mass' for zee"):
+        check_transportable(ZEE, ["e-_mass"])
+    with pytest.raises(ConfigError, match="mix of Cartesian and collider"):
+        check_transportable(ZEE, ["e-_px", "e-_eta"])
+    with pytest.raises(ConfigError, match="pt or logpt"):
+        check_transportable(ZEE, ["e-_pt", "e-_logpt"])
+    with pytest.raises(ConfigError, match="unknown feature or observable 'm_jj'"):
+        feature_matrix(ZEE, zee_x(5, 0), ["m_jj"])
+    assert "met_eta" not in object_features(TTBAR)
+
+
+def test_conditioning_on_observables() -> None:
+    x = zee_x(20, 3)
+    m = feature_matrix(ZEE, x, ["m_ee"])[:, 0]
+    np.testing.assert_allclose(m, fv.invariant_mass(*fv.objects(x.astype(float), 2).transpose(1, 0, 2)), rtol=1e-6)
+
+
+def test_region_parser() -> None:
+    obs = {"m_ee": np.array([70.0, 85.0, 95.0, 110.0]), "e-_eta": np.array([0.1, -2.0, 0.5, 0.0])}
+    assert parse_region("80 < m_ee < 100")(obs).tolist() == [False, True, True, False]
+    assert parse_region("not (80 < m_ee < 100)")(obs).tolist() == [True, False, False, True]
+    assert parse_region("m_ee > 80 and abs(e-_eta) < 1")(obs).tolist() == [
+        False, False, True, True]
+    assert parse_region("m_ee < 80 or m_ee >= 110")(obs).tolist() == [True, False, False, True]
+
+
+@pytest.mark.parametrize(("expr", "match"), [
+    ("80 < m_ee <", "not a valid expression"),
+    ("__import__('os')", "Call is not allowed"),
+    ("m_ee + 1", "BinOp is not allowed"),
+    ("80 < mass < 100", "unknown observable 'mass'"),
+    ("m_ee == 91", "Compare is not allowed"),
+])
+def test_region_rejects(expr: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        parse_region(expr)

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from otus.cli import main
+from otus.io.h5 import Events, read_events, write_events
+from otus.physics import fourvec as fv
+from otus.processes import TTBAR, ZEE
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "calibrate"))
+from test_ot_events import zee_x
+
+FAST = ["--steps", "40", "--inner-steps", "2", "--hidden", "8,8", "--batch-size", "128",
+        "--val-every", "20"]
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    x_mc = zee_x(1500, 0)
+    x_mc[:20] = np.nan  # failing events stay untouched
+    x_pass = np.all(np.isfinite(x_mc), axis=1)
+    mc = write_events(tmp_path / "mc.h5", Events(ZEE, x=x_mc, x_pass=x_pass))
+    data = write_events(tmp_path / "data.h5", Events(ZEE, x=zee_x(1500, 1, scale=1.05)))
+    tt = write_events(tmp_path / "tt.h5", Events(TTBAR, x=np.ones((50, 24), np.float32)))
+    return {"mc": mc, "data": data, "tt": tt, "dir": tmp_path}
+
+
+def test_fit_and_apply(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    out = files["dir"] / "model"
+    rc = main(["calibrate", "fit", "--mc", str(files["mc"]), "--data", str(files["data"]),
+               "--features", "e-_logpt,e+_logpt", "--condition", "e-_eta",
+               "--region", "m_ee > 0", "--out", str(out), *FAST])
+    assert rc == 0, capsys.readouterr().err
+    diag = json.loads((out / "diagnostics.json").read_text())
+    assert diag["features"] == ["e-_logpt", "e+_logpt"] and diag["n_mc"] == 1480
+    res = files["dir"] / "cal.h5"
+    assert main(["calibrate", "apply", str(out), "--input", str(files["mc"]),
+                 "--out", str(res)]) == 0
+    before, after = read_events(files["mc"]), read_events(res)
+    assert np.array_equal(before.x_pass, after.x_pass)
+    assert np.all(np.isnan(after.x[:20]))
+    p_b, p_a = fv.objects(before.x[20:].astype(float), 2), fv.objects(after.x[20:].astype(float), 2)
+    np.testing.assert_allclose(fv.eta(p_a), fv.eta(p_b), atol=1e-4)  # η, φ kept
+    assert not np.allclose(fv.pt(p_a), fv.pt(p_b))  # pT moved
+    # energy on shell up to float32 storage: |E² - p²| / E² at the 1e-6 level
+    assert np.max(np.abs(fv.mass2(p_a)) / p_a[..., 3] ** 2) < 1e-5
+
+
+@pytest.mark.parametrize(("extra", "match"), [
+    (["--data", "{tt}"], "dimension mismatch: .*zee events .*ttbar"),
+    (["--data", "{data}", "--condition", "e-_foo"], "unknown feature or observable 'e-_foo'"),
+    (["--data", "{data}", "--features", "e-_px,e-_eta"], "mix of Cartesian and collider"),
+    (["--data", "{data}", "--region", "m_ee > 1e9"], "only 0 passing events in region"),
+    (["--data", "{missing}"], "missing.h5: no such file"),
+])
+def test_fit_bad_input(files: dict[str, Path], capsys: pytest.CaptureFixture[str],
+                       extra: list[str], match: str) -> None:
+    out = files["dir"] / "bad_model"
+    paths = {k: str(v) for k, v in files.items()} | {"missing": str(files["dir"] / "missing.h5")}
+    args = [a.format(**paths) for a in extra]
+    rc = main(["calibrate", "fit", "--mc", str(files["mc"]), *args, "--out", str(out), *FAST])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert err.startswith("otus calibrate: error: ") and "\n" not in err
+    import re
+    assert re.search(match, err), err
+    assert not (out / "map.pt").exists()
+
+
+def test_apply_bad_input(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    out = files["dir"] / "model"
+    assert main(["calibrate", "fit", "--mc", str(files["mc"]), "--data", str(files["data"]),
+                 "--features", "e-_logpt", "--out", str(out), *FAST]) == 0
+    res = files["dir"] / "res.h5"
+    assert main(["calibrate", "apply", str(out), "--input", str(files["tt"]),
+                 "--out", str(res)]) == 2
+    assert "the map calibrates zee events, the input holds ttbar" in capsys.readouterr().err
+    assert not res.exists()
+    assert main(["calibrate", "apply", str(files["dir"]), "--input", str(files["mc"]),
+                 "--out", str(res)]) == 2
+    assert "not a calibrate model folder" in capsys.readouterr().err
