@@ -223,7 +223,9 @@ class OTMap:
             g.load_state_dict(s["g"])
             f.load_state_dict(s["f"])
         except Exception as err:
-            raise InputFileError(f"{p}: not an otus OT map ({type(err).__name__}: {err})") from None
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise InputFileError(f"{p}: not an otus OT map ({type(err).__name__}: {first})"
+                                 ) from None
         return cls(g.eval(), f.eval(), s["shift"], s["scale"], s["cond_shift"], s["cond_scale"],
                    s["info"])
 

@@ -13,7 +13,15 @@ import h5py
 import numpy as np
 import torch
 from rel_cases import CASES, Case, Run, edit_h5, unwritable_dir
-from rel_samples import Samples, tiny_config, trained_run, training_file
+from rel_samples import (
+    CALIBRATE_ARGS,
+    Samples,
+    calibrated_model,
+    reweight_model,
+    tiny_config,
+    trained_run,
+    training_file,
+)
 
 
 def _add(category: str, name: str, target: str, match: str, make: Any) -> None:
@@ -260,3 +268,73 @@ _add(Q, "evaluate a prediction with NaN", "otus evaluate", r"z holds NaN or inf"
      lambda t, s: Run(argv=["evaluate", "--truth", str(s.path("zee", "h5")), "--pred", str(
          edit_h5(s, "zee", "h5", t, lambda f: f["z"].__setitem__((0, 0), np.inf))),
          "--out", str(t / "ev")], outputs=[t / "ev" / "metrics.json"]))
+
+
+# ---- ICNN calibration and reweighting models
+def _cal_fit(s: Samples, t: Path, mc: Path, data: Path, *extra: Any) -> Run:
+    out = t / "cal"
+    return Run(argv=["calibrate", "fit", "--mc", str(mc), "--data", str(data), "--out",
+                     str(out), *CALIBRATE_ARGS, *map(str, extra)], outputs=[out / "map.pt"])
+
+
+def _model_apply(cmd: str, model: Path, inp: Path, t: Path) -> Run:
+    out = t / "o.h5"
+    return Run(argv=[cmd, "apply", str(model), "--input", str(inp), "--out", str(out)],
+               outputs=[out])
+
+
+def _damaged_model(t: Path, src: Path, name: str, how: str) -> tuple[Path, Path]:
+    """A copy of a model folder whose ``name`` file is truncated or holds a pickled object."""
+    d = t / "model"
+    shutil.copytree(src, d)
+    marker = t / "code_ran"
+    if how == "cut":
+        data = (d / name).read_bytes()
+        (d / name).write_bytes(data[: len(data) // 3])
+    else:
+        obj = torch.load(d / name, map_location="cpu", weights_only=True)
+        torch.save({"payload": _Evil(marker), "state": obj}, d / name)
+    return d, marker
+
+
+def _evil_apply(cmd: str, t: Path, src: Path, name: str) -> Run:
+    d, marker = _damaged_model(t, src, name, "evil")
+    r = _model_apply(cmd, d, src.parent.parent / "zee" / "events.h5", t)
+    r.outputs.append(marker)
+    return r
+
+
+CAL = "calibration models (calibrate/reweight)"
+_add(CAL, "calibrate MC and data of different processes", "otus calibrate",
+     r"dimension mismatch: .*holds zee events \(8 features\), .*holds ttbar \(24\)",
+     lambda t, s: _cal_fit(s, t, s.path("zee", "h5"), s.path("ttbar", "h5")))
+_add(CAL, "calibrate with an unknown feature", "otus calibrate", r"unknown feature 'nonsense'",
+     lambda t, s: _cal_fit(s, t, s.path("zee", "h5"), s.path("zee", "h5"), "--features",
+                           "nonsense"))
+_add(CAL, "calibrate MC with NaN", "otus calibrate", r"x holds NaN or inf in 1 passing",
+     lambda t, s: _cal_fit(s, t, edit_h5(s, "zee", "h5", t, lambda f: f["x"].__setitem__(
+         (0, 0), np.nan)), s.path("zee", "h5")))
+_add(CAL, "calibrate parton-level file", "otus calibrate", r"holds no detector-level x",
+     lambda t, s: _cal_fit(s, t, s.path("zee", "h5_z"), s.path("zee", "h5")))
+_add(CAL, "calibrate --steps 0", "otus calibrate", r"--steps must be >= 1, got 0",
+     lambda t, s: _cal_fit(s, t, s.path("zee", "h5"), s.path("zee", "h5"), "--steps", 0))
+_add(CAL, "calibrate with a malformed region", "otus calibrate",
+     r"region 'm_ee >': not a valid expression",
+     lambda t, s: _cal_fit(s, t, s.path("zee", "h5"), s.path("zee", "h5"), "--region", "m_ee >"))
+_add(CAL, "zee map applied to ttbar events", "otus calibrate",
+     r"the map calibrates zee events, the input holds ttbar",
+     lambda t, s: _model_apply("calibrate", calibrated_model(s), s.path("ttbar", "h5"), t))
+_add(CAL, "calibrate apply without a model", "otus calibrate", r"not a calibrate model folder",
+     lambda t, s: _model_apply("calibrate", t, s.path("zee", "h5"), t))
+_add(CAL, "truncated map.pt", "otus calibrate", r"map\.pt: not an otus OT map",
+     lambda t, s: _model_apply("calibrate", _damaged_model(t, calibrated_model(s), "map.pt",
+                                                           "cut")[0], s.path("zee", "h5"), t))
+_add(CAL, "map.pt with a pickled object (code execution attempt)", "otus calibrate",
+     r"map\.pt: not an otus OT map",
+     lambda t, s: _evil_apply("calibrate", t, calibrated_model(s), "map.pt"))
+_add(CAL, "truncated model.pt", "otus reweight", r"model\.pt: unreadable reweighting model",
+     lambda t, s: _model_apply("reweight", _damaged_model(t, reweight_model(s), "model.pt",
+                                                          "cut")[0], s.path("zee", "h5"), t))
+_add(CAL, "model.pt with a pickled object (code execution attempt)", "otus reweight",
+     r"model\.pt: unreadable reweighting model \(Weights only load failed",
+     lambda t, s: _evil_apply("reweight", t, reweight_model(s), "model.pt"))

@@ -133,3 +133,41 @@ def samples_fixture(tmp_path_factory: pytest.TempPathFactory) -> Samples:
     Test modules import this fixture (no conftest.py here: tests/models imports its own
     ``conftest`` by name, which a second conftest module on sys.path would shadow)."""
     return make_samples(Path(tmp_path_factory.mktemp("samples")))
+
+
+def _quiet_main(argv: list[str]) -> int:
+    import contextlib
+    import io
+
+    from otus.cli import main
+
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        return main(argv)
+
+
+CALIBRATE_ARGS = ("--steps", "4", "--inner-steps", "2", "--hidden", "8", "--val-every", "2",
+                  "--batch-size", "256")
+REWEIGHT_ARGS = ("--folds", "2", "--epochs", "2", "--hidden", "8", "--no-diagnostics")
+
+
+def calibrated_model(s: Samples) -> Path:
+    """An ICNN calibration map fitted in a few steps (once per session)."""
+    out = s.root_dir / "train" / "calibrate"
+    if not (out / "map.pt").is_file():
+        data = training_file(s)
+        rc = _quiet_main(["calibrate", "fit", "--mc", str(data), "--data",
+                          str(s.path("zee", "h5")), "--out", str(out), *CALIBRATE_ARGS])
+        if rc != 0:
+            raise RuntimeError(f"fitting the sample calibration failed (exit {rc})")
+    return out
+
+
+def reweight_model(s: Samples) -> Path:
+    """A classifier reweighter fitted in two tiny epochs (once per session)."""
+    out = s.root_dir / "train" / "reweight"
+    if not (out / "model.pt").is_file():
+        rc = _quiet_main(["reweight", "fit", "--mc", str(training_file(s)), "--data",
+                          str(s.path("zee", "h5")), "--out", str(out), *REWEIGHT_ARGS])
+        if rc != 0:
+            raise RuntimeError(f"fitting the sample reweighter failed (exit {rc})")
+    return out

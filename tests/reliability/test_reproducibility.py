@@ -114,3 +114,29 @@ def test_generate_is_bit_identical_per_seed(tmp_path: Path) -> None:
         assert ak.array_equal(fa["Delphes"].arrays(), fb["Delphes"].arrays())
     prov = _provenance(a / "events.h5")
     assert prov["seed"] == 7 and prov["otus_version"]
+
+
+def test_calibrate_is_bit_identical_per_seed(samples: Samples, tmp_path: Path) -> None:
+    from rel_samples import CALIBRATE_ARGS
+
+    mc, data = training_file(samples), samples.path("zee", "h5")
+    maps, outs = {}, {}
+    import shutil
+
+    model = tmp_path / "cal"  # one path: the model folder is recorded in the provenance
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        shutil.rmtree(model, ignore_errors=True)
+        _run("calibrate", "fit", "--mc", mc, "--data", data, "--out", model, *CALIBRATE_ARGS,
+             "--seed", seed)
+        maps[name] = torch.load(model / "map.pt", weights_only=True)
+        outs[name] = tmp_path / f"{name}.h5"
+        _run("calibrate", "apply", model, "--input", mc, "--out", outs[name], "--seed", seed)
+    for k in ("g", "f"):
+        assert all(torch.equal(maps["a"][k][p], maps["b"][k][p]) for p in maps["a"][k])
+        assert not all(torch.equal(maps["a"][k][p], maps["c"][k][p]) for p in maps["a"][k])
+    assert _digest(outs["a"]) == _digest(outs["b"])
+    with h5py.File(outs["a"]) as fa, h5py.File(outs["c"]) as fc:
+        assert not np.array_equal(fa["x"][()], fc["x"][()], equal_nan=True)
+    prov = _provenance(outs["a"])["calibrate"]
+    _check_provenance(prov, seed=3, inputs=[mc])
+    assert prov["settings"]["model"] == str(model)
