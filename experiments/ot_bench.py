@@ -6,7 +6,7 @@ Pair construction (our own pairs, not Korotin's downloaded ones):
     equal weights), covariances B_k B_kᵀ / D + 0.2 I with B_k standard normal;
   * known convex potential ψ(x) = ½ xᵀ A x + Σ_{j=1}^{2D} c_j softplus(β (w_j·x + b_j)) / β,
     with A = Q diag(λ) Qᵀ, λ ~ U(0.3, 1), w_j random unit vectors, c_j ~ U(5, 12),
-    b_j ~ N(0, 1), β = 4. ψ is convex (a PSD quadratic plus convex ridges), so by Brenier's
+    b_j ~ N(0, 1), β = 1.5. ψ is convex (a PSD quadratic plus convex ridges), so by Brenier's
     theorem T*(x) = ∇ψ(x) = A x + Σ_j c_j sigmoid(β (w_j·x + b_j)) w_j is the optimal map
     from P to Q = T*#P;
   * target sample y = T*(x') from an independent source sample x' (unpaired training).
@@ -42,7 +42,7 @@ def make_pair(dim: int, seed: int) -> dict:
     a = q @ np.diag(rng.uniform(0.3, 1.0, dim)) @ q.T
     w = rng.normal(size=(2 * dim, dim))
     w /= np.linalg.norm(w, axis=1, keepdims=True)
-    c, b, beta = rng.uniform(5.0, 12.0, 2 * dim), rng.normal(size=2 * dim), 4.0
+    c, b, beta = rng.uniform(5.0, 12.0, 2 * dim), rng.normal(size=2 * dim), 1.5
 
     def sample(n: int, r: np.random.Generator) -> np.ndarray:
         k = r.integers(0, 3, n)

@@ -120,6 +120,7 @@ class OTDual(pl.LightningModule):
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(loss_g)
             opt_g.step()
+            self.g.project_()
         self.f.requires_grad_(True)
         xs, cs, ws = x[-1], _opt(cx, -1), _opt(wx, -1)
         t = gradient(self.g, xs, cs)
@@ -128,6 +129,7 @@ class OTDual(pl.LightningModule):
         opt_f.zero_grad(set_to_none=True)
         self.manual_backward(loss_f)
         opt_f.step()
+        self.f.project_()
         sched_f.step()
         sched_g.step()
         self.step_count += 1
@@ -221,7 +223,9 @@ class OTMap:
             g.load_state_dict(s["g"])
             f.load_state_dict(s["f"])
         except Exception as err:
-            raise InputFileError(f"{p}: not an otus OT map ({type(err).__name__}: {err})") from None
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise InputFileError(f"{p}: not an otus OT map ({type(err).__name__}: {first})"
+                                 ) from None
         return cls(g.eval(), f.eval(), s["shift"], s["scale"], s["cond_shift"], s["cond_scale"],
                    s["info"])
 
@@ -296,13 +300,13 @@ def fit_ot_map(x: Tensor, y: Tensor, *, cx: Tensor | None = None, cy: Tensor | N
 
     def split(n: int) -> tuple[Tensor, Tensor]:
         perm = torch.randperm(n, generator=gen)
-        nv = max(1, int(round(val_fraction * n))) if val_fraction > 0 else 0
+        nv = max(1, round(val_fraction * n)) if val_fraction > 0 else 0
         return perm[nv:], perm[:nv] if nv else perm
 
     (trx, vax), (try_, vay) = split(len(xs)), split(len(ys))
     wxf = None if wx is None else wx.float()
     wyf = None if wy is None else wy.float()
-    sub = (lambda t, i: None if t is None else t[i])
+    sub = _opt
     train = TwoSampleBatches(xs[trx], ys[try_], cx=sub(cx, trx), cy=sub(cy, try_),
                              wx=sub(wxf, trx), wy=sub(wyf, try_), batch_size=batch_size,
                              inner_steps=inner_steps, steps_per_epoch=min(val_every, steps),

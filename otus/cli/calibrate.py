@@ -69,6 +69,12 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out)
         if out.exists() and any(out.iterdir()):
             raise OtusError(f"{out}: output folder exists and is not empty")
+        for name in ("steps", "inner_steps", "batch_size", "val_every"):
+            if getattr(args, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, "
+                                  f"got {getattr(args, name)}")
+        if not args.lr > 0:
+            raise ConfigError(f"--lr must be > 0, got {args.lr}")
         try:
             hidden = tuple(int(h) for h in _names(args.hidden))
         except ValueError:

@@ -26,6 +26,8 @@ def register(sub: Any) -> None:
                    help="cpu, gpu, auto, ...")
     p.add_argument("--devices", "--trainer.devices", dest="devices")
     p.add_argument("--strategy", "--trainer.strategy", dest="strategy", help="e.g. ddp")
+    p.add_argument("--num-nodes", "--trainer.num_nodes", dest="num_nodes", type=int,
+                   help="machines in a multi-node DDP run (see README)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--seed", type=int, default=None,
                    help="random seed (default: the config's seed, 0)")
@@ -57,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
         d["seed"] = args.seed
         cfg = config_from_dict(d)
     over = {k: v for k, v in (("max_epochs", args.max_epochs), ("max_time", args.max_time),
-                              ("accelerator", args.accelerator), ("strategy", args.strategy))
+                              ("accelerator", args.accelerator), ("strategy", args.strategy),
+                              ("num_nodes", args.num_nodes))
             if v is not None}
     if args.devices is not None:
         over["devices"] = _devices(args.devices)

@@ -110,8 +110,13 @@ class EventWriter:
         self.has_z, self.has_x = has_z, has_x
         self._ctx = atomic_path(self.path)
         tmp = self._ctx.__enter__()
-        self._f = h5py.File(tmp, "w")
-        kw: dict[str, Any] = {"compression": compression, "shuffle": compression is not None}
+        # HDF5 ≥ 1.10 layout: its metadata (superblock, object headers with the attributes,
+        # B-trees) carries checksums, and fletcher32 checksums every data chunk, so a damaged
+        # file is refused with an error instead of being parsed (the 1.8 layout has no
+        # checksums; fuzzing crashed the HDF5 library on damaged attribute messages).
+        self._f = h5py.File(tmp, "w", libver=("v110", "latest"))
+        kw: dict[str, Any] = {"compression": compression, "shuffle": compression is not None,
+                              "fletcher32": True}
         if has_z:
             self._f.create_dataset("z", (0, process.dz), "f4", maxshape=(None, process.dz),
                                    chunks=(_CHUNK_ROWS, process.dz), **kw)
@@ -197,48 +202,71 @@ def _open(path: str | os.PathLike[str]) -> h5py.File:
     try:
         return h5py.File(p, "r")
     except OSError as err:
-        raise InputFileError(f"{p}: not a readable HDF5 event file ({err})") from None
+        raise InputFileError(f"{p}: not a readable HDF5 event file ({_short(err)})") from None
 
 
 def info(path: str | os.PathLike[str], process: str | None = None) -> FileInfo:
     """Validate the header of an event file and describe it.
 
-    ``process``, when given, must match the file's process.
+    ``process``, when given, must match the file's process. A damaged header (h5py raises
+    OSError, KeyError or RuntimeError for those) becomes InputFileError.
     """
     p = Path(path)
     with _open(p) as f:
         try:
-            name = f.attrs["process"]
-        except KeyError:
-            raise InputFileError(f"{p}: not an otus event file (no 'process' attribute)") from None
-        name = name.decode() if isinstance(name, bytes) else str(name)
-        try:
-            proc = get_process(name)
-        except OtusError as err:
-            raise InputFileError(f"{p}: {err}") from None
-        if process is not None and process != proc.name:
-            raise InputFileError(f"{p}: holds {proc.name} events, expected {process}")
-        has_z, has_x = "z" in f, "x" in f
-        if not (has_z or has_x):
-            raise InputFileError(f"{p}: holds neither z nor x")
-        n = -1
-        for key, dim in (("z", proc.dz), ("x", proc.dx)):
-            if key in f:
-                shape = f[key].shape
-                if len(shape) != 2 or shape[1] != dim:
-                    raise InputFileError(
-                        f"{p}: {key} has shape {shape}, expected [N, {dim}] for {proc.name}"
-                    )
-                if n >= 0 and shape[0] != n:
-                    raise InputFileError(f"{p}: z and x have different numbers of rows")
-                n = shape[0]
-        for key in ("x_pass", "weight"):
-            if key in f and f[key].shape != (n,):
-                raise InputFileError(f"{p}: {key} has shape {f[key].shape}, expected ({n},)")
-        try:
-            prov = json.loads(f.attrs.get("provenance", "{}"))
-        except (TypeError, ValueError):
-            prov = {}
+            return _info(p, f, process)
+        except OtusError:
+            raise
+        except _H5_ERRORS as err:
+            raise InputFileError(f"{p}: corrupt event file ({_short(err)})") from None
+
+
+# What h5py raises on damaged files: OSError (read errors), KeyError (objects that cannot be
+# opened), RuntimeError (damaged B-trees / heaps), ValueError and TypeError (bad attributes).
+_H5_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError)
+
+
+def _short(err: BaseException) -> str:
+    text = str(err).strip().strip("'\"").splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def _info(p: Path, f: h5py.File, process: str | None) -> FileInfo:
+    try:
+        name = f.attrs["process"]
+    except KeyError:
+        raise InputFileError(f"{p}: not an otus event file (no 'process' attribute)") from None
+    name = name.decode() if isinstance(name, bytes) else str(name)
+    try:
+        proc = get_process(name)
+    except OtusError as err:
+        raise InputFileError(f"{p}: {err}") from None
+    if process is not None and process != proc.name:
+        raise InputFileError(f"{p}: holds {proc.name} events, expected {process}")
+    has_z, has_x = "z" in f, "x" in f
+    if not (has_z or has_x):
+        raise InputFileError(f"{p}: holds neither z nor x")
+    for key in ("z", "x", "x_pass", "weight"):
+        if key in f and not isinstance(f[key], h5py.Dataset):
+            raise InputFileError(f"{p}: {key} is not a dataset")
+    n = -1
+    for key, dim in (("z", proc.dz), ("x", proc.dx)):
+        if key in f:
+            shape = f[key].shape
+            if len(shape) != 2 or shape[1] != dim:
+                raise InputFileError(
+                    f"{p}: {key} has shape {shape}, expected [N, {dim}] for {proc.name}"
+                )
+            if n >= 0 and shape[0] != n:
+                raise InputFileError(f"{p}: z and x have different numbers of rows")
+            n = shape[0]
+    for key in ("x_pass", "weight"):
+        if key in f and f[key].shape != (n,):
+            raise InputFileError(f"{p}: {key} has shape {f[key].shape}, expected ({n},)")
+    try:
+        prov = json.loads(f.attrs.get("provenance", "{}"))
+    except (TypeError, ValueError):
+        prov = {}
     return FileInfo(p, proc, n, has_z, has_x, prov)
 
 
@@ -262,8 +290,8 @@ def read_events(path: str | os.PathLike[str], process: str | None = None) -> Eve
             return _read_slice(f, fi, slice(0, fi.n))
     except OtusError as err:
         raise InputFileError(str(err)) from None
-    except (OSError, KeyError, ValueError) as err:
-        raise InputFileError(f"{fi.path}: corrupt event file ({err})") from None
+    except _H5_ERRORS as err:
+        raise InputFileError(f"{fi.path}: corrupt event file ({_short(err)})") from None
 
 
 def iter_chunks(
@@ -279,5 +307,5 @@ def iter_chunks(
                 yield _read_slice(f, fi, slice(a, min(a + chunk_size, stop)))
             except OtusError as err:
                 raise InputFileError(str(err)) from None
-            except (OSError, KeyError, ValueError) as err:
-                raise InputFileError(f"{fi.path}: corrupt event file ({err})") from None
+            except _H5_ERRORS as err:
+                raise InputFileError(f"{fi.path}: corrupt event file ({_short(err)})") from None

@@ -99,7 +99,7 @@ def _load(path: Path, max_events: int | None) -> ak.Array:
             events = gen if max_events is None else itertools.islice(gen, max_events)
             arr = pylhe.to_awkward(events)
     except (ValueError, EOFError, OSError, zlib.error, ET.ParseError, IndexError, KeyError,
-            TypeError, UnicodeDecodeError) as err:
+            TypeError, UnicodeDecodeError, OverflowError) as err:
         msg = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise InputFileError(f"{path}: not a readable LHE file ({msg})") from None
     finally:
@@ -148,6 +148,12 @@ def select_lhe(path: str | os.PathLike[str], process: Process | str, *,
     p = Path(path)
     arr = _load(p, max_events)
     parts = arr.particles
+    nup = ak.to_numpy(arr.eventinfo.nparticles)
+    held = ak.to_numpy(ak.num(parts.id, axis=1))
+    if np.any(nup != held):
+        i = int(np.argmax(nup != held))
+        raise InputFileError(f"{p}: event {i} declares {int(nup[i])} particles (NUP) but "
+                             f"holds {int(held[i])}; the file is truncated or malformed")
     try:
         n_in = ak.num(parts.id, axis=1)
         m1 = parts.mother1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from pickle import UnpicklingError  # the exception only; nothing is unpickled here
 from typing import Any
 
 import numpy as np
@@ -85,7 +86,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Any:
         module.load_state_dict(ck["state_dict"])
     except OtusError as err:
         raise InputFileError(f"{p}: bad configuration in checkpoint ({err})") from None
-    except (OSError, KeyError, RuntimeError, TypeError, ValueError, EOFError) as err:
+    except (OSError, KeyError, RuntimeError, TypeError, ValueError, EOFError,
+            UnpicklingError) as err:  # UnpicklingError: weights_only refused an object
         msg = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise InputFileError(f"{p}: not an otus checkpoint ({msg})") from None
     return module.eval()

@@ -70,6 +70,7 @@ class TrainerConfig:
     max_time: str | None = None
     accelerator: str = "cpu"
     devices: Any = 1
+    num_nodes: int = 1  # machines in a multi-node DDP run (see README)
     strategy: str = "auto"
     log_every_n_steps: int = 10
     checkpoint_every_n_epochs: int = 5
@@ -133,7 +134,8 @@ def _validate(cfg: Config) -> None:
     for name, v in (("net.hidden", cfg.net.hidden), ("net.depth", cfg.net.depth),
                     ("data.batch_size", cfg.data.batch_size),
                     ("loss.n_projections", cfg.loss.n_projections),
-                    ("trainer.max_epochs", cfg.trainer.max_epochs)):
+                    ("trainer.max_epochs", cfg.trainer.max_epochs),
+                    ("trainer.num_nodes", cfg.trainer.num_nodes)):
         if v < 1:
             raise ConfigError(f"{name} must be >= 1, got {v}")
     if not 0.0 < cfg.data.val_fraction < 0.5:

@@ -8,6 +8,8 @@ through a shuffle buffer: chunks of ``chunk_size`` rows are read in a random ord
 used (and with ``data.z_passing_only``, for a paired file, only z of events whose x
 passes: the parton-level distribution an unfolder of passing events should recover; this
 uses each event's pass flag, not its pairing). One epoch ends when both streams have been read once (the shorter one cycles).
+Under DDP each rank takes every ``world``-th batch of the same global sequence (see
+:meth:`OtusDataModule.rank_world`), so ranks see disjoint batches and equal step counts.
 Standardisation statistics come from the training rows only (:meth:`fit_statistics`).
 """
 
@@ -99,10 +101,20 @@ class _Pairs(IterableDataset):
                     return
 
         zit, xit = cycle(dm.z_path, dm.z_level, zs, ze), cycle(dm.x_path, "x", xs, xe)
-        for (zf, (z, wz)), (xf, (x, wx)) in zip(zit, xit, strict=False):
+        rank, world = dm.rank_world() if train else (0, 1)
+        mine = None
+        for k, ((zf, (z, wz)), (xf, (x, wx))) in enumerate(zip(zit, xit, strict=False)):
             if train and not zf and not xf:
                 return
-            yield z, wz, x, wx
+            # Distributed training: every rank draws the same global batch sequence (same
+            # seed and epoch) and keeps batches k ≡ rank (mod world), released only when the
+            # group of ``world`` batches is complete, so all ranks take the same number of
+            # steps and no batch is used by two ranks.
+            if k % world == rank:
+                mine = (z, wz, x, wx)
+            if k % world == world - 1:
+                assert mine is not None
+                yield mine
 
 
 class OtusDataModule(pl.LightningDataModule):
@@ -138,9 +150,18 @@ class OtusDataModule(pl.LightningDataModule):
         """The epoch whose shuffle comes next: the trainer's epoch when attached (so a
         resumed run continues the sequence), else a counter."""
         if self.trainer is not None:
-            return int(self.trainer.current_epoch)
+            # Epochs already processed, not ``current_epoch``: Lightning prefetches the first
+            # batch before it advances ``current_epoch`` when resuming from an epoch-end
+            # checkpoint, so that would replay the previous epoch's shuffle (issue 8).
+            return int(self.trainer.fit_loop.epoch_progress.current.processed)
         self._served = getattr(self, "_served", -1) + 1
         return self._served
+
+    def rank_world(self) -> tuple[int, int]:
+        """(rank, number of ranks) of the attached trainer; (0, 1) without one."""
+        if self.trainer is None:
+            return 0, 1
+        return int(self.trainer.global_rank), int(self.trainer.world_size)
 
     def _n_train(self, level: str) -> int:
         return math.floor(self.n[level] * (1.0 - self.cfg.val_fraction))
@@ -158,7 +179,9 @@ class OtusDataModule(pl.LightningDataModule):
             cmap = Coordinates(self.process, level, coords)
             acc: dict[str, list[np.ndarray]] = {"c": [], "f": []}
             lv = self.z_level if level == "z" else level
-            for r, _ in _rows(path, lv, self.process, a, e, self.cfg.chunk_size):
+            w_sum = 0.0
+            for r, w in _rows(path, lv, self.process, a, e, self.cfg.chunk_size):
+                w_sum += float(np.sum(w))
                 t = torch.from_numpy(r).double()
                 acc["c"].append(cmap.encode(t).numpy())
                 acc["f"].append(loss_features(self.process, level, t, features).numpy())
@@ -166,6 +189,9 @@ class OtusDataModule(pl.LightningDataModule):
                 if not parts or sum(len(p) for p in parts) < 2:
                     raise InputFileError(f"{path}: fewer than 2 usable {level} events in the "
                                          f"training split")
+                if not w_sum > 0:
+                    raise InputFileError(f"{path}: the weights of the usable {level} events in "
+                                         f"the training split sum to {w_sum:.3g}; need > 0")
                 arr = np.concatenate(parts)
                 mu, sd = arr.mean(0), arr.std(0)
                 sd = np.where(sd > 1e-6 * np.maximum(np.abs(mu), 1.0), sd, 1.0)

@@ -162,6 +162,14 @@ class OtusModule(pl.LightningModule):
                 self.cfg.seed * 1000 + self.global_rank + 1)
         return self._gen
 
+    def on_train_epoch_start(self) -> None:
+        # A fresh training generator per epoch, seeded by (seed, rank, epoch): a run resumed
+        # from an epoch-end checkpoint draws the same noise and slices as an uninterrupted
+        # run (issue 8; tests/reliability/test_interrupt.py).
+        base = self.cfg.seed * 1000 + self.global_rank + 1
+        self._gen = torch.Generator(device=self.device).manual_seed(
+            base * 1_000_003 + self.current_epoch)
+
     def _step(self, batch: tuple[Tensor, ...], stage: str) -> Tensor:
         z, wz, x, wx = (t.to(self.dtype) for t in batch)
         gen = self._generator(stage)

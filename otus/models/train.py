@@ -62,6 +62,7 @@ def _fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str],
     import yaml
     from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger
+    from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
     from otus.models.data import OtusDataModule
     from otus.models.module import OtusModule
@@ -74,6 +75,9 @@ def _fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str],
         raise ConfigError(f"{run}: already holds a trained run; use --resume or another --out")
     run.mkdir(parents=True, exist_ok=True)
     dm = OtusDataModule(get_process(cfg.process), data, z_data, cfg=cfg.data, seed=cfg.seed)
+    # Initial weights come from torch's global generator: seed it first, so that the same
+    # seed gives the same run (issue 8: bit-identical fits on CPU).
+    torch.manual_seed(cfg.seed)
     model = OtusModule(cfg.to_dict())
     if not resume:
         model.set_statistics(dm.fit_statistics(cfg.net.coords, cfg.loss.features))
@@ -98,12 +102,17 @@ def _fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str],
     kw: dict[str, Any] = {}
     if t.max_time:
         kw["max_time"] = t.max_time
-    trainer = pl.Trainer(
-        default_root_dir=run, max_epochs=t.max_epochs, accelerator=t.accelerator,
-        devices=t.devices, strategy=t.strategy, log_every_n_steps=t.log_every_n_steps,
-        logger=CSVLogger(save_dir=run, name="", version=""), callbacks=ckpts,
-        enable_model_summary=False, enable_progress_bar=progress, fast_dev_run=fast_dev_run,
-        num_sanity_val_steps=0, **kw)
+    try:
+        trainer = pl.Trainer(
+            default_root_dir=run, max_epochs=t.max_epochs, accelerator=t.accelerator,
+            devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
+            log_every_n_steps=t.log_every_n_steps,
+            logger=CSVLogger(save_dir=run, name="", version=""), callbacks=ckpts,
+            enable_model_summary=False, enable_progress_bar=progress,
+            fast_dev_run=fast_dev_run, num_sanity_val_steps=0, **kw)
+    except (ValueError, MisconfigurationException) as err:  # Lightning's option checks
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"bad trainer option: {msg}") from None
     metrics, saved = run / "metrics.csv", run / ".metrics.previous.csv"
     if resume and metrics.is_file():
         metrics.replace(saved)

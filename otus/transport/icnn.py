@@ -11,9 +11,12 @@ A fully input-convex network (Amos, Xu & Kolter, arXiv:1609.07152) with input sk
 
 with :math:`\\sigma` = softplus (convex, non-decreasing). ``g`` is convex in ``x`` because the
 hidden-to-hidden weights :math:`W_k^{+}` and the output weights :math:`w^{+}` are non-negative:
-they are *reparametrised* as :math:`W^{+} = \\operatorname{softplus}(V)` of a free raw
-parameter :math:`V`, so convexity holds after every optimiser step by construction, whatever
-the optimiser does (no penalty that can silently fail, cf. the pitfall noted in ANCHORS.md).
+the forward pass uses :math:`W^{+} = \\max(W, 0)`, so ``g`` is convex for any value of the
+stored parameters, whatever the optimiser does (no penalty that can silently fail, cf. the
+pitfall noted in ANCHORS.md), and :meth:`ICNN.project_` (called after every optimiser step
+by the training module) clips the stored weights to ``W >= 0`` so that no weight stays dead
+below zero. (A softplus reparametrisation was tried first: its multiplicative Adam updates
+left the output weights, which start at zero, unable to grow in a few thousand steps.)
 The quadratic term makes ``g`` :math:`\\epsilon`-strongly convex, so :math:`\\nabla g` is
 injective; it starts at :math:`L = I` with a near-zero network, i.e. :math:`\\nabla g \\approx
 \\mathrm{id}` (the identity initialisation of Makkuva et al., arXiv:1908.10962).
@@ -27,6 +30,7 @@ so ``g(·, c)`` is convex in ``x`` for every ``c`` but arbitrary in ``c``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -88,18 +92,14 @@ class ICNN(nn.Module):
         # Input skip connections A_k x + b_k into every layer (free sign).
         self.skip_w = nn.ParameterList([randn(h, dim, scale=1 / math.sqrt(dim)) for h in hidden])
         self.skip_b = nn.ParameterList([randn(h, scale=0.1) for h in hidden])
-        # Hidden-to-hidden and output weights: W+ = softplus(raw) >= 0. Initialised so that
-        # W+ ~ 1/width (pre-activations stay O(1)); the output weights start small so that
-        # the network term is a small perturbation of the quadratic (identity map).
+        # Hidden-to-hidden and output weights, used as max(W, 0). Hidden ones start at
+        # |N(0, 1)| / width (pre-activations stay O(1)); the output weights start at zero, so
+        # g = ½|x|² exactly and ∇g = id (identity initialisation).
         self.raw_hh = nn.ParameterList([
-            nn.Parameter(
-                _inv_softplus(1.0 / hin) + 0.5 * torch.randn(hout, hin, generator=gen)
-            )
-            for hin, hout in zip(hidden[:-1], hidden[1:], strict=True)
+            nn.Parameter(torch.randn(hout, hin, generator=gen).abs() / hin)
+            for hin, hout in itertools.pairwise(hidden)
         ])
-        self.raw_out = nn.Parameter(
-            _inv_softplus(1e-3 / hidden[-1]) + 0.1 * torch.randn(hidden[-1], generator=gen)
-        )
+        self.raw_out = nn.Parameter(torch.zeros(hidden[-1]))
         self.lin = nn.Parameter(torch.zeros(dim))
         self.quad = nn.Parameter(torch.eye(dim))  # L in ||L x||^2 / 2
         if cond_dim:
@@ -122,8 +122,16 @@ class ICNN(nn.Module):
 
     @torch.no_grad()
     def positive_weights(self) -> list[Tensor]:
-        """The effective non-negative weights :math:`W_k^{+}` and :math:`w^{+}` (diagnostics)."""
-        return [F.softplus(r) for r in self.raw_hh] + [F.softplus(self.raw_out)]
+        """The *stored* hidden-to-hidden and output weights (non-negative after
+        :meth:`project_`; the forward pass clips them anyway)."""
+        return [r.detach().clone() for r in self.raw_hh] + [self.raw_out.detach().clone()]
+
+    @torch.no_grad()
+    def project_(self) -> ICNN:
+        """Project the stored hidden-to-hidden and output weights onto ``W >= 0``."""
+        for r in (*self.raw_hh, self.raw_out):
+            r.clamp_(min=0.0)
+        return self
 
     def forward(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         """Potential values, shape [N], for ``x`` [N, dim] and ``c`` [N, cond_dim]."""
@@ -136,12 +144,12 @@ class ICNN(nn.Module):
         for k in range(len(self.hidden)):
             pre = F.linear(x, self.skip_w[k], self.skip_b[k])
             if z is not None:
-                pre = pre + F.linear(z, F.softplus(self.raw_hh[k - 1]))
+                pre = pre + F.linear(z, self.raw_hh[k - 1].clamp(min=0.0))
             if u is not None:
                 pre = pre + self.cond_bias[k](u)
             z = F.softplus(pre)
         assert z is not None
-        out = z @ F.softplus(self.raw_out) + x @ self.lin
+        out = z @ self.raw_out.clamp(min=0.0) + x @ self.lin
         lx = x @ self.quad.T
         out = out + 0.5 * (lx * lx).sum(-1) + 0.5 * self.strong_convexity * (x * x).sum(-1)
         if u is not None:

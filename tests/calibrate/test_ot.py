@@ -85,9 +85,9 @@ def test_save_load_roundtrip(tmp_path) -> None:
 def test_load_bad_file(tmp_path) -> None:
     bad = tmp_path / "bad.pt"
     bad.write_text("not a map")
-    with pytest.raises(InputFileError, match="bad.pt: not an otus OT map"):
+    with pytest.raises(InputFileError, match=r"bad\.pt: not an otus OT map"):
         OTMap.load(bad)
-    with pytest.raises(InputFileError, match="missing.pt: no such file"):
+    with pytest.raises(InputFileError, match=r"missing\.pt: no such file"):
         OTMap.load(tmp_path / "missing.pt")
 
 
