@@ -187,26 +187,9 @@ def main() -> int:
     (args.out / "reliability.json").write_text(json.dumps(
         {"cases": rows, "fuzz": {k: dict(v) for k, v in fz.items()}, "interrupt": kill},
         indent=1, default=str))
-    _update_results(ROOT / "experiments" / "RESULTS.md", lines)
+    print("(python experiments/make_results.py puts this into experiments/RESULTS.md)")
     print("\n".join(lines))
     return 1 if failures else 0
-
-
-START, END = "<!-- reliability:start -->", "<!-- reliability:end -->"
-
-
-def _update_results(path: Path, lines: list[str]) -> None:
-    """Put the tables (headings one level down) between the markers of RESULTS.md."""
-    body = [("#" + ln if ln.startswith("#") else ln) for ln in lines]
-    block = "\n".join([START, *body, "", "Details per case: `experiments/results/"
-                       "reliability.md` and `.json`.", END])
-    text = path.read_text() if path.is_file() else "# Results\n"
-    if START in text and END in text:
-        a, b = text.index(START), text.index(END) + len(END)
-        text = text[:a] + block + text[b:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
 
 
 if __name__ == "__main__":
