@@ -31,5 +31,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) experiments/bench_speed.py
 
+# Re-make the committed samples (data/README.md).
+data: $(STAMP)
+	cd data && ../$(VENV)/bin/otus generate zee --events 10000 --seed 1 --out zee.new && rm -rf zee && mv zee.new zee
+	cd data && ../$(VENV)/bin/otus generate ttbar --events 2000 --seed 2 --out ttbar.new && rm -rf ttbar && mv ttbar.new ttbar
+
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache
