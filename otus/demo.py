@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from otus.errors import OtusError
 from otus.report import Section, write_report
 
