@@ -77,12 +77,12 @@ def main() -> None:
              "--energy-scale", str(args.energy_scale),
              "--resolution-scale", str(args.resolution_scale))
     t_gen = time.perf_counter() - t0
-    model = work / f"model_{mc.name}_{data.name}_{args.steps}"
+    model = work / f"model_{mc.name}_{data.name}_{args.steps}_v25"
     t0 = time.perf_counter()
     if not (model / "map.pt").exists():
         otus("calibrate", "fit", "--mc", str(mc / "events.h5"), "--data", str(data / "events.h5"),
              "--features", "e-_logpt,e+_logpt", "--condition", "e-_eta,e+_eta",
-             "--region", CR, "--steps", str(args.steps), "--inner-steps", "5",
+             "--region", CR, "--steps", str(args.steps), "--inner-steps", "5", "--val-every", "25",
              "--out", str(model))
     t_fit = time.perf_counter() - t0
     ev_mc, ev_data = read_events(mc / "events.h5"), read_events(data / "events.h5")
