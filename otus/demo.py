@@ -34,7 +34,7 @@ class DemoSettings:
     fit_epochs: int = 200
     batch_size: int = 512
     reweight_epochs: int = 20
-    calibrate_steps: int = 1500
+    calibrate_steps: int = 400
     seed: int = 0
     # The pseudo-data's detector: 10% worse resolution and a 1% energy-scale shift.
     data_resolution_scale: float = 1.1
@@ -43,7 +43,7 @@ class DemoSettings:
 
 TINY = DemoSettings(train_events=1500, test_events=800, data_events=1500,
                     fit_time="00:00:00:20", fit_epochs=2, reweight_epochs=2,
-                    calibrate_steps=20)
+                    calibrate_steps=25)
 
 
 def _cli(*args: str) -> None:
@@ -180,6 +180,7 @@ def run_demo(out: str | Path = "demo_output", *, settings: DemoSettings | None =
     st.run("calibrate simulation toward data in the CR (ICNN optimal transport)",
            lambda: _cli("calibrate", "fit", "--mc", sim / "events.h5", "--data",
                         data / "events.h5", "--region", CR, "--out", cal,
+                        "--features", "e-_logpt,e+_logpt", "--condition", "e-_eta,e+_eta",
                         "--steps", s.calibrate_steps, "--seed", sd))
     st.run("apply the transport map", lambda: _cli("calibrate", "apply", cal, "--input",
                                                    sim / "events.h5", "--out", cal_out))

@@ -37,7 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--hidden", default="64,64,64", help="hidden widths (default 64,64,64)")
     f.add_argument("--batch-size", type=int, default=1024)
     f.add_argument("--lr", type=float, default=1e-3)
-    f.add_argument("--val-every", type=int, default=200, help="f steps between validations")
+    f.add_argument("--val-every", type=int, default=25,
+                   help="f steps between validations; the best validated state is kept, so "
+                   "validate often: the min-max can diverge (default 25)")
     f.add_argument("--init", choices=("gaussian", "identity"), default="gaussian",
                    help="start from the Gaussian (linear) OT map or the identity")
     f.add_argument("--isotropic", action="store_true",
