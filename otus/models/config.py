@@ -52,6 +52,7 @@ class DataConfig:
     val_fraction: float = 0.1
     chunk_size: int = 65536
     stat_rows: int = 200_000
+    val_max_rows: int = 65_536  # validation rows used at most (bounded time and memory)
     z_passing_only: bool = False  # paired files: z of passing events only (see data.py)
 
 

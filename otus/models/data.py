@@ -168,7 +168,11 @@ class OtusDataModule(pl.LightningDataModule):
 
     def ranges(self, level: str, split: str) -> tuple[int, int]:
         cut = self._n_train(level)
-        return (0, cut) if split == "train" else (cut, self.n[level])
+        if split == "train":
+            return 0, cut
+        # Validation reads at most val_max_rows rows, so its time and memory stay bounded
+        # however large the file (SPEC §9).
+        return cut, min(self.n[level], cut + self.cfg.val_max_rows)
 
     def fit_statistics(self, coords: str, features: tuple[str, ...]) -> dict[str, torch.Tensor]:
         """Mean and standard deviation of coordinates and loss features, training rows only."""
