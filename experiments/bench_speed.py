@@ -150,7 +150,8 @@ def main() -> None:
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Speed benchmarks", "",
-        f"- command: `python experiments/bench_speed.py{' --quick' if a.quick else ''}`",
+        "- command: `python experiments/bench_speed.py"
+        f"{' --quick' if a.quick else ''}{f' --run {a.run}' if a.run else ''}`",
         f"- machine: {_machine()}", f"- date: {when}",
         f"- model: `experiments/zee.yaml` architecture ({'given run' if a.run else 'one epoch on data/zee'}); "
         "throughput does not depend on how well it is trained", "",
