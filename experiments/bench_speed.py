@@ -168,12 +168,12 @@ def main() -> None:
         f"| `Surrogate.simulate` (OTUS decoder) | {sim_rate:,.0f} |",
         f"| speed-up | {sim_rate / gen_rate:,.0f}× |", "",
         "## Training: peak memory as the dataset grows (streaming from HDF5)", "",
-        f"Each `otus fit` runs for the same {60 if not a.quick else 20} s limit (then validates "
+        f"Each `otus fit` (default config) runs for the same {60 if not a.quick else 20} s limit (then validates "
         "at most `data.val_max_rows` rows); training events/s = steps × batch / wall.", "",
         "| file events | peak RSS [MB] | wall [s] | optimizer steps | training events/s |",
         "|---|---|---|---|---|",
     ]
-    bs = load_config(ROOT / "experiments" / "zee.yaml", process="zee").data.batch_size
+    bs = load_config(None, process="zee").data.batch_size  # `otus fit` defaults
     lines += [f"| {n:,} | {m:.0f} | {w:.1f} | {k} | {k * bs / w:,.0f} |" for n, m, w, k in mem]
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text("\n".join(lines) + "\n")
