@@ -8,6 +8,7 @@ memory as the dataset grows. Writes experiments/results/speed.md.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import subprocess
 import sys
@@ -40,7 +41,7 @@ def _machine() -> str:
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {torch.get_num_threads()} threads available, {gpu}, torch {torch.__version__}"
+    return f"{cpu}, {os.cpu_count()} CPU cores, {gpu}, torch {torch.__version__}"
 
 
 def _tiled(ev: Events, n: int) -> Events:
