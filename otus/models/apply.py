@@ -79,6 +79,28 @@ def _prov(sur: Surrogate, inp: Path, command: str, seed: int, repeats: int) -> d
                       repeats=repeats, process=sur.process.name)
 
 
+class _Sink:
+    """Where results go: an atomic HDF5 writer, or a list handed to ``finish`` (the LHE or
+    ROOT writer, which need all rows) once every chunk succeeded."""
+
+    def __init__(self, out: Path, p: Any, prov: dict[str, Any], h5: bool) -> None:
+        self.writer = EventWriter(out, p, has_z=True, has_x=True, provenance=prov) if h5 else None
+        self.parts: list[Events] = []
+
+    def append(self, ev: Events) -> None:
+        if self.writer is not None:
+            self.writer.append(ev)
+        else:
+            self.parts.append(ev)
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.close(ok=False)
+
+    def column(self, name: str) -> np.ndarray:
+        return np.concatenate([getattr(e, name) for e in self.parts])
+
+
 def simulate_file(sur: Surrogate, inp: str | os.PathLike[str], out: str | os.PathLike[str], *,
                   seed: int, repeats: int = 1, batch_size: int = CHUNK) -> int:
     """Simulate detector-level events for every z in ``inp``; return the rows written."""
@@ -87,36 +109,24 @@ def simulate_file(sur: Surrogate, inp: str | os.PathLike[str], out: str | os.Pat
     if osuf not in (".h5", ".hdf5", ".root"):
         raise OtusError(f"{out}: unsupported output format; expected .h5 or .root")
     p = sur.process
-    k = 0
-    parts: list[Events] = []
-    writer = None
-    if osuf != ".root":
-        writer = EventWriter(out, p, has_z=True, has_x=True,
-                             provenance=_prov(sur, inp, "simulate", seed, repeats))
+    sink = _Sink(out, p, _prov(sur, inp, "simulate", seed, repeats), osuf != ".root")
     try:
-        for ev in _input_chunks(sur, inp, "z"):
+        for k, ev in enumerate(_input_chunks(sur, inp, "z")):
             x = sur.simulate(ev.z, seed=seed + 7919 * k, repeats=repeats, batch_size=batch_size)
-            k += 1
             x_pass = np.asarray(acceptance(p, x.astype(np.float64)), dtype=bool)
             x[~x_pass] = np.nan
-            res = Events(p, np.repeat(ev.z, repeats, axis=0), x, x_pass,
-                         np.repeat(ev.weight, repeats) / repeats)
-            if writer is not None:
-                writer.append(res)
-            else:
-                parts.append(res)
+            sink.append(Events(p, np.repeat(ev.z, repeats, axis=0), x, x_pass,
+                               np.repeat(ev.weight, repeats) / repeats))
     except BaseException:
-        if writer is not None:
-            writer.close(ok=False)
+        sink.abort()
         raise
-    if writer is not None:
-        writer.close()
-        return writer.n
+    if sink.writer is not None:
+        sink.writer.close()
+        return sink.writer.n
     dl = _io("delphes")
-    x = np.concatenate([e.x for e in parts])
-    x_pass = np.concatenate([e.x_pass for e in parts])
-    w = np.concatenate([e.weight for e in parts])
-    dl.write_delphes(out, dl.collections_from_x(p, x, x_pass), w)
+    x = sink.column("x")
+    dl.write_delphes(out, dl.collections_from_x(p, x, sink.column("x_pass")),
+                     sink.column("weight"))
     return len(x)
 
 
@@ -128,11 +138,8 @@ def unfold_file(sur: Surrogate, inp: str | os.PathLike[str], out: str | os.PathL
     if osuf not in (".h5", ".hdf5", ".lhe.gz"):
         raise OtusError(f"{out}: unsupported output format; expected .h5 or .lhe.gz")
     p = sur.process
-    parts: list[Events] = []
-    writer = None
     prov = _prov(sur, inp, "unfold", seed, repeats)
-    if osuf != ".lhe.gz":
-        writer = EventWriter(out, p, has_z=True, has_x=True, provenance=prov)
+    sink = _Sink(out, p, prov, osuf != ".lhe.gz")
     n_pass = 0
     try:
         for k, ev in enumerate(_input_chunks(sur, inp, "x")):
@@ -143,22 +150,16 @@ def unfold_file(sur: Surrogate, inp: str | os.PathLike[str], out: str | os.PathL
             n_pass += len(x)
             z = sur.unfold(x, seed=seed + 7919 * k, repeats=repeats, batch_size=batch_size)
             xr = np.repeat(x, repeats, axis=0)
-            res = Events(p, z, xr, np.ones(len(xr), bool),
-                         np.repeat(ev.weight[ev.x_pass], repeats) / repeats)
-            if writer is not None:
-                writer.append(res)
-            else:
-                parts.append(res)
+            sink.append(Events(p, z, xr, np.ones(len(xr), bool),
+                               np.repeat(ev.weight[ev.x_pass], repeats) / repeats))
         if n_pass == 0:
             raise InputFileError(f"{inp}: holds no passing detector-level events to unfold")
     except BaseException:
-        if writer is not None:
-            writer.close(ok=False)
+        sink.abort()
         raise
-    if writer is not None:
-        writer.close()
-        return writer.n
-    z = np.concatenate([e.z for e in parts])
-    w = np.concatenate([e.weight for e in parts])
-    _io("lhe").write_lhe(out, p, z, w, provenance=prov)
+    if sink.writer is not None:
+        sink.writer.close()
+        return sink.writer.n
+    z = sink.column("z")
+    _io("lhe").write_lhe(out, p, z, sink.column("weight"), provenance=prov)
     return len(z)
