@@ -213,8 +213,15 @@ def _select(ev: Any, region: str | None) -> np.ndarray:
 
 def fit_files(mc: str, data: str, *, features: Sequence[str] | None = None,
               condition: Sequence[str] = (), region: str | None = None,
-              **fit_kw: Any) -> tuple[Any, dict[str, Any]]:
+              iterations: int = 1, **fit_kw: Any) -> tuple[Any, dict[str, Any]]:
     """Fit an OT map from the passing MC events to the passing data events (in ``region``).
+
+    With ``iterations`` > 1 the MC side of the region is made self-consistent: a region cut
+    on an observable that the map moves (m_ee from the calibrated pT) selects different
+    events before and after calibration, so the first fit compares MC and data truncated
+    differently. Each further fit selects the MC events whose *calibrated* observables (by
+    the previous map) lie in the region, i.e. the events that the final calibrated sample
+    puts there, as the data's region holds the data events that land there.
 
     Returns the :class:`otus.calibrate.ot.OTMap` (its ``info`` records process, features,
     condition and region) and a summary with event counts.
@@ -241,23 +248,35 @@ def fit_files(mc: str, data: str, *, features: Sequence[str] | None = None,
     if set(condition) & set(features):
         raise ConfigError(f"{sorted(set(condition) & set(features))} are both transported "
                           "and conditioned on")
-    cols: dict[str, np.ndarray] = {}
-    for name, path, ev in (("mc", mc, ev_mc), ("data", data, ev_data)):
-        keep = _select(ev, region)
-        if keep.sum() < 10:
-            raise InputFileError(f"{path}: only {int(keep.sum())} passing events in region "
-                                 f"{region!r}; need at least 10")
-        cols[f"x_{name}"] = feature_matrix(proc, ev.x[keep], features)
-        cols[f"c_{name}"] = feature_matrix(proc, ev.x[keep], condition)
-        cols[f"w_{name}"] = np.asarray(ev.weight, dtype=np.float64)[keep]
-    t = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in cols.items()}
-    has_c = bool(condition)
-    m = fit_ot_map(t["x_mc"], t["x_data"], cx=t["c_mc"] if has_c else None,
-                   cy=t["c_data"] if has_c else None, wx=t["w_mc"], wy=t["w_data"], **fit_kw)
-    m.info.update({"process": proc.name, "features": features, "condition": condition,
-                   "region": region, "n_mc": len(cols["x_mc"]), "n_data": len(cols["x_data"])})
+    if iterations < 1:
+        raise ConfigError(f"iterations must be >= 1, got {iterations}")
+    m: Any = None
+    n_mc_history: list[int] = []
+    for it in range(iterations if region is not None else 1):
+        cols: dict[str, np.ndarray] = {}
+        for name, path, ev in (("mc", mc, ev_mc), ("data", data, ev_data)):
+            moved = ev if (name == "data" or m is None) else apply_map(m, ev)
+            keep = _select(moved, region)
+            if keep.sum() < 10:
+                after = " after calibration" if moved is not ev else ""
+                raise InputFileError(f"{path}: only {int(keep.sum())} passing events in region "
+                                     f"{region!r}{after}; need at least 10")
+            cols[f"x_{name}"] = feature_matrix(proc, ev.x[keep], features)
+            cols[f"c_{name}"] = feature_matrix(proc, ev.x[keep], condition)
+            cols[f"w_{name}"] = np.asarray(ev.weight, dtype=np.float64)[keep]
+        n_mc_history.append(len(cols["x_mc"]))
+        t = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in cols.items()}
+        has_c = bool(condition)
+        m = fit_ot_map(t["x_mc"], t["x_data"], cx=t["c_mc"] if has_c else None,
+                       cy=t["c_data"] if has_c else None, wx=t["w_mc"], wy=t["w_data"],
+                       **fit_kw)
+        m.info.update({"process": proc.name, "features": features, "condition": condition,
+                       "region": region, "n_mc": len(cols["x_mc"]),
+                       "n_data": len(cols["x_data"]), "iterations": it + 1,
+                       "n_mc_per_iteration": list(n_mc_history)})
     summary = {k: m.info[k] for k in ("process", "features", "condition", "region", "n_mc",
-                                      "n_data", "best_step", "best", "last")}
+                                      "n_data", "iterations", "n_mc_per_iteration",
+                                      "best_step", "best", "last")}
     return m, summary
 
 

@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--condition", default=None,
                    help="comma-separated conditioning features or observables (not moved)")
     f.add_argument("--region", default=None, help="control region, e.g. '80 < m_ee < 100'")
+    f.add_argument("--iterations", type=int, default=1,
+                   help="fits with a self-consistent --region: after the first, MC events are "
+                        "selected by their calibrated observables (default 1: raw ones)")
     f.add_argument("--steps", type=int, default=2000, help="f steps (default 2000)")
     f.add_argument("--inner-steps", type=int, default=5, help="g steps per f step (default 5)")
     f.add_argument("--hidden", default="64,64,64", help="hidden widths (default 64,64,64)")
@@ -83,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out)
         if out.exists() and any(out.iterdir()):
             raise OtusError(f"{out}: output folder exists and is not empty")
-        for name in ("steps", "inner_steps", "batch_size", "val_every", "conj_iters"):
+        for name in ("steps", "inner_steps", "batch_size", "val_every", "conj_iters",
+                     "iterations"):
             if getattr(args, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, "
                                   f"got {getattr(args, name)}")
@@ -100,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         m, summary = fit_files(
             args.mc, args.data, features=_names(args.features),
             condition=_names(args.condition), region=args.region, hidden=hidden,
+            iterations=args.iterations,
             steps=args.steps, inner_steps=args.inner_steps, batch_size=args.batch_size,
             lr=args.lr, val_every=args.val_every, init=args.init, solver=args.solver,
             conj_iters=args.conj_iters, cycle=args.cycle, clip_grad=args.clip_grad,

@@ -50,6 +50,8 @@ class LossConfig:
     anchor_after: float = 0.0
     minkowski: float = 1.0
     efficiency: float = 1.0  # weight of the pass-flag cross-entropy of ε(z)
+    paired: float = 0.0  # ρ: energy score of x under D(z) for paired events (0: unpaired)
+    paired_unfold: float = 0.0  # ρ_u: energy score of z under E(x) for paired events
     n_projections: int = 256
     axis_projections: bool = False  # add the feature axes to the random slices
     axis_weight: float = 0.0  # weight of a separate marginal term (every feature axis)
@@ -161,6 +163,9 @@ def _validate(cfg: Config) -> None:
                     ("net.decoder_depth", cfg.net.decoder_depth)):
         if v < 0:
             raise ConfigError(f"{name} must be >= 0 (0: same as the encoder), got {v}")
+    for name in ("paired", "paired_unfold"):
+        if getattr(cfg.loss, name) < 0:
+            raise ConfigError(f"loss.{name} must be >= 0, got {getattr(cfg.loss, name)}")
     if not 0.0 < cfg.data.val_fraction < 0.5:
         raise ConfigError(f"data.val_fraction must be in (0, 0.5), got {cfg.data.val_fraction}")
     if cfg.optim.lr <= 0:

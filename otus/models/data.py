@@ -35,33 +35,42 @@ Batch = tuple[torch.Tensor, ...]
 
 
 def _rows(path: Path, level: str, process: Process, start: int,
-          stop: int, chunk: int) -> Iterator[tuple[np.ndarray, ...]]:
+          stop: int, chunk: int, partner: bool = False) -> Iterator[tuple[np.ndarray, ...]]:
     """(rows, weights) per chunk; z levels add the events' pass flags (1/0 as float, NaN
-    where the file has no detector level), which the efficiency model ε(z) learns from."""
+    where the file has no detector level), which the efficiency model ε(z) learns from, and
+    with ``partner`` each z event's own detector-level row (paired files; the supervised
+    ``loss.paired`` term uses it for passing events only)."""
     for ev in iter_chunks(path, chunk, process.name, start, stop):
         if level == "z":
             assert ev.z is not None
             flag = (ev.x_pass.astype(np.float32) if ev.x_pass is not None
                     else np.full(len(ev.z), np.nan, np.float32))
-            yield ev.z, ev.weight, flag
+            if partner:
+                assert ev.x is not None
+                yield ev.z, ev.weight, flag, ev.x
+            else:
+                yield ev.z, ev.weight, flag
         elif level == "z|pass":
-            assert ev.x_pass is not None and ev.z is not None
+            assert ev.x_pass is not None and ev.z is not None and ev.x is not None
             z = ev.z[ev.x_pass]
-            yield z, ev.weight[ev.x_pass], np.ones(len(z), np.float32)
+            cols = (z, ev.weight[ev.x_pass], np.ones(len(z), np.float32))
+            yield (*cols, ev.x[ev.x_pass]) if partner else cols
         else:
             assert ev.x_pass is not None and ev.x is not None
             yield ev.x[ev.x_pass], ev.weight[ev.x_pass]
 
 
 def _stream(path: Path, level: str, process: Process, start: int, stop: int, *, chunk: int,
-            batch: int, rng: np.random.Generator | None) -> Iterator[Batch]:
+            batch: int, rng: np.random.Generator | None, partner: bool = False
+            ) -> Iterator[Batch]:
     """One pass over rows [start, stop) as batches (shuffled when ``rng`` is given)."""
     starts = np.arange(start, stop, chunk)
     if rng is not None:
         starts = rng.permutation(starts)
     buf: list[tuple[np.ndarray, ...]] = []
     for a in starts:
-        for cols in _rows(path, level, process, int(a), int(min(a + chunk, stop)), chunk):
+        for cols in _rows(path, level, process, int(a), int(min(a + chunk, stop)), chunk,
+                          partner):
             if rng is not None:
                 perm = rng.permutation(len(cols[0]))
                 cols = tuple(c[perm] for c in cols)
@@ -80,7 +89,8 @@ def _stream(path: Path, level: str, process: Process, start: int, stop: int, *, 
 
 
 class _Pairs(IterableDataset):
-    """Zipped (z, wz, z_pass, x, wx) batches from two independent streams."""
+    """Zipped (z, wz, z_pass, x, wx) batches from two independent streams; in paired mode a
+    sixth tensor holds each z event's own detector-level row."""
 
     def __init__(self, dm: OtusDataModule, split: str) -> None:
         self.dm, self.split = dm, split
@@ -97,7 +107,7 @@ class _Pairs(IterableDataset):
             while True:
                 got = False
                 for item in _stream(path, level, dm.process, a, e, chunk=dm.cfg.chunk_size,
-                                    batch=b, rng=rng):
+                                    batch=b, rng=rng, partner=dm.paired and level != "x"):
                     got = True
                     yield first, item
                 if not got:
@@ -110,7 +120,7 @@ class _Pairs(IterableDataset):
         zit, xit = cycle(dm.z_path, dm.z_level, zs, ze), cycle(dm.x_path, "x", xs, xe)
         rank, world = dm.rank_world() if train else (0, 1)
         mine = None
-        for k, ((zf, (z, wz, zp)), (xf, (x, wx))) in enumerate(zip(zit, xit, strict=False)):
+        for k, ((zf, zb), (xf, (x, wx))) in enumerate(zip(zit, xit, strict=False)):
             if train and not zf and not xf:
                 return
             # Distributed training: every rank draws the same global batch sequence (same
@@ -118,7 +128,7 @@ class _Pairs(IterableDataset):
             # group of ``world`` batches is complete, so all ranks take the same number of
             # steps and no batch is used by two ranks.
             if k % world == rank:
-                mine = (z, wz, zp, x, wx)
+                mine = (*zb[:3], x, wx, *zb[3:])
             if k % world == world - 1:
                 assert mine is not None
                 yield mine
@@ -128,7 +138,7 @@ class OtusDataModule(pl.LightningDataModule):
     """Unpaired z/x batches for :class:`otus.models.module.OtusModule`."""
 
     def __init__(self, process: Process, x_path: str | Path, z_path: str | Path | None = None,
-                 *, cfg: DataConfig | None = None, seed: int = 0) -> None:
+                 *, cfg: DataConfig | None = None, seed: int = 0, paired: bool = False) -> None:
         super().__init__()
         self.process = process
         self.x_path = Path(x_path)
@@ -142,6 +152,10 @@ class OtusDataModule(pl.LightningDataModule):
             raise InputFileError(f"{self.x_path}: holds no detector-level x events")
         self.z_level = "z"
         self.z_has_flags = fz.has_x  # pass flags for the efficiency model ε(z)
+        if paired and not fz.has_x:
+            raise ConfigError(f"loss.paired needs a paired file; {self.z_path} holds no "
+                              f"detector-level events")
+        self.paired = paired  # z batches carry each event's own x (loss.paired)
         if self.cfg.z_passing_only:
             if not fz.has_x:
                 raise ConfigError(f"data.z_passing_only needs a paired file; {self.z_path} "

@@ -5,7 +5,8 @@
     L = \\beta\\, r_{D(z)}\\, \\langle \\|f(x) - f(D(E(x)))\\|^2 \\rangle_{\\text{pass}}
       + \\lambda\\, \\mathrm{SW}_2^2(E(x), z) + \\tau\\, \\mathrm{SW}_2^2(D(z)|_{\\text{pass}}, x)
       + \\alpha(t)\\, [A(x, E(x)) + A(z, D(z))] + \\mu\\, M
-      + \\kappa\\, \\mathrm{BCE}(\\varepsilon(z), \\text{pass flag}) ,
+      + \\kappa\\, \\mathrm{BCE}(\\varepsilon(z), \\text{pass flag})
+      + \\rho\\, \\mathrm{ES}(D(z); x_z) + \\rho_u\\, \\mathrm{ES}(E(x_z); z) ,
 
 with f the standardised loss-space features, "pass" the detector acceptance applied to
 reconstructions (truncation, :func:`otus.physics.selection.acceptance`), r_{D(z)} the pass
@@ -18,6 +19,23 @@ carries each event's pass flag: ε(z) learns P(pass | z) from it, the simulated 
 D(z)|accepted enter the τ term with weights ε(z), and the prior target of the λ term is the
 z of passing events (an unfolder of passing x must recover those), with r_{D(z)} the mean
 of ε(z) over accepted reconstructions.
+
+Paired files (every generated sample: row i of z produced row i of x) allow supervised
+terms (SPEC §6: "paired data, when present, may add a supervised term"; default 0,
+unpaired): ρ = ``loss.paired``, the energy score of each passing z event's own x under the
+decoder's conditional distribution, and ρ_u = ``loss.paired_unfold``, that of z under the
+encoder's,
+
+.. math::
+
+    \\mathrm{ES}(D(z); x) = \\|f(x_1) - f(x)\\| - \\tfrac12 \\|f(x_1) - f(x_2)\\|,
+    \\qquad x_{1,2} \\sim D(z) \\text{ accepted},
+
+a strictly proper scoring rule (Gneiting & Raftery 2007; "engression", Shen & Meinshausen
+arXiv:2307.00835): its expectation is minimal only when the decoder's p(x | z, pass) is the
+detector's, so the noise keeps its spread (a squared error would collapse it to the mean).
+The sliced-Wasserstein terms only see the marginals of x and z; this term teaches the
+correlations inside an event (e.g. the two electrons' pT share the ISR recoil).
 """
 
 from __future__ import annotations
@@ -43,6 +61,11 @@ VAL_SEED = 20210122
 
 def _wmean(v: Tensor, w: Tensor) -> Tensor:
     return (v * w).sum() / w.sum().clamp_min(1e-12)
+
+
+def _norm(v: Tensor) -> Tensor:
+    """Row norms with a finite gradient at 0 (two equal draws)."""
+    return (v.pow(2).sum(-1) + 1e-12).sqrt()
 
 
 def _one_minus_cos(a: Tensor, b: Tensor) -> Tensor:
@@ -156,9 +179,10 @@ class OtusModule(pl.LightningModule):
 
     def losses(self, z: Tensor, wz: Tensor, x: Tensor, wx: Tensor, *,
                generator: torch.Generator | None, n_projections: int,
-               z_pass: Tensor | None = None) -> dict[str, Tensor]:
+               z_pass: Tensor | None = None, zx: Tensor | None = None) -> dict[str, Tensor]:
         """Every loss term for one batch of unpaired z and (passing) x events; ``z_pass``
-        holds the z events' pass flags (1/0) for the efficiency model."""
+        holds the z events' pass flags (1/0) for the efficiency model, ``zx`` (paired files)
+        each z event's own detector-level row, used where the flag is 1."""
         p = self.process
         zero = x.new_zeros(())
         z_t = self.unfold(x, generator=generator)
@@ -192,14 +216,44 @@ class OtusModule(pl.LightningModule):
             _wmean(_one_minus_cos(x[:, 4 * ix:4 * ix + 3], z_t[:, 4 * iz:4 * iz + 3]), wx)
             + _wmean(_one_minus_cos(z[:, 4 * iz:4 * iz + 3], x_sim[:, 4 * ix:4 * ix + 3]), wz)
         )
+        lc = self.cfg.loss
+        if zx is not None and z_pass is not None and (lc.paired > 0 or lc.paired_unfold > 0):
+            out.update(self._paired(z, wz, z_pass, zx, x_sim, acc_sim, generator))
         if self.decoder.c_out.has_free_energy or self.encoder.c_out.has_free_energy:
             out["minkowski"] = minkowski_penalty(x_sim) + minkowski_penalty(x_hat) \
                 + minkowski_penalty(z_t)
-        lc = self.cfg.loss
         out["loss"] = (lc.data * out["data"] + lc.prior * out["prior"] + lc.sim * out["sim"]
                        + self.anchor_weight(self.current_epoch) * out["anchor"]
                        + lc.minkowski * out.get("minkowski", zero)
-                       + lc.efficiency * out.get("efficiency", zero))
+                       + lc.efficiency * out.get("efficiency", zero)
+                       + lc.paired * out.get("paired", zero)
+                       + lc.paired_unfold * out.get("paired_unfold", zero))
+        return out
+
+    def _paired(self, z: Tensor, wz: Tensor, z_pass: Tensor, zx: Tensor, x_sim: Tensor,
+                acc_sim: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
+        """Energy scores of the passing pairs (z, x): ``paired``, x under D(z) (two accepted
+        draws, the first shared with the τ term), and ``paired_unfold``, z under E(x) (two
+        draws); each only when its weight is > 0."""
+        sel = torch.nonzero(z_pass > 0.5).squeeze(1)
+        zero = z.new_zeros(())
+        if sel.numel() < 2:
+            return {"paired": zero, "paired_unfold": zero}
+        zs, xt, w = z[sel], zx[sel], wz[sel]
+        out: dict[str, Tensor] = {}
+        lc = self.cfg.loss
+        if lc.paired > 0:
+            x2, acc2 = draw_accepted(self.process,
+                                     lambda t: self.simulate(t, generator=generator), zs, None,
+                                     TRAIN_RETRIES)
+            ok = (acc_sim[sel] & acc2).to(w.dtype)
+            f1, f2, ft = (self.features("x", v) for v in (x_sim[sel], x2, xt))
+            out["paired"] = (_wmean(_norm(f1 - ft) - 0.5 * _norm(f1 - f2), w * ok)
+                             if bool(ok.any()) else zero)
+        if lc.paired_unfold > 0:
+            u1, u2 = self.unfold(xt, generator=generator), self.unfold(xt, generator=generator)
+            g1, g2, gz = (self.features("z", v) for v in (u1, u2, zs))
+            out["paired_unfold"] = _wmean(_norm(g1 - gz) - 0.5 * _norm(g1 - g2), w)
         return out
 
     def _prior_target(self, z: Tensor, wz: Tensor,
@@ -251,14 +305,17 @@ class OtusModule(pl.LightningModule):
             base * 1_000_003 + self.current_epoch)
 
     def _step(self, batch: tuple[Tensor, ...], stage: str) -> Tensor:
-        if len(batch) == 5:
-            z, wz, zp, x, wx = batch
+        zx = None
+        if len(batch) in (5, 6):
+            z, wz, zp, x, wx = batch[:5]
             z_pass = None if bool(torch.isnan(zp).any()) else zp.to(self.dtype)
+            if len(batch) == 6:
+                zx = batch[5].to(self.dtype)
         else:
             (z, wz, x, wx), z_pass = batch, None
         z, wz, x, wx = (t.to(self.dtype) for t in (z, wz, x, wx))
         gen = self._generator(stage)
-        terms = self.losses(z, wz, x, wx, generator=gen, z_pass=z_pass,
+        terms = self.losses(z, wz, x, wx, generator=gen, z_pass=z_pass, zx=zx,
                             n_projections=self.cfg.loss.n_projections)
         loss = terms["loss"]
         if stage == "train" and not bool(torch.isfinite(loss)):

@@ -80,6 +80,12 @@ def _fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str],
         print(f"otus fit: {dm.z_path} carries no detector pass flags; training without the "
               f"efficiency model ε(z) (net.efficiency: false)", file=sys.stderr)
         cfg = replace(cfg, "net", efficiency=False)
+    wants_pairs = cfg.loss.paired > 0 or cfg.loss.paired_unfold > 0
+    if wants_pairs and not dm.z_has_flags and not resume:
+        print(f"otus fit: {dm.z_path} is not paired (no detector level); training unpaired "
+              f"(loss.paired and loss.paired_unfold: 0)", file=sys.stderr)
+        cfg = replace(cfg, "loss", paired=0.0, paired_unfold=0.0)
+    dm.paired = cfg.loss.paired > 0 or cfg.loss.paired_unfold > 0
     # Initial weights come from torch's global generator: seed it first, so that the same
     # seed gives the same run (issue 8: bit-identical fits on CPU).
     torch.manual_seed(cfg.seed)

@@ -84,3 +84,23 @@ def test_apply_bad_input(files: dict[str, Path], capsys: pytest.CaptureFixture[s
     assert main(["calibrate", "apply", str(files["dir"]), "--input", str(files["mc"]),
                  "--out", str(res)]) == 2
     assert "not a calibrate model folder" in capsys.readouterr().err
+
+
+def test_self_consistent_region_selects_mc_by_its_calibrated_observables(
+        files: dict[str, Path]) -> None:
+    from otus.calibrate.ot_events import _select, apply_map, fit_files
+
+    kw = {"features": ["e-_logpt", "e+_logpt"], "region": "e-_pt > 40", "steps": 40,
+          "inner_steps": 2, "hidden": (8, 8), "batch_size": 128, "val_every": 20, "seed": 3}
+    m1, s1 = fit_files(str(files["mc"]), str(files["data"]), **kw)
+    _, s2 = fit_files(str(files["mc"]), str(files["data"]), iterations=2, **kw)
+    assert s1["iterations"] == 1 and s2["iterations"] == 2
+    mc = read_events(files["mc"])
+    raw = int(_select(mc, kw["region"]).sum())
+    moved = int(_select(apply_map(m1, mc), kw["region"]).sum())
+    assert moved != raw  # the data are 5 % harder: calibration moves events across the cut
+    assert s2["n_mc_per_iteration"] == [raw, moved] and s2["n_mc"] == moved
+    # no region: nothing to make self-consistent, one fit
+    _, s3 = fit_files(str(files["mc"]), str(files["data"]), iterations=3,
+                      **{**kw, "region": None})
+    assert s3["iterations"] == 1
