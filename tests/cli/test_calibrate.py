@@ -90,7 +90,7 @@ def test_self_consistent_region_selects_mc_by_its_calibrated_observables(
         files: dict[str, Path]) -> None:
     from otus.calibrate.ot_events import _select, apply_map, fit_files
 
-    kw = {"features": ["e-_logpt", "e+_logpt"], "region": "e-_pt > 40", "steps": 40,
+    kw = {"features": ["e-_logpt", "e+_logpt"], "region": "m_ee > 60", "steps": 40,
           "inner_steps": 2, "hidden": (8, 8), "batch_size": 128, "val_every": 20, "seed": 3}
     m1, s1 = fit_files(str(files["mc"]), str(files["data"]), **kw)
     _, s2 = fit_files(str(files["mc"]), str(files["data"]), iterations=2, **kw)
