@@ -16,8 +16,12 @@ Loss-space features (:func:`loss_features`) are what the data term and the slice
 Wasserstein terms compare: the four-momenta (``p4``), per-object log pT and η (``pteta``),
 the event's recoil (``recoil``: log(1 + pT/GeV) of the sum of all objects; exactly 0 for
 leading-order partons, ≈ 14 GeV for zee after the shower and detector, so an unfolder must
-remove it) and the process's invariant masses (``masses``: m_ee; for ttbar the hadronic W
-and top candidates), so physics peaks are explicit sliced directions. The blocks come in
+remove it), the recoil's components along and across the axis of a two-object final state
+(``aco``: asinh(a_L/GeV), asinh(a_T/GeV) with the thrust-like axis t = p̂T1 − p̂T2, the
+variables of Z-pT precision measurements, e.g. D0 arXiv:1010.0262: a_T sets the
+acoplanarity, a_L the pT imbalance of the two electrons; zee only) and the process's
+invariant masses (``masses``: m_ee; for ttbar the hadronic W and top candidates), so
+physics peaks are explicit sliced directions. The blocks come in
 this order whatever the order in the config (the mass block last).
 """
 
@@ -33,8 +37,8 @@ from otus.processes import Process
 
 Tensor = torch.Tensor
 COORDS = ("ptetaphi", "cartesian")
-FEATURES = ("p4", "pteta", "recoil", "masses")
-RECOIL_SD_MIN = 1.0  # log(1 + pT/GeV): LO partons have none, so their spread is 0
+FEATURES = ("p4", "pteta", "recoil", "aco", "masses")
+RECOIL_SD_MIN = 1.0  # recoil and aco: LO partons have none, so their spread is 0
 _PT_MIN = 1e-3
 
 
@@ -216,11 +220,30 @@ def n_masses(process: Process, level: str) -> int:
     return len(_mass_combos(process, level))
 
 
-def recoil_column(process: Process, level: str, features: tuple[str, ...]) -> int | None:
-    """Column of the ``recoil`` feature in :func:`loss_features`, None without it."""
-    if "recoil" not in features:
-        return None
-    return -1 - (n_masses(process, level) if "masses" in features else 0)
+def recoil_columns(process: Process, level: str, features: tuple[str, ...]) -> list[int]:
+    """Columns of the ``recoil`` and ``aco`` features in :func:`loss_features` (their
+    standard deviation is floored at RECOIL_SD_MIN: zero for leading-order partons)."""
+    end = -(n_masses(process, level) if "masses" in features else 0)
+    cols: list[int] = []
+    if "aco" in features:
+        cols = [end - 2, end - 1]
+        end -= 2
+    if "recoil" in features:
+        cols = [end - 1, *cols]
+    return cols
+
+
+def _aco(p: Tensor) -> Tensor:
+    """asinh of the pair recoil's components along (a_L) and across (a_T) the axis
+    t = p̂T1 − p̂T2 of objects 0 and 1 [N, 2]."""
+    u = [p[:, i, :2] / torch.sqrt((p[:, i, :2] ** 2).sum(-1, keepdim=True) + 1e-12)
+         for i in (0, 1)]
+    t = u[0] - u[1]
+    t = t / torch.sqrt((t**2).sum(-1, keepdim=True) + 1e-12)
+    q = p[:, 0, :2] + p[:, 1, :2]
+    a_l = (q * t).sum(-1)
+    a_t = q[:, 1] * t[:, 0] - q[:, 0] * t[:, 1]
+    return torch.asinh(torch.stack([a_l, a_t], -1))
 
 
 def loss_features(process: Process, level: str, p4: Tensor, features: tuple[str, ...]) -> Tensor:
@@ -242,6 +265,11 @@ def loss_features(process: Process, level: str, p4: Tensor, features: tuple[str,
         total = p.sum(1)  # smoothed at 0 (LO partons): sqrt has no gradient there
         pt_sum = torch.sqrt(total[:, 0] ** 2 + total[:, 1] ** 2 + 1e-4)
         cols.append(torch.log1p(pt_sum)[:, None])
+    if "aco" in features:
+        if process.name != "zee":
+            raise ConfigError(f"loss feature 'aco' needs a two-object final state (zee), "
+                              f"not {process.name}")
+        cols.append(_aco(p))
     if "masses" in features:
         for combo in _mass_combos(process, level):
             total = p[:, combo[0]]

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from otus.errors import ConfigError, InputFileError
 from otus.io.h5 import info, iter_chunks
 from otus.models.config import DataConfig
-from otus.models.coords import RECOIL_SD_MIN, Coordinates, loss_features, recoil_column
+from otus.models.coords import RECOIL_SD_MIN, Coordinates, loss_features, recoil_columns
 from otus.processes import Process
 
 Batch = tuple[torch.Tensor, ...]
@@ -221,9 +221,9 @@ class OtusDataModule(pl.LightningDataModule):
                 arr = np.concatenate(parts)
                 mu, sd = arr.mean(0), arr.std(0)
                 sd = np.where(sd > 1e-6 * np.maximum(np.abs(mu), 1.0), sd, 1.0)
-                rc = recoil_column(self.process, level, features)
-                if key == "f" and rc is not None:
-                    sd[rc] = max(sd[rc], RECOIL_SD_MIN)
+                if key == "f":
+                    for rc in recoil_columns(self.process, level, features):
+                        sd[rc] = max(sd[rc], RECOIL_SD_MIN)
                 out[f"{key}{level}_mu"] = torch.from_numpy(mu).float()
                 out[f"{key}{level}_sd"] = torch.from_numpy(sd).float()
         return out

@@ -162,7 +162,7 @@ def test_mass_scale_scales_only_the_mass_features() -> None:
 def test_recoil_feature_is_zero_for_back_to_back_pairs_and_floored_in_statistics(
         tmp_path: object) -> None:
     from otus.io.h5 import Events, write_events
-    from otus.models.coords import RECOIL_SD_MIN, recoil_column
+    from otus.models.coords import RECOIL_SD_MIN, recoil_columns
     from otus.models.data import OtusDataModule
 
     n = 200
@@ -171,21 +171,31 @@ def test_recoil_feature_is_zero_for_back_to_back_pairs_and_floored_in_statistics
     e1 = fv.from_ptetaphim(pt, eta[:, 0], phi, ZEE.z_masses[0])
     e2 = fv.from_ptetaphim(pt, eta[:, 1], phi + np.pi, ZEE.z_masses[0])
     z = np.concatenate([e1, e2], 1)
-    feats = ("p4", "recoil", "masses")
+    feats = ("p4", "recoil", "aco", "masses")
     f = loss_features(ZEE, "z", torch.tensor(z), feats)
-    rc = recoil_column(ZEE, "z", feats)
-    assert rc == -2 and f.shape[1] == 10
+    rc, al, at = recoil_columns(ZEE, "z", feats)
+    assert (rc, al, at) == (-4, -3, -2) and f.shape[1] == 12
+    assert recoil_columns(ZEE, "z", ("p4", "recoil", "masses")) == [-2]
     # 0 up to the 0.01 GeV smoothing of pT at zero (log1p(0.01) ≈ 0.00995)
     torch.testing.assert_close(f[:, rc], torch.zeros(n, dtype=f.dtype), atol=0.0101, rtol=0)
+    torch.testing.assert_close(f[:, [al, at]], torch.zeros(n, 2, dtype=f.dtype), atol=1e-5,
+                               rtol=0)
     kick = z.copy()
     kick[:, 0] += 10.0  # 10 GeV of px on e-: recoil log(1 + ~10)
     fk = loss_features(ZEE, "x", torch.tensor(kick), feats)
     assert bool((fk[:, rc] > 2.0).all())
+    # a_L and a_T are the recoil's components on an orthonormal pair of axes
+    a = torch.sinh(fk[:, [al, at]])
+    torch.testing.assert_close((a**2).sum(-1), torch.full((n,), 100.0, dtype=a.dtype),
+                               rtol=1e-4, atol=1e-3)
+    with pytest.raises(ConfigError, match="two-object"):
+        loss_features(TTBAR, "x", torch.ones(3, TTBAR.dx), ("p4", "aco"))
     path = write_events(tmp_path / "p.h5", Events(ZEE, z=z.astype("f4"), x=kick.astype("f4"),  # type: ignore[operator]
                                                   x_pass=np.ones(n, bool)))
     cfg = config_from_dict({"loss": {"features": list(feats)}}, process="zee")
     st = OtusDataModule(ZEE, path, cfg=cfg.data).fit_statistics("ptetaphi", feats)
-    assert float(st["fz_sd"][rc]) == RECOIL_SD_MIN  # zero spread at LO: floored, not ÷0
+    for c in (rc, al, at):  # zero spread at LO: floored, not ÷0
+        assert float(st["fz_sd"][c]) == RECOIL_SD_MIN
 
 
 @pytest.mark.parametrize("process,identity_bias,act", [
