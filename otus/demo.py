@@ -70,10 +70,12 @@ class _Stages:
 
 
 def _write_fit_config(path: Path, s: DemoSettings) -> None:
-    """The demo's training configuration: experiments/zee.yaml, the best zee run measured
-    (G5 in experiments/results/model.md: small batches, a marginal W2 term, emphasis on m_ee,
-    the efficiency model ε(z), the recoil feature, balanced unfolding, a weak data term),
-    with a batch size that suits small samples (about half of the generated events pass)."""
+    """The demo's training configuration: experiments/zee_paired.yaml, the best zee run
+    measured (P5 in experiments/results/model.md: the unpaired OTUS terms with small batches,
+    a marginal W2 term, emphasis on m_ee, the efficiency model ε(z), the recoil and its
+    along/across-axis components, balanced unfolding, a weak data term; plus the energy score
+    of the generated (z, x) pairs), with a batch size that suits small samples (about half of
+    the generated events pass)."""
     import yaml
 
     n_pass = int(0.45 * s.train_events * 0.9)
@@ -82,7 +84,7 @@ def _write_fit_config(path: Path, s: DemoSettings) -> None:
         "net": {"hidden": 128, "depth": 3, "noise_dim": 4, "identity_bias": True,
                 "efficiency": True, "balance_pt": True},
         "loss": {"data": 0.1, "n_projections": 128, "axis_weight": 1.0, "mass_scale": 2.0,
-                 "features": ["p4", "pteta", "recoil", "masses"]},
+                 "paired": 3.0, "features": ["p4", "pteta", "recoil", "aco", "masses"]},
         "data": {"batch_size": int(min(s.batch_size, max(64, n_pass // 4)))},
     }
     path.write_text(yaml.safe_dump(cfg))

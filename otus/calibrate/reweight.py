@@ -44,7 +44,8 @@ from otus.calibrate.classifier import (
     weighted_bce,
 )
 from otus.calibrate.clipping import ClipReport, clip_ratio
-from otus.errors import ConfigError, InputFileError, TrainingError
+from otus.calibrate.reweight_config import ReweightConfig
+from otus.errors import InputFileError, TrainingError
 
 __all__ = [
     "Classifier",
@@ -66,41 +67,6 @@ __all__ = [
 
 class OverlapWarning(UserWarning):
     """Data populate regions that the MC does not cover: reweighting cannot fix those."""
-
-
-@dataclass(frozen=True)
-class ReweightConfig:
-    """Options of the reweighter (saved with the model)."""
-
-    k_folds: int = 5
-    repeats: int = 1  # k-fold trainings with different fold assignments, logits averaged
-    hidden: tuple[int, ...] = (64, 64, 64)
-    epochs: int = 40
-    batch_size: int = 2048
-    lr: float = 2e-3
-    val_fraction: float = 0.2  # of each fold's training events, for early stopping
-    patience: int = 6
-    normalise: str = "data"  # "data": sum w' = sum w_data; "mc": keep the MC sum; "none"
-    clip: float | None = None  # largest ratio r kept; None = no clipping (reported anyway)
-    overlap_ratio: float = 20.0  # r above this marks a data event outside the MC support
-    overlap_tolerance: float = 0.01  # warn when more than this data fraction is there
-    clamp_features: bool = True  # hold the ratio flat outside the training range
-    accelerator: str = "cpu"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.k_folds < 2:
-            raise ConfigError(f"k_folds must be at least 2, got {self.k_folds}")
-        if self.repeats < 1:
-            raise ConfigError(f"repeats must be at least 1, got {self.repeats}")
-        if self.normalise not in ("data", "mc", "none"):
-            raise ConfigError(f"normalise must be data, mc or none, got {self.normalise!r}")
-        if self.clip is not None and not self.clip > 1.0:
-            raise ConfigError(f"clip must be a ratio above 1, got {self.clip}")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(f"val_fraction must lie in (0, 1), got {self.val_fraction}")
-        if self.epochs < 1 or self.batch_size < 1 or not self.hidden:
-            raise ConfigError("epochs, batch_size and hidden must be positive")
 
 
 # ----------------------------------------------------------------------------- core pieces

@@ -35,23 +35,31 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="comma-separated observables (default: pT, η, masses of the process)",
     )
-    f.add_argument("--folds", type=int, default=5, help="k of the k-fold training (default 5)")
+    from otus.calibrate.reweight_config import ReweightConfig
+
+    d = ReweightConfig()
+    f.add_argument("--folds", type=int, default=d.k_folds,
+                   help=f"k of the k-fold training (default {d.k_folds})")
     f.add_argument(
         "--repeats",
         type=int,
-        default=1,
+        default=d.repeats,
         help="repeat the k-fold training with new fold assignments and average the "
-        "out-of-fold logits (an ensemble; default 1, costs R times the training time)",
+        f"out-of-fold logits (an ensemble; default {d.repeats}, costs R times the training "
+        "time)",
     )
-    f.add_argument("--epochs", type=int, default=40, help="maximum epochs (default 40)")
-    f.add_argument("--hidden", default="64,64,64", help="hidden layer widths (default 64,64,64)")
-    f.add_argument("--batch-size", type=int, default=2048)
-    f.add_argument("--lr", type=float, default=2e-3)
+    f.add_argument("--epochs", type=int, default=d.epochs,
+                   help=f"maximum epochs (default {d.epochs})")
+    widths = ",".join(str(h) for h in d.hidden)
+    f.add_argument("--hidden", default=widths, help=f"hidden layer widths (default {widths})")
+    f.add_argument("--batch-size", type=int, default=d.batch_size)
+    f.add_argument("--lr", type=float, default=d.lr)
     f.add_argument(
         "--val-fraction",
         type=float,
-        default=0.2,
-        help="share of each fold's training events held out for early stopping (default 0.2)",
+        default=d.val_fraction,
+        help="share of each fold's training events held out for early stopping "
+        f"(default {d.val_fraction})",
     )
     f.add_argument(
         "--clip",

@@ -86,6 +86,10 @@ def _fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str],
               f"(loss.paired and loss.paired_unfold: 0)", file=sys.stderr)
         cfg = replace(cfg, "loss", paired=0.0, paired_unfold=0.0)
     dm.paired = cfg.loss.paired > 0 or cfg.loss.paired_unfold > 0
+    if dm.paired and dm.z_path.resolve() != dm.x_path.resolve() and not resume:
+        print(f"otus fit: loss.paired learns p(x | z) from the detector level stored in "
+              f"{dm.z_path}; if {dm.x_path} is real data, train unpaired (loss.paired: 0)",
+              file=sys.stderr)
     # Initial weights come from torch's global generator: seed it first, so that the same
     # seed gives the same run (issue 8: bit-identical fits on CPU).
     torch.manual_seed(cfg.seed)

@@ -17,11 +17,13 @@ from otus.processes import ZEE
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", ["zee", "ttbar"])
+@pytest.mark.parametrize("name", ["zee", "zee_paired", "zee_fast", "ttbar"])
 def test_experiment_configs_load(name: str) -> None:
-    cfg = load_config(ROOT / "experiments" / f"{name}.yaml", process=name)
-    assert cfg.process == name
+    process = name.split("_")[0]
+    cfg = load_config(ROOT / "experiments" / f"{name}.yaml", process=process)
+    assert cfg.process == process
     assert config_from_dict(cfg.to_dict()) == cfg
+    assert (cfg.loss.paired > 0) == (name == "zee_paired")
 
 
 def test_config_errors(tmp_path: Path) -> None:
