@@ -430,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         default="gaussian,mixture",
         help="analytic cases to run (comma-separated; the others are carried over)",
     )
-    ap.add_argument("--repeats", type=int, default=1, help="otus: k-fold repeats (ensemble)")
+    ap.add_argument("--repeats", type=int, default=None, help="otus: k-fold repeats (ensemble)")
     ap.add_argument("--batch-size", type=int, default=None, help="otus: batch size")
     ap.add_argument("--epochs", type=int, default=None, help="otus: maximum epochs")
     ap.add_argument("--hidden", default=None, help="otus: hidden widths, e.g. 32,32,32")
@@ -446,7 +446,8 @@ def main(argv: list[str] | None = None) -> int:
     cmd = cmd.strip()
     if args.quick:
         args.events = 10_000
-    opts: dict[str, Any] = {
+    opts: dict[str, Any] = {  # None: ReweightConfig's default
+        "repeats": args.repeats,
         "batch_size": args.batch_size,
         "epochs": args.epochs,
         "val_fraction": args.val_fraction,
@@ -455,7 +456,6 @@ def main(argv: list[str] | None = None) -> int:
         opts["hidden"] = tuple(int(v) for v in args.hidden.split(","))
     cfg = ReweightConfig(
         seed=args.seed,
-        repeats=args.repeats,
         **{k: v for k, v in opts.items() if v is not None},
     )
     methods: dict[str, Any] = {"otus": otus_method(cfg)}

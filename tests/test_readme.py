@@ -30,6 +30,7 @@ def test_readme_opens_with_the_two_setup_commands() -> None:
 @pytest.fixture
 def in_tmp(tmp_path: Path):
     (tmp_path / "data").symlink_to(ROOT / "data")
+    (tmp_path / "experiments").symlink_to(ROOT / "experiments")
     old = os.getcwd()
     os.chdir(tmp_path)
     try:
@@ -50,7 +51,7 @@ def test_tour_commands_run(in_tmp: Path) -> None:
     for cmd in cmds:
         rc = main(shlex.split(cmd)[1:])
         assert rc == 0, cmd
-    for out in ("zee.h5", "simulated.root", "unfolded.lhe.gz", "eval_sim/metrics.json",
+    for out in ("zee.h5", "run_paired/last.ckpt", "simulated.root", "unfolded.lhe.gz", "eval_sim/metrics.json",
                 "zee_reweighted.h5", "zee_calibrated.h5"):
         assert (in_tmp / "tour" / out).exists(), out
 
