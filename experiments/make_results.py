@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["fidelity", "model", "speed", "generate", "generate_validation", "reweight", "ot",
+ORDER = ["fidelity", "model", "demo", "speed", "generate", "generate_validation", "reweight",
+         "reweight_seed1", "reweight_seed1_repeats4", "ot",
          "reliability", "io"]
 
 
