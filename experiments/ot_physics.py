@@ -68,6 +68,8 @@ def main() -> None:
     ap.add_argument("--guard", type=float, default=3.0)
     ap.add_argument("--iterations", type=int, default=1,
                     help="self-consistent CR fits (otus calibrate fit --iterations)")
+    ap.add_argument("--per-object", action="store_true",
+                    help="one map for each electron's log pT given its η, fitted on both pooled")
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--val-every", type=int, default=25)
     ap.add_argument("--fit-region", default=CR,
@@ -90,6 +92,7 @@ def main() -> None:
     model = work / (f"model_{mc.name}_{data.name}_{args.steps}_{args.solver}_i{args.inner_steps}"
                     f"_lr{args.lr}_g{args.guard}_b{args.batch_size}_v{args.val_every}"
                     + (f"_it{args.iterations}" if args.iterations > 1 else "")
+                    + ("_perobj" if args.per_object else "")
                     + ("" if args.fit_region == CR else "_fitall" if args.fit_region == "all"
                        else "_fit" + "".join(ch for ch in args.fit_region if ch.isalnum())))
     region_args = [] if args.fit_region == "all" else ["--region", args.fit_region]
@@ -100,7 +103,8 @@ def main() -> None:
              *region_args, "--steps", str(args.steps), "--inner-steps", str(args.inner_steps),
              "--val-every", str(args.val_every), "--solver", args.solver, "--lr", str(args.lr),
              "--guard", str(args.guard), "--batch-size", str(args.batch_size),
-             "--iterations", str(args.iterations), "--out", str(model))
+             "--iterations", str(args.iterations), *(["--per-object"] if args.per_object else []),
+             "--out", str(model))
     t_fit = time.perf_counter() - t0
     ev_mc, ev_data = read_events(mc / "events.h5"), read_events(data / "events.h5")
     cal = apply_map(OTMap.load(model / "map.pt"), ev_mc)

@@ -211,9 +211,53 @@ def _select(ev: Any, region: str | None) -> np.ndarray:
     return keep
 
 
+def object_groups(process: Process, features: Sequence[str],
+                  condition: Sequence[str]) -> list[tuple[list[str], list[str]]]:
+    """Per-object calibration: split ``features`` and ``condition`` into one
+    (features, condition) group per object, e.g. e-_logpt | e-_eta and e+_logpt | e+_eta.
+    Every object must list the same kinds in the same order (one map serves them all)."""
+    objs: list[int] = []
+    by_obj: dict[int, tuple[list[str], list[str]]] = {}
+    for names, slot in ((features, 0), (condition, 1)):
+        for n in names:
+            try:
+                i, _ = _split(n, process)
+            except ConfigError:
+                raise ConfigError(f"per-object calibration: {n!r} is not an object feature "
+                                  f"(e.g. e-_eta)") from None
+            if i not in by_obj:
+                if slot == 1:
+                    raise ConfigError(f"per-object calibration: {n!r} conditions an object "
+                                      f"that is not calibrated")
+                objs.append(i)
+                by_obj[i] = ([], [])
+            by_obj[i][slot].append(n)
+    groups = [by_obj[i] for i in objs]
+
+    def kinds(names: list[str]) -> list[str]:
+        return [_split(n, process)[1] for n in names]
+
+    first = (kinds(groups[0][0]), kinds(groups[0][1]))
+    for f, c in groups[1:]:
+        if (kinds(f), kinds(c)) != first:
+            raise ConfigError(f"per-object calibration: every object needs the same features "
+                              f"and conditions; {f + c} differ from {groups[0][0] + groups[0][1]}")
+    return groups
+
+
+def _stacked(process: Process, x: np.ndarray, w: np.ndarray,
+             groups: Sequence[tuple[Sequence[str], Sequence[str]]]
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of every group stacked: one row per object (features, conditions, weights)."""
+    f = np.concatenate([feature_matrix(process, x, g[0]) for g in groups])
+    c = np.concatenate([feature_matrix(process, x, g[1]) for g in groups])
+    return f, c, np.tile(w, len(groups))
+
+
 def fit_files(mc: str, data: str, *, features: Sequence[str] | None = None,
               condition: Sequence[str] = (), region: str | None = None,
-              iterations: int = 1, **fit_kw: Any) -> tuple[Any, dict[str, Any]]:
+              iterations: int = 1, per_object: bool = False,
+              **fit_kw: Any) -> tuple[Any, dict[str, Any]]:
     """Fit an OT map from the passing MC events to the passing data events (in ``region``).
 
     With ``iterations`` > 1 the MC side of the region is made self-consistent: a region cut
@@ -222,6 +266,9 @@ def fit_files(mc: str, data: str, *, features: Sequence[str] | None = None,
     differently. Each further fit selects the MC events whose *calibrated* observables (by
     the previous map) lie in the region, i.e. the events that the final calibrated sample
     puts there, as the data's region holds the data events that land there.
+
+    With ``per_object`` one map is fitted on the objects' rows pooled (each electron's log pT
+    given its own η, say: the detector response is per object) and applied to each object.
 
     Returns the :class:`otus.calibrate.ot.OTMap` (its ``info`` records process, features,
     condition and region) and a summary with event counts.
@@ -248,6 +295,8 @@ def fit_files(mc: str, data: str, *, features: Sequence[str] | None = None,
     if set(condition) & set(features):
         raise ConfigError(f"{sorted(set(condition) & set(features))} are both transported "
                           "and conditioned on")
+    groups = (object_groups(proc, features, condition) if per_object
+              else [(features, condition)])
     if iterations < 1:
         raise ConfigError(f"iterations must be >= 1, got {iterations}")
     m: Any = None
@@ -261,20 +310,22 @@ def fit_files(mc: str, data: str, *, features: Sequence[str] | None = None,
                 after = " after calibration" if moved is not ev else ""
                 raise InputFileError(f"{path}: only {int(keep.sum())} passing events in region "
                                      f"{region!r}{after}; need at least 10")
-            cols[f"x_{name}"] = feature_matrix(proc, ev.x[keep], features)
-            cols[f"c_{name}"] = feature_matrix(proc, ev.x[keep], condition)
-            cols[f"w_{name}"] = np.asarray(ev.weight, dtype=np.float64)[keep]
-        n_mc_history.append(len(cols["x_mc"]))
+            cols[f"x_{name}"], cols[f"c_{name}"], cols[f"w_{name}"] = _stacked(
+                proc, ev.x[keep], np.asarray(ev.weight, dtype=np.float64)[keep], groups)
+        n_mc_history.append(len(cols["x_mc"]) // len(groups))
         t = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in cols.items()}
         has_c = bool(condition)
         m = fit_ot_map(t["x_mc"], t["x_data"], cx=t["c_mc"] if has_c else None,
                        cy=t["c_data"] if has_c else None, wx=t["w_mc"], wy=t["w_data"],
                        **fit_kw)
+        n_obj = len(groups)
         m.info.update({"process": proc.name, "features": features, "condition": condition,
-                       "region": region, "n_mc": len(cols["x_mc"]),
-                       "n_data": len(cols["x_data"]), "iterations": it + 1,
+                       "groups": [[list(f), list(c)] for f, c in groups],
+                       "region": region, "n_mc": len(cols["x_mc"]) // n_obj,
+                       "n_data": len(cols["x_data"]) // n_obj, "iterations": it + 1,
                        "n_mc_per_iteration": list(n_mc_history)})
-    summary = {k: m.info[k] for k in ("process", "features", "condition", "region", "n_mc",
+    summary = {k: m.info[k] for k in ("process", "features", "condition", "groups", "region",
+                                      "n_mc",
                                       "n_data", "iterations", "n_mc_per_iteration",
                                       "best_step", "best", "last")}
     return m, summary
@@ -300,16 +351,21 @@ def apply_map(m: Any, ev: Any, *, region: str | None = None, batch_size: int = 6
     if proc_name != ev.process.name:
         raise InputFileError(f"dimension mismatch: the map calibrates {proc_name} events, "
                              f"the input holds {ev.process.name}")
-    features, condition = list(m.info["features"]), list(m.info["condition"])
+    groups = m.info.get("groups") or [[m.info["features"], m.info["condition"]]]
     keep = _select(ev, region)
     x = np.array(ev.x, copy=True)
     if keep.any():
         xk = ev.x[keep]
-        feats = torch.as_tensor(feature_matrix(ev.process, xk, features), dtype=torch.float32)
-        cond = (torch.as_tensor(feature_matrix(ev.process, xk, condition), dtype=torch.float32)
-                if condition else None)
-        moved = m.transport(feats, cond, batch_size=batch_size,
-                            device=device).double().cpu().numpy()
-        x[keep] = replace_features(ev.process, xk, features, moved)
+        # Per-object maps read every object's features before any is replaced (a condition
+        # such as e-_eta is never moved by the e+ group either way).
+        for features, condition in groups:
+            feats = torch.as_tensor(feature_matrix(ev.process, ev.x[keep], features),
+                                    dtype=torch.float32)
+            cond = (torch.as_tensor(feature_matrix(ev.process, ev.x[keep], condition),
+                                    dtype=torch.float32) if condition else None)
+            moved = m.transport(feats, cond, batch_size=batch_size,
+                                device=device).double().cpu().numpy()
+            xk = replace_features(ev.process, xk, features, moved)
+        x[keep] = xk
     return Events(ev.process, ev.z, x.astype(np.float32), ev.x_pass, ev.weight,
                   dict(ev.provenance))

@@ -35,6 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--iterations", type=int, default=1,
                    help="fits with a self-consistent --region: after the first, MC events are "
                         "selected by their calibrated observables (default 1: raw ones)")
+    f.add_argument("--per-object", action="store_true",
+                   help="one map for every object's features given its own conditions, fitted "
+                        "on the objects pooled (e.g. --features e-_logpt,e+_logpt --condition "
+                        "e-_eta,e+_eta: each electron's log pT given its η)")
     f.add_argument("--steps", type=int, default=2000, help="f steps (default 2000)")
     f.add_argument("--inner-steps", type=int, default=5, help="g steps per f step (default 5)")
     f.add_argument("--hidden", default="64,64,64", help="hidden widths (default 64,64,64)")
@@ -104,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         m, summary = fit_files(
             args.mc, args.data, features=_names(args.features),
             condition=_names(args.condition), region=args.region, hidden=hidden,
-            iterations=args.iterations,
+            iterations=args.iterations, per_object=args.per_object,
             steps=args.steps, inner_steps=args.inner_steps, batch_size=args.batch_size,
             lr=args.lr, val_every=args.val_every, init=args.init, solver=args.solver,
             conj_iters=args.conj_iters, cycle=args.cycle, clip_grad=args.clip_grad,

@@ -104,3 +104,37 @@ def test_self_consistent_region_selects_mc_by_its_calibrated_observables(
     _, s3 = fit_files(str(files["mc"]), str(files["data"]), iterations=3,
                       **{**kw, "region": None})
     assert s3["iterations"] == 1
+
+
+def test_per_object_map_is_fitted_on_pooled_objects_and_moves_each(
+        files: dict[str, Path]) -> None:
+    from otus.calibrate.ot_events import apply_map, fit_files, object_groups
+    from otus.errors import ConfigError
+
+    out = files["dir"] / "perobj"
+    assert main(["calibrate", "fit", "--mc", str(files["mc"]), "--data", str(files["data"]),
+                 "--features", "e-_logpt,e+_logpt", "--condition", "e-_eta,e+_eta",
+                 "--per-object", "--out", str(out), "--steps", "150", "--inner-steps", "2",
+                 "--hidden", "16,16", "--batch-size", "256", "--val-every", "25",
+                 "--solver", "conjugate"]) == 0
+    diag = json.loads((out / "diagnostics.json").read_text())
+    assert diag["groups"] == [[["e-_logpt"], ["e-_eta"]], [["e+_logpt"], ["e+_eta"]]]
+    assert diag["n_mc"] == 1480  # events; the map saw 2 × 1480 electrons
+    from otus.calibrate.ot import OTMap
+
+    m = OTMap.load(out / "map.pt")
+    assert m.g.dim == 1 and m.g.cond_dim == 1
+    mc, data = read_events(files["mc"]), read_events(files["data"])
+    cal = apply_map(m, mc)
+    for i in range(2):  # the data are 5 % harder in both electrons: both move toward it
+        pt = [fv.pt(fv.objects(e.x[e.x_pass].astype(float), 2)[:, i]) for e in (mc, cal, data)]
+        gap_before = abs(np.log(pt[0]).mean() - np.log(pt[2]).mean())
+        gap_after = abs(np.log(pt[1]).mean() - np.log(pt[2]).mean())
+        assert gap_after < 0.5 * gap_before
+    with pytest.raises(ConfigError, match="same features"):
+        object_groups(ZEE, ["e-_logpt", "e+_pt"], ["e-_eta", "e+_eta"])
+    with pytest.raises(ConfigError, match="not calibrated"):
+        object_groups(ZEE, ["e-_logpt"], ["e+_eta"])
+    with pytest.raises(ConfigError, match="not an object feature"):
+        fit_files(str(files["mc"]), str(files["data"]), features=["e-_logpt", "e+_logpt"],
+                  condition=["m_ee"], per_object=True)
