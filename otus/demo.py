@@ -184,6 +184,7 @@ def run_demo(out: str | Path = "demo_output", *, settings: DemoSettings | None =
            lambda: _cli("calibrate", "fit", "--mc", sim / "events.h5", "--data",
                         data / "events.h5", "--region", CR, "--out", cal,
                         "--features", "e-_logpt,e+_logpt", "--condition", "e-_eta,e+_eta",
+                        "--per-object", "--solver", "conjugate", "--inner-steps", 3,
                         "--steps", s.calibrate_steps, "--seed", sd))
     st.run("apply the transport map", lambda: _cli("calibrate", "apply", cal, "--input",
                                                    sim / "events.h5", "--out", cal_out))
@@ -251,7 +252,8 @@ def _sections(root: Path, s: DemoSettings, st: _Stages, ev_sim: Path, ev_unf: Pa
         "Calibration toward pseudo-data: fitted in the Z-peak CR, checked in the off-peak SR",
         f"Pseudo-data: the same generator with {s.data_resolution_scale}× resolution and "
         f"{s.data_energy_scale}× energy scale. CR: `{CR}`; SR: `{SR}`. Reweighting moves "
-        "weights (k-fold classifier, w = s/(1−s)); ICNN transport moves events (x′ = ∇g(x)).",
+        "weights (k-fold classifier, w = s/(1−s)); ICNN transport moves events (x′ = ∇g(x): "
+        "one map of each electron's log pT given its η).",
         rows, figs,
     ))
     return secs

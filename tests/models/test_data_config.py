@@ -23,7 +23,7 @@ def test_experiment_configs_load(name: str) -> None:
     cfg = load_config(ROOT / "experiments" / f"{name}.yaml", process=process)
     assert cfg.process == process
     assert config_from_dict(cfg.to_dict()) == cfg
-    assert (cfg.loss.paired > 0) == (name == "zee_paired")
+    assert (cfg.loss.paired > 0) == (name in ("zee_paired", "zee_fast"))
 
 
 def test_config_errors(tmp_path: Path) -> None:
