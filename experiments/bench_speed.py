@@ -152,8 +152,10 @@ def _train_steps(metrics: Path) -> int:
     return max(steps) + 1 if steps else 0
 
 
-def training(sizes: list[int], tmp: Path, seconds: int) -> list[tuple[int, float, float, int]]:
-    """Peak RSS (MB) and training throughput (events/s) of `otus fit` for growing datasets."""
+def training(sizes: list[int], tmp: Path, seconds: int,
+             extra: tuple[str, ...] = ()) -> list[tuple[int, float, float, int]]:
+    """Peak RSS (MB) and training throughput (events/s) of `otus fit` (with ``extra``
+    options) for growing datasets."""
     base = read_events(SAMPLE)
     out = []
     probe = ("import resource, subprocess, sys, time; t=time.time(); "
@@ -166,7 +168,7 @@ def training(sizes: list[int], tmp: Path, seconds: int) -> list[tuple[int, float
         run = tmp / f"run_{n}"
         cmd = [sys.executable, "-c", probe, sys.executable, "-m", "otus", "fit", "zee",
                "--data", str(f), "--out", str(run), "--max-epochs", "1000",
-               "--max-time", f"00:00:00:{seconds:02d}"]
+               "--max-time", f"00:00:00:{seconds:02d}", *extra]
         res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
         rss_kb, wall, rc = res.stdout.split()[-3:]
         metrics = run / "metrics.csv"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["fidelity", "model", "demo", "speed", "memory", "generate", "generate_validation", "reweight",
+ORDER = ["fidelity", "model", "demo", "speed", "memory", "memory_caps", "generate", "generate_validation", "reweight",
          "reweight_seed1", "reweight_seed1_repeats4", "ot",
          "reliability", "io"]
 
