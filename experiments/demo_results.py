@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,7 +33,7 @@ def main() -> None:
         "# `make demo`: the main job end to end", "",
         f"- command: `time make demo`; wall time **{a.wall}**",
         f"- machine: {platform.node()} ({platform.machine()}, "
-        f"{len(__import__('os').sched_getaffinity(0))} CPU cores visible)",
+        f"{len(os.sched_getaffinity(0))} CPU cores visible)",
         f"- date: {stamp:%Y-%m-%d %H:%M} UTC (report written)",
         *([f"- note: {a.note}"] if a.note else []), "",
         "Numbers copied from the run's report.md by `experiments/demo_results.py`.", "",

@@ -299,34 +299,40 @@ def fit_files(mc: str, data: str, *, features: Sequence[str] | None = None,
               else [(features, condition)])
     if iterations < 1:
         raise ConfigError(f"iterations must be >= 1, got {iterations}")
+
+    def columns(path: str, ev: Any, moved: Any) -> dict[str, Any]:
+        """Stacked rows of ``ev`` whose ``moved`` version lies in the region."""
+        keep = _select(moved, region)
+        if keep.sum() < 10:
+            after = " after calibration" if moved is not ev else ""
+            raise InputFileError(f"{path}: only {int(keep.sum())} passing events in region "
+                                 f"{region!r}{after}; need at least 10")
+        x, c, w = _stacked(proc, ev.x[keep], np.asarray(ev.weight, dtype=np.float64)[keep],
+                           groups)
+        return {"x": torch.as_tensor(x, dtype=torch.float32),
+                "c": torch.as_tensor(c, dtype=torch.float32),
+                "w": torch.as_tensor(w, dtype=torch.float32)}
+
+    src = columns(mc, ev_mc, ev_mc)
+    target = columns(data, ev_data, ev_data)  # the data side never moves
+    has_c = bool(condition)
     m: Any = None
     n_mc_history: list[int] = []
-    for it in range(iterations if region is not None else 1):
-        cols: dict[str, np.ndarray] = {}
-        for name, path, ev in (("mc", mc, ev_mc), ("data", data, ev_data)):
-            moved = ev if (name == "data" or m is None) else apply_map(m, ev)
-            keep = _select(moved, region)
-            if keep.sum() < 10:
-                after = " after calibration" if moved is not ev else ""
-                raise InputFileError(f"{path}: only {int(keep.sum())} passing events in region "
-                                     f"{region!r}{after}; need at least 10")
-            cols[f"x_{name}"], cols[f"c_{name}"], cols[f"w_{name}"] = _stacked(
-                proc, ev.x[keep], np.asarray(ev.weight, dtype=np.float64)[keep], groups)
-        n_mc_history.append(len(cols["x_mc"]) // len(groups))
-        t = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in cols.items()}
-        has_c = bool(condition)
-        m = fit_ot_map(t["x_mc"], t["x_data"], cx=t["c_mc"] if has_c else None,
-                       cy=t["c_data"] if has_c else None, wx=t["w_mc"], wy=t["w_data"],
+    for _ in range(iterations if region is not None else 1):
+        if m is not None:
+            src = columns(mc, ev_mc, apply_map(m, ev_mc))
+        n_mc_history.append(len(src["x"]) // len(groups))
+        m = fit_ot_map(src["x"], target["x"], cx=src["c"] if has_c else None,
+                       cy=target["c"] if has_c else None, wx=src["w"], wy=target["w"],
                        **fit_kw)
-        n_obj = len(groups)
+        # every iteration: apply_map reads the process and the groups from the map's info
         m.info.update({"process": proc.name, "features": features, "condition": condition,
-                       "groups": [[list(f), list(c)] for f, c in groups],
-                       "region": region, "n_mc": len(cols["x_mc"]) // n_obj,
-                       "n_data": len(cols["x_data"]) // n_obj, "iterations": it + 1,
+                       "groups": [[list(f), list(c)] for f, c in groups], "region": region,
+                       "n_mc": n_mc_history[-1], "n_data": len(target["x"]) // len(groups),
+                       "iterations": len(n_mc_history),
                        "n_mc_per_iteration": list(n_mc_history)})
     summary = {k: m.info[k] for k in ("process", "features", "condition", "groups", "region",
-                                      "n_mc",
-                                      "n_data", "iterations", "n_mc_per_iteration",
+                                      "n_mc", "n_data", "iterations", "n_mc_per_iteration",
                                       "best_step", "best", "last")}
     return m, summary
 
@@ -355,13 +361,14 @@ def apply_map(m: Any, ev: Any, *, region: str | None = None, batch_size: int = 6
     keep = _select(ev, region)
     x = np.array(ev.x, copy=True)
     if keep.any():
-        xk = ev.x[keep]
-        # Per-object maps read every object's features before any is replaced (a condition
-        # such as e-_eta is never moved by the e+ group either way).
+        orig = ev.x[keep]
+        xk = orig
+        # Every group reads the uncalibrated features (per-object maps never see a partner's
+        # calibrated values).
         for features, condition in groups:
-            feats = torch.as_tensor(feature_matrix(ev.process, ev.x[keep], features),
+            feats = torch.as_tensor(feature_matrix(ev.process, orig, features),
                                     dtype=torch.float32)
-            cond = (torch.as_tensor(feature_matrix(ev.process, ev.x[keep], condition),
+            cond = (torch.as_tensor(feature_matrix(ev.process, orig, condition),
                                     dtype=torch.float32) if condition else None)
             moved = m.transport(feats, cond, batch_size=batch_size,
                                 device=device).double().cpu().numpy()

@@ -58,6 +58,11 @@ class LossConfig:
     mass_scale: float = 1.0  # scale of the standardised invariant-mass features in the loss
     features: tuple[str, ...] = ("p4", "pteta", "masses")
 
+    @property
+    def uses_pairs(self) -> bool:
+        """Whether a paired term (``paired`` or ``paired_unfold``) is switched on."""
+        return self.paired > 0 or self.paired_unfold > 0
+
 
 @dataclass(frozen=True)
 class DataConfig:

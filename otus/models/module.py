@@ -217,7 +217,7 @@ class OtusModule(pl.LightningModule):
             + _wmean(_one_minus_cos(z[:, 4 * iz:4 * iz + 3], x_sim[:, 4 * ix:4 * ix + 3]), wz)
         )
         lc = self.cfg.loss
-        if zx is not None and z_pass is not None and (lc.paired > 0 or lc.paired_unfold > 0):
+        if zx is not None and z_pass is not None and lc.uses_pairs:
             out.update(self._paired(z, wz, z_pass, zx, x_sim, acc_sim, generator))
         if self.decoder.c_out.has_free_energy or self.encoder.c_out.has_free_energy:
             out["minkowski"] = minkowski_penalty(x_sim) + minkowski_penalty(x_hat) \

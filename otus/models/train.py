@@ -80,12 +80,11 @@ def _fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str],
         print(f"otus fit: {dm.z_path} carries no detector pass flags; training without the "
               f"efficiency model ε(z) (net.efficiency: false)", file=sys.stderr)
         cfg = replace(cfg, "net", efficiency=False)
-    wants_pairs = cfg.loss.paired > 0 or cfg.loss.paired_unfold > 0
-    if wants_pairs and not dm.z_has_flags and not resume:
+    if cfg.loss.uses_pairs and not dm.z_has_flags and not resume:
         print(f"otus fit: {dm.z_path} is not paired (no detector level); training unpaired "
               f"(loss.paired and loss.paired_unfold: 0)", file=sys.stderr)
         cfg = replace(cfg, "loss", paired=0.0, paired_unfold=0.0)
-    dm.paired = cfg.loss.paired > 0 or cfg.loss.paired_unfold > 0
+    dm.paired = cfg.loss.uses_pairs
     if dm.paired and dm.z_path.resolve() != dm.x_path.resolve() and not resume:
         print(f"otus fit: loss.paired learns p(x | z) from the detector level stored in "
               f"{dm.z_path}; if {dm.x_path} is real data, train unpaired (loss.paired: 0)",

@@ -74,7 +74,8 @@ def test_negative_weights_are_used_not_dropped() -> None:
     assert got[15] / got[0] > 1.3
 
 
-def test_kfold_no_event_weighted_by_a_model_that_saw_it(monkeypatch) -> None:
+def _spy_on_training(monkeypatch) -> list[set[int]]:
+    """Record, for every classifier trained, the hashes of the MC events it saw."""
     seen: list[set[int]] = []
     orig = rw.train_classifier
 
@@ -83,6 +84,11 @@ def test_kfold_no_event_weighted_by_a_model_that_saw_it(monkeypatch) -> None:
         return orig(x_mc, w_mc, x_data, w_data, config=config, seed=seed)
 
     monkeypatch.setattr(rw, "train_classifier", spy)
+    return seen
+
+
+def test_kfold_no_event_weighted_by_a_model_that_saw_it(monkeypatch) -> None:
+    seen = _spy_on_training(monkeypatch)
     xm, xd = _shifted(3000, 0.3, 2)
     fit = fit_reweighter(xm, np.ones(len(xm)), xd, np.ones(len(xd)), config=FAST)
     h = row_hash(xm, seed=FAST.seed)
@@ -102,14 +108,7 @@ def test_kfold_no_event_weighted_by_a_model_that_saw_it(monkeypatch) -> None:
 
 
 def test_ensemble_keeps_the_kfold_guarantee(monkeypatch) -> None:
-    seen: list[set[int]] = []
-    orig = rw.train_classifier
-
-    def spy(x_mc, w_mc, x_data, w_data, *, config, seed):
-        seen.append(set(row_hash(x_mc, seed=config.seed).tolist()))
-        return orig(x_mc, w_mc, x_data, w_data, config=config, seed=seed)
-
-    monkeypatch.setattr(rw, "train_classifier", spy)
+    seen = _spy_on_training(monkeypatch)
     cfg = ReweightConfig(**{**FAST.__dict__, "repeats": 2, "epochs": 3})
     xm, xd = _shifted(2000, 0.3, 7)
     fit = fit_reweighter(xm, np.ones(len(xm)), xd, np.ones(len(xd)), config=cfg)
