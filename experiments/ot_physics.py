@@ -70,10 +70,16 @@ def main() -> None:
                     help="self-consistent CR fits (otus calibrate fit --iterations)")
     ap.add_argument("--per-object", action="store_true",
                     help="one map for each electron's log pT given its η, fitted on both pooled")
+    ap.add_argument("--objective", choices=("dual", "region"), default="dual",
+                    help="otus calibrate fit --objective (region: the calibrated MC events "
+                         "that land in the CR are matched to the data there)")
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--val-every", type=int, default=25)
     ap.add_argument("--fit-region", default=CR,
                     help="events the map is fitted on ('all': no selection; default the CR)")
+    ap.add_argument("--floor", action="store_true",
+                    help="also compare a second data sample (seed 23, same response) with the "
+                         "data: the AUC and χ²_R a perfect calibration would reach")
     ap.add_argument("--work", default="/work/scratch/ot")
     ap.add_argument("--out", default="experiments/results/ot_physics.json")
     args = ap.parse_args()
@@ -88,9 +94,16 @@ def main() -> None:
         otus("generate", "zee", "--events", str(n), "--seed", "22", "--out", str(data),
              "--energy-scale", str(args.energy_scale),
              "--resolution-scale", str(args.resolution_scale))
+    data2 = work / f"zee_data_n{n}_s23_e{args.energy_scale}_r{args.resolution_scale}"
+    if args.floor and not (data2 / "events.h5").exists():
+        otus("generate", "zee", "--events", str(n), "--seed", "23", "--out", str(data2),
+             "--energy-scale", str(args.energy_scale),
+             "--resolution-scale", str(args.resolution_scale))
     t_gen = time.perf_counter() - t0
-    model = work / (f"model_{mc.name}_{data.name}_{args.steps}_{args.solver}_i{args.inner_steps}"
-                    f"_lr{args.lr}_g{args.guard}_b{args.batch_size}_v{args.val_every}"
+    dual = args.objective == "dual"
+    tag = (f"{args.solver}_i{args.inner_steps}_lr{args.lr}_g{args.guard}_b{args.batch_size}"
+           if dual else f"region_lr{args.lr}_b{args.batch_size}")
+    model = work / (f"model_{mc.name}_{data.name}_{args.steps}_{tag}_v{args.val_every}"
                     + (f"_it{args.iterations}" if args.iterations > 1 else "")
                     + ("_perobj" if args.per_object else "")
                     + ("" if args.fit_region == CR else "_fitall" if args.fit_region == "all"
@@ -100,11 +113,12 @@ def main() -> None:
     if not (model / "map.pt").exists():
         otus("calibrate", "fit", "--mc", str(mc / "events.h5"), "--data", str(data / "events.h5"),
              "--features", "e-_logpt,e+_logpt", "--condition", "e-_eta,e+_eta",
-             *region_args, "--steps", str(args.steps), "--inner-steps", str(args.inner_steps),
-             "--val-every", str(args.val_every), "--solver", args.solver, "--lr", str(args.lr),
-             "--guard", str(args.guard), "--batch-size", str(args.batch_size),
-             "--iterations", str(args.iterations), *(["--per-object"] if args.per_object else []),
-             "--out", str(model))
+             *region_args, "--steps", str(args.steps), "--val-every", str(args.val_every),
+             "--lr", str(args.lr), "--batch-size", str(args.batch_size),
+             "--objective", args.objective,
+             *(["--inner-steps", str(args.inner_steps), "--solver", args.solver, "--guard",
+                str(args.guard), "--iterations", str(args.iterations)] if dual else []),
+             *(["--per-object"] if args.per_object else []), "--out", str(model))
     t_fit = time.perf_counter() - t0
     ev_mc, ev_data = read_events(mc / "events.h5"), read_events(data / "events.h5")
     cal = apply_map(OTMap.load(model / "map.pt"), ev_mc)
@@ -114,6 +128,8 @@ def main() -> None:
         d = region_obs(ev_data, reg)
         res[reg_name] = {"before": compare(region_obs(ev_mc, reg), d),
                          "after": compare(region_obs(cal, reg), d)}
+        if args.floor:
+            res[reg_name]["floor"] = compare(region_obs(read_events(data2 / "events.h5"), reg), d)
         print(reg_name, json.dumps(res[reg_name]), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1, default=float))

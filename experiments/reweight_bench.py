@@ -435,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=None, help="otus: maximum epochs")
     ap.add_argument("--hidden", default=None, help="otus: hidden widths, e.g. 32,32,32")
     ap.add_argument("--val-fraction", type=float, default=None, help="otus: early-stop split")
+    ap.add_argument("--ema-epochs", type=float, default=None,
+                    help="otus: horizon (epochs) of the classifier's weight average")
     ap.add_argument("--quick", action="store_true", help="small samples (a smoke run)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "experiments/results/reweight.md")
@@ -451,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": args.batch_size,
         "epochs": args.epochs,
         "val_fraction": args.val_fraction,
+        "ema_epochs": args.ema_epochs,
     }
     if args.hidden:
         opts["hidden"] = tuple(int(v) for v in args.hidden.split(","))

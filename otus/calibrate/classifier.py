@@ -72,21 +72,39 @@ class Classifier(nn.Module):
 
 
 class LitClassifier(pl.LightningModule):
-    """Thin Lightning wrapper: weighted BCE, Adam, train/val logging."""
+    """Thin Lightning wrapper: weighted BCE, Adam, train/val logging.
 
-    def __init__(self, net: Classifier, lr: float) -> None:
+    ``ema`` > 0: an exponential moving average of the weights (decay ``ema`` per step) is
+    kept, validated and returned instead of the last weights; it averages out the step-to-step
+    noise of the optimiser, which otherwise dominates the error of the ratio where it is
+    large (the MC is sparse there).
+    """
+
+    def __init__(self, net: Classifier, lr: float, ema: float = 0.0) -> None:
         super().__init__()
         self.net = net
         self.lr = lr
+        self.ema = (torch.optim.swa_utils.AveragedModel(
+            net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema))
+            if ema > 0 else None)
+
+    def evaluated(self) -> Classifier:
+        """The network that is validated and kept: the average, or the trained one."""
+        return self.net if self.ema is None else self.ema.module
 
     def _step(self, batch: tuple[torch.Tensor, ...], stage: str) -> torch.Tensor:
         x, y, w = batch
-        loss = weighted_bce(self.net(x), y, w)
+        net = self.net if stage == "train" else self.evaluated()
+        loss = weighted_bce(net(x), y, w)
         self.log(f"{stage}_loss", loss, prog_bar=False, batch_size=len(x))
         return loss
 
     def training_step(self, batch: tuple[torch.Tensor, ...], _: int) -> torch.Tensor:
         return self._step(batch, "train")
+
+    def on_train_batch_end(self, *_: Any) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.net)
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], _: int) -> torch.Tensor:
         return self._step(batch, "val")
@@ -95,6 +113,14 @@ class LitClassifier(pl.LightningModule):
         opt = torch.optim.Adam(self.parameters(), lr=self.lr)
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=2)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss"}}
+
+
+def _ema_decay(config: ReweightConfig, n_train: int) -> float:
+    """Per-step decay of the weight average whose horizon is ``config.ema_epochs`` epochs."""
+    if config.ema_epochs <= 0:
+        return 0.0
+    steps = max(1, -(-n_train // config.batch_size))
+    return 1.0 - 1.0 / max(1.0, config.ema_epochs * steps)
 
 
 class _KeepBest(pl.Callback):
@@ -108,7 +134,7 @@ class _KeepBest(pl.Callback):
         loss = trainer.callback_metrics.get("val_loss")
         if loss is not None and float(loss) < self.best and not trainer.sanity_checking:
             self.best = float(loss)
-            self.state = copy.deepcopy(module.net.state_dict())
+            self.state = copy.deepcopy(module.evaluated().state_dict())
 
 
 def _loader(
@@ -183,7 +209,7 @@ def train_classifier(
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*LeafSpec.*")
         trainer.fit(
-            LitClassifier(net, config.lr),
+            LitClassifier(net, config.lr, _ema_decay(config, int((~is_val).sum()))),
             _loader(x[~is_val], y[~is_val], w[~is_val], config.batch_size, gen),
             _loader(x[is_val], y[is_val], w[is_val], 8 * config.batch_size, None),
         )

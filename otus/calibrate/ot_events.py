@@ -100,32 +100,52 @@ def check_transportable(process: Process, names: Sequence[str]) -> None:
             raise ConfigError(f"{o}: give pt or logpt, not both")
 
 
+def rebuild_objects(process: Process, p: Any, new: dict[int, dict[str, Any]]) -> Any:
+    """Four-momenta ``p`` [N, n, 4] (numpy or torch) with the kinds ``new`` {object index:
+    {kind: values}} replaced and those objects' energies put back on the mass shell.
+
+    Works on torch tensors too (differentiable in the new values), for the region objective.
+    """
+    xp = fv.namespace(p)
+    out = []
+    for i in range(p.shape[1]):
+        kinds = new.get(i)
+        if not kinds:
+            out.append(p[:, i])
+            continue
+        m = process.x_masses[i]
+        mass = fv.mass(p[:, i]) if np.isnan(m) else m
+        if set(kinds) <= set(CARTESIAN):
+            p3 = fv.stack([kinds.get(k, p[:, i, j]) for j, k in enumerate(CARTESIAN)], p)
+        else:
+            pt = xp.exp(kinds["logpt"]) if "logpt" in kinds else kinds.get("pt", fv.pt(p[:, i]))
+            eta = kinds.get("eta", fv.eta(p[:, i]))
+            phi = kinds.get("phi", fv.phi(p[:, i]))
+            if process.x_objects[i] == "met":
+                eta = pt * 0.0
+            p3 = fv.from_ptetaphim(pt, eta, phi, 0.0)[:, :3]
+        out.append(fv.on_shell(p3, mass))
+    return xp.stack(out, 1)
+
+
+def new_values(process: Process, names: Sequence[str], values: Any) -> dict[int, dict[str, Any]]:
+    """{object index: {kind: column}} for feature ``names`` and ``values`` [N, len(names)]."""
+    new: dict[int, dict[str, Any]] = {}
+    for j, n in enumerate(names):
+        i, kind = _split(n, process)
+        new.setdefault(i, {})[kind] = values[:, j]
+    return new
+
+
 def replace_features(process: Process, x: np.ndarray, names: Sequence[str],
                      values: np.ndarray) -> np.ndarray:
     """Rows ``x`` with features ``names`` set to ``values`` and energies back on shell."""
     check_transportable(process, names)
-    out = np.array(x, dtype=np.float64, copy=True)
+    out = np.asarray(x, dtype=np.float64)
     p = fv.objects(out, len(process.x_objects))
-    new: dict[int, dict[str, np.ndarray]] = {}
-    for j, n in enumerate(names):
-        i, kind = _split(n, process)
-        new.setdefault(i, {})[kind] = np.asarray(values[:, j], dtype=np.float64)
-    for i, kinds in new.items():
-        m = process.x_masses[i]
-        mass = fv.mass(p[:, i]) if np.isnan(m) else m
-        if set(kinds) <= set(CARTESIAN):
-            p3 = p[:, i, :3].copy()
-            for k, v in kinds.items():
-                p3[:, CARTESIAN.index(k)] = v
-        else:
-            pt = np.exp(kinds["logpt"]) if "logpt" in kinds else kinds.get("pt", fv.pt(p[:, i]))
-            eta = kinds.get("eta", fv.eta(p[:, i]))
-            phi = kinds.get("phi", fv.phi(p[:, i]))
-            if process.x_objects[i] == "met":
-                eta = np.zeros_like(pt)
-            p3 = fv.from_ptetaphim(pt, eta, phi, 0.0)[:, :3]
-        p[:, i] = fv.on_shell(p3, mass)
-    return out.reshape(np.shape(x)).astype(np.asarray(x).dtype)
+    p = rebuild_objects(process, p, new_values(process, names,
+                                               np.asarray(values, dtype=np.float64)))
+    return p.reshape(np.shape(x)).astype(np.asarray(x).dtype)
 
 
 _CMP: dict[type, Callable[[Any, Any], Any]] = {
@@ -256,7 +276,7 @@ def _stacked(process: Process, x: np.ndarray, w: np.ndarray,
 
 def fit_files(mc: str, data: str, *, features: Sequence[str] | None = None,
               condition: Sequence[str] = (), region: str | None = None,
-              iterations: int = 1, per_object: bool = False,
+              iterations: int = 1, per_object: bool = False, objective: str = "dual",
               **fit_kw: Any) -> tuple[Any, dict[str, Any]]:
     """Fit an OT map from the passing MC events to the passing data events (in ``region``).
 
@@ -269,6 +289,12 @@ def fit_files(mc: str, data: str, *, features: Sequence[str] | None = None,
 
     With ``per_object`` one map is fitted on the objects' rows pooled (each electron's log pT
     given its own η, say: the detector response is per object) and applied to each object.
+
+    ``objective``: ``"dual"`` fits the min-max dual between the two region samples
+    (:func:`otus.calibrate.ot.fit_ot_map`, ``fit_kw`` its options); ``"region"`` fits the map
+    so that the *calibrated* MC events landing in ``region`` match the data there
+    (:func:`otus.calibrate.ot_region.fit_region_map`, ``fit_kw`` its options): the selection
+    is consistent by construction, so ``iterations`` does not apply.
 
     Returns the :class:`otus.calibrate.ot.OTMap` (its ``info`` records process, features,
     condition and region) and a summary with event counts.
@@ -299,6 +325,13 @@ def fit_files(mc: str, data: str, *, features: Sequence[str] | None = None,
               else [(features, condition)])
     if iterations < 1:
         raise ConfigError(f"iterations must be >= 1, got {iterations}")
+    if objective not in ("dual", "region"):
+        raise ConfigError(f"unknown objective {objective!r}; choose dual or region")
+    if objective == "region" and region is None:
+        raise ConfigError("the region objective needs a region (the cut it keeps consistent)")
+    if objective == "region" and iterations != 1:
+        raise ConfigError("iterations apply to the dual objective; the region objective "
+                          "selects the MC by its calibrated observables at every step")
 
     def columns(path: str, ev: Any, moved: Any) -> dict[str, Any]:
         """Stacked rows of ``ev`` whose ``moved`` version lies in the region."""
@@ -322,18 +355,29 @@ def fit_files(mc: str, data: str, *, features: Sequence[str] | None = None,
         if m is not None:
             src = columns(mc, ev_mc, apply_map(m, ev_mc))
         n_mc_history.append(len(src["x"]) // len(groups))
-        m = fit_ot_map(src["x"], target["x"], cx=src["c"] if has_c else None,
-                       cy=target["c"] if has_c else None, wx=src["w"], wy=target["w"],
-                       **fit_kw)
+        if objective == "region":
+            from otus.calibrate.ot_region import fit_region_map
+
+            keep_m, keep_d = np.asarray(ev_mc.x_pass, bool), _select(ev_data, region)
+            m = fit_region_map(proc, ev_mc.x[keep_m], np.asarray(ev_mc.weight)[keep_m],
+                               ev_data.x[keep_d], np.asarray(ev_data.weight)[keep_d],
+                               groups=groups, region=region, **fit_kw)
+            m.info.update({"process": proc.name, "features": features, "condition": condition,
+                           "groups": [[list(f), list(c)] for f, c in groups]})
+            n_mc_history[-1] = int(_select(apply_map(m, ev_mc), region).sum())
+        else:
+            m = fit_ot_map(src["x"], target["x"], cx=src["c"] if has_c else None,
+                           cy=target["c"] if has_c else None, wx=src["w"], wy=target["w"],
+                           **fit_kw)
         # every iteration: apply_map reads the process and the groups from the map's info
         m.info.update({"process": proc.name, "features": features, "condition": condition,
                        "groups": [[list(f), list(c)] for f, c in groups], "region": region,
                        "n_mc": n_mc_history[-1], "n_data": len(target["x"]) // len(groups),
                        "iterations": len(n_mc_history),
-                       "n_mc_per_iteration": list(n_mc_history)})
+                       "n_mc_per_iteration": list(n_mc_history), "objective": objective})
     summary = {k: m.info[k] for k in ("process", "features", "condition", "groups", "region",
-                                      "n_mc", "n_data", "iterations", "n_mc_per_iteration",
-                                      "best_step", "best", "last")}
+                                      "objective", "n_mc", "n_data", "iterations",
+                                      "n_mc_per_iteration", "best_step", "best", "last")}
     return m, summary
 
 

@@ -20,6 +20,7 @@ class ReweightConfig:
     batch_size: int = 2048
     lr: float = 2e-3
     val_fraction: float = 0.1  # of each fold's training events, for early stopping
+    ema_epochs: float = 0.0  # horizon (epochs) of the weights' moving average; 0: off
     patience: int = 6
     normalise: str = "data"  # "data": sum w' = sum w_data; "mc": keep the MC sum; "none"
     clip: float | None = None  # largest ratio r kept; None = no clipping (reported anyway)
@@ -40,5 +41,7 @@ class ReweightConfig:
             raise ConfigError(f"clip must be a ratio above 1, got {self.clip}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must lie in (0, 1), got {self.val_fraction}")
+        if not self.ema_epochs >= 0.0:
+            raise ConfigError(f"ema_epochs must be >= 0, got {self.ema_epochs}")
         if self.epochs < 1 or self.batch_size < 1 or not self.hidden:
             raise ConfigError("epochs, batch_size and hidden must be positive")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from otus.cli._common import add_seed
@@ -11,6 +12,14 @@ from otus.cli._common import add_seed
 
 def _names(s: str | None) -> list[str]:
     return [t.strip() for t in s.split(",") if t.strip()] if s else []
+
+
+# defaults of the objective-specific options (None on the command line: not given)
+COMMON = {"steps": None, "batch_size": None, "lr": None}
+DUAL = {"steps": 2000, "batch_size": 1024, "lr": 1e-3, "inner_steps": 5, "solver": "minmax",
+        "conj_iters": 10, "cycle": 0.0, "clip_grad": 0.0, "guard": 3.0, "init": "gaussian",
+        "isotropic": False}
+REGION = {"steps": 300, "batch_size": 16384, "lr": 3e-3, "projections": 64}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,30 +48,45 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="one map for every object's features given its own conditions, fitted "
                         "on the objects pooled (e.g. --features e-_logpt,e+_logpt --condition "
                         "e-_eta,e+_eta: each electron's log pT given its η)")
-    f.add_argument("--steps", type=int, default=2000, help="f steps (default 2000)")
-    f.add_argument("--inner-steps", type=int, default=5, help="g steps per f step (default 5)")
+    f.add_argument("--objective", choices=("dual", "region"), default="dual",
+                   help="dual: Makkuva et al.'s min-max dual between the MC and data events "
+                        "in --region; region: fit the map so that the calibrated MC events "
+                        "that land in --region match the data there (selection redone on the "
+                        "calibrated events every step; use it when the region is cut on what "
+                        "the map moves, e.g. m_ee) (default dual)")
+    f.add_argument("--steps", type=int, default=None,
+                   help=f"f steps (dual, default {DUAL['steps']}) or steps (region, default "
+                        f"{REGION['steps']})")
+    f.add_argument("--inner-steps", type=int, default=None,
+                   help=f"dual: g steps per f step (default {DUAL['inner_steps']})")
     f.add_argument("--hidden", default="64,64,64", help="hidden widths (default 64,64,64)")
-    f.add_argument("--batch-size", type=int, default=1024)
-    f.add_argument("--lr", type=float, default=1e-3)
+    f.add_argument("--batch-size", type=int, default=None,
+                   help=f"events per step (default {DUAL['batch_size']} dual, "
+                        f"{REGION['batch_size']} region)")
+    f.add_argument("--lr", type=float, default=None,
+                   help=f"Adam learning rate (default {DUAL['lr']:g} dual, {REGION['lr']:g} region)")
+    f.add_argument("--projections", type=int, default=None,
+                   help="region: random directions of the sliced distance per step, besides "
+                        f"the coordinate axes (default {REGION['projections']})")
     f.add_argument("--val-every", type=int, default=25,
                    help="f steps between validations; the best validated state is kept, so "
                    "validate often: the min-max can diverge (default 25)")
-    f.add_argument("--solver", choices=("conjugate", "minmax"), default="minmax",
-                   help="minmax: Makkuva et al.'s inner g steps; conjugate: exact conjugate "
-                        "argmax from ∇g per step (amortised, Amos 2022) (default minmax)")
-    f.add_argument("--conj-iters", type=int, default=10,
-                   help="conjugate-solver iterations per step (default 10)")
-    f.add_argument("--cycle", type=float, default=0.0,
-                   help="weight of the W2GN cycle regulariser |∇f(∇g(x)) - x|² (default 0)")
-    f.add_argument("--clip-grad", type=float, default=0.0,
-                   help="max gradient norm per step, 0: off (default 0)")
-    f.add_argument("--guard", type=float, default=3.0,
-                   help="revert to the best state (and halve the lr) when the validation "
-                        "score exceeds this multiple of the best, 0: off (default 3)")
-    f.add_argument("--init", choices=("gaussian", "identity"), default="gaussian",
-                   help="start from the Gaussian (linear) OT map or the identity")
-    f.add_argument("--isotropic", action="store_true",
-                   help="one common scale for all features (default: per-feature standardisation)")
+    f.add_argument("--solver", choices=("conjugate", "minmax"), default=None,
+                   help="dual: minmax: Makkuva et al.'s inner g steps; conjugate: exact conjugate "
+                        f"argmax from ∇g per step (amortised, Amos 2022) (default {DUAL['solver']})")
+    f.add_argument("--conj-iters", type=int, default=None,
+                   help=f"dual: conjugate-solver iterations per step (default {DUAL['conj_iters']})")
+    f.add_argument("--cycle", type=float, default=None,
+                   help="dual: weight of the W2GN cycle regulariser |∇f(∇g(x)) - x|² (default 0)")
+    f.add_argument("--clip-grad", type=float, default=None,
+                   help="dual: max gradient norm per step, 0: off (default 0)")
+    f.add_argument("--guard", type=float, default=None,
+                   help="dual: revert to the best state (and halve the lr) when the validation "
+                        f"score exceeds this multiple of the best, 0: off (default {DUAL['guard']:g})")
+    f.add_argument("--init", choices=("gaussian", "identity"), default=None,
+                   help="dual: start from the Gaussian (linear) OT map or the identity")
+    f.add_argument("--isotropic", action="store_true", default=None,
+                   help="dual: one common scale for all features (default: per-feature standardisation)")
     f.add_argument("--accelerator", default="cpu", help="Lightning accelerator (default cpu)")
     add_seed(f)
     f.set_defaults(func=run)
@@ -90,30 +114,39 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out)
         if out.exists() and any(out.iterdir()):
             raise OtusError(f"{out}: output folder exists and is not empty")
+        given = {k: getattr(args, k) for k in (*DUAL, *REGION) if getattr(args, k) is not None}
+        other = DUAL if args.objective == "region" else REGION
+        wrong = [k for k in given if k in other and k not in COMMON]
+        if wrong:
+            raise ConfigError(f"--{wrong[0].replace('_', '-')} does not apply to the "
+                              f"{args.objective} objective")
+        opts = {**COMMON, **(REGION if args.objective == "region" else DUAL)}
+        opts.update({k: v for k, v in given.items() if k in opts})
         for name in ("steps", "inner_steps", "batch_size", "val_every", "conj_iters",
-                     "iterations"):
-            if getattr(args, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, "
-                                  f"got {getattr(args, name)}")
-        if not args.lr > 0:
-            raise ConfigError(f"--lr must be > 0, got {args.lr}")
+                     "projections", "iterations"):
+            v = opts.get(name, getattr(args, name, None))
+            if v is not None and v < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
+        if not opts["lr"] > 0:
+            raise ConfigError(f"--lr must be > 0, got {opts['lr']}")
         for name in ("cycle", "clip_grad", "guard"):
-            if not getattr(args, name) >= 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, "
-                                  f"got {getattr(args, name)}")
+            if name in opts and not opts[name] >= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {opts[name]}")
         try:
             hidden = tuple(int(h) for h in _names(args.hidden))
         except ValueError:
             raise ConfigError(f"--hidden {args.hidden!r}: expected integers like 64,64") from None
+        kw = {k: v for k, v in opts.items() if k not in ("isotropic", "projections")}
+        if args.objective == "dual":
+            kw["per_feature_scale"] = not opts["isotropic"]
+        else:
+            kw["n_projections"] = opts["projections"]
+            kw["progress"] = sys.stderr.isatty()
         m, summary = fit_files(
             args.mc, args.data, features=_names(args.features),
             condition=_names(args.condition), region=args.region, hidden=hidden,
-            iterations=args.iterations, per_object=args.per_object,
-            steps=args.steps, inner_steps=args.inner_steps, batch_size=args.batch_size,
-            lr=args.lr, val_every=args.val_every, init=args.init, solver=args.solver,
-            conj_iters=args.conj_iters, cycle=args.cycle, clip_grad=args.clip_grad,
-            guard=args.guard,
-            per_feature_scale=not args.isotropic, accelerator=args.accelerator, seed=args.seed)
+            iterations=args.iterations, per_object=args.per_object, objective=args.objective,
+            val_every=args.val_every, accelerator=args.accelerator, seed=args.seed, **kw)
         m.info["provenance"] = provenance(seed=args.seed, inputs=[args.mc, args.data],
                                           command="calibrate fit")
         out.mkdir(parents=True, exist_ok=True)
@@ -121,9 +154,15 @@ def run(args: argparse.Namespace) -> int:
         with atomic_path(out / "diagnostics.json") as tmp:
             tmp.write_text(json.dumps(summary, indent=2, default=float))
         b = summary["best"]
-        print(f"best step {summary['best_step']}: W2 dual {b['w2_dual']:.4g}, primal "
-              f"{b['w2_primal']:.4g}, duality gap {b['duality_gap']:.3g} "
-              f"(standardised units); map in {out / 'map.pt'}")
+        if args.objective == "region":
+            print(f"best step {summary['best_step']}: sliced W2² in the region "
+                  f"{b['sliced_w2']:.4g} (identity {m.info['identity']['sliced_w2']:.4g}; "
+                  f"MC events in the region {summary['n_mc']}, data {summary['n_data']}); "
+                  f"map in {out / 'map.pt'}")
+        else:
+            print(f"best step {summary['best_step']}: W2 dual {b['w2_dual']:.4g}, primal "
+                  f"{b['w2_primal']:.4g}, duality gap {b['duality_gap']:.3g} "
+                  f"(standardised units); map in {out / 'map.pt'}")
         return 0
     model = Path(args.model)
     if not (model / "map.pt").is_file():

@@ -62,6 +62,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"(default {d.val_fraction})",
     )
     f.add_argument(
+        "--ema-epochs",
+        type=float,
+        default=d.ema_epochs,
+        help="horizon in epochs of the moving average of the classifier weights that is "
+        f"validated and kept (0: the trained weights; default {d.ema_epochs:g})",
+    )
+    f.add_argument(
         "--clip",
         type=float,
         default=None,
@@ -140,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         val_fraction=args.val_fraction,
+        ema_epochs=args.ema_epochs,
         clip=args.clip,
         normalise=args.normalise,
         clamp_features=not args.no_clamp,

@@ -28,6 +28,16 @@ def _xp(a: Array) -> Any:
     return torch if _is_torch(a) else np
 
 
+def namespace(a: Array) -> Any:
+    """The module (numpy or torch) whose functions apply to ``a``."""
+    return _xp(a)
+
+
+def stack(parts: list[Array], like: Array) -> Array:
+    """Stack along a new last axis, in ``like``'s library."""
+    return _stack(parts, like)
+
+
 def _stack(parts: list[Array], like: Array) -> Array:
     return torch.stack(parts, dim=-1) if _is_torch(like) else np.stack(parts, axis=-1)
 

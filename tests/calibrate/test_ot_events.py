@@ -40,6 +40,23 @@ def test_replace_recomputes_energy_on_shell() -> None:
     np.testing.assert_allclose(new[:, 4:], x[:, 4:])  # e+ untouched
 
 
+def test_rebuild_in_torch_matches_numpy_and_is_differentiable() -> None:
+    import torch
+
+    from otus.calibrate.ot_events import new_values, rebuild_objects
+
+    x = zee_x(40, 3).astype(np.float64)
+    names = ["e-_logpt", "e+_logpt", "e+_eta"]
+    v = feature_matrix(ZEE, x, names) + np.array([np.log(1.2), -0.1, 0.3])
+    ref = fv.objects(replace_features(ZEE, x, names, v).astype(np.float64), 2)
+    vt = torch.tensor(v, requires_grad=True)
+    p = rebuild_objects(ZEE, fv.objects(torch.tensor(x), 2), new_values(ZEE, names, vt))
+    np.testing.assert_allclose(p.detach().numpy(), ref, rtol=1e-5, atol=1e-4)
+    # m_ee² = 2 pT1 pT2 (cosh Δη − cos Δφ) for massless electrons: d log m / d log pT1 = ½
+    torch.log(fv.invariant_mass(p[:, 0], p[:, 1])).sum().backward()
+    np.testing.assert_allclose(vt.grad[:, 0].numpy(), 0.5, atol=1e-6)
+
+
 def test_cartesian_features() -> None:
     x = zee_x(10, 2)
     new = replace_features(ZEE, x, ["e+_px"], np.zeros((10, 1)))

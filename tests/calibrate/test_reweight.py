@@ -237,6 +237,35 @@ def test_bad_config() -> None:
         ReweightConfig(clip=0.5)
     with pytest.raises(ConfigError, match="normalise"):
         ReweightConfig(normalise="sum")
+    with pytest.raises(ConfigError, match="ema_epochs"):
+        ReweightConfig(ema_epochs=-1.0)
+
+
+def test_weight_average_is_what_is_validated_and_kept() -> None:
+    from otus.calibrate.classifier import Classifier, LitClassifier
+
+    net = Classifier(2, (4,))
+    lit = LitClassifier(net, 1e-3, ema=0.5)
+    w0 = net.net[0].weight.detach().clone()
+    with torch.no_grad():
+        net.net[0].weight += 1.0
+    lit.on_train_batch_end()  # the first update copies the weights
+    with torch.no_grad():
+        net.net[0].weight += 1.0
+    lit.on_train_batch_end()  # then 0.5·average + 0.5·weights
+    torch.testing.assert_close(lit.evaluated().net[0].weight, w0 + 1.5)
+    assert lit.evaluated() is not net
+    assert LitClassifier(net, 1e-3).evaluated() is net  # ema = 0: the trained weights
+
+
+def test_recovers_analytic_ratio_with_weight_average() -> None:
+    mu = 0.5
+    xm, xd = _shifted(8000, mu, 0)
+    cfg = ReweightConfig(**{**FAST.__dict__, "ema_epochs": 1.0})
+    fit = fit_reweighter(xm, np.ones(len(xm)), xd, np.ones(len(xd)), config=cfg)
+    true = np.exp(mu * xm[:, 0] - mu**2 / 2)
+    bulk = np.abs(xm[:, 0]) < 2
+    assert np.mean(np.abs(fit.mc_weights[bulk] / true[bulk] - 1)) < 0.06
 
 
 def test_infinite_ratio_is_an_error() -> None:
