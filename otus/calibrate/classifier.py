@@ -116,11 +116,14 @@ class LitClassifier(pl.LightningModule):
 
 
 def _ema_decay(config: ReweightConfig, n_train: int) -> float:
-    """Per-step decay of the weight average whose horizon is ``config.ema_epochs`` epochs."""
+    """Per-step decay of the weight average whose horizon is ``config.ema_epochs`` epochs,
+    at most a fifth of ``config.epochs`` (an average over much of a short training would
+    lag behind the network)."""
     if config.ema_epochs <= 0:
         return 0.0
     steps = max(1, -(-n_train // config.batch_size))
-    return 1.0 - 1.0 / max(1.0, config.ema_epochs * steps)
+    horizon = min(config.ema_epochs, config.epochs / 5) * steps
+    return 1.0 - 1.0 / max(1.0, horizon)
 
 
 class _KeepBest(pl.Callback):

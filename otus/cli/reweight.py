@@ -65,8 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--ema-epochs",
         type=float,
         default=d.ema_epochs,
-        help="horizon in epochs of the moving average of the classifier weights that is "
-        f"validated and kept (0: the trained weights; default {d.ema_epochs:g})",
+        help="horizon in epochs (at most a fifth of --epochs) of the moving average of the "
+        "classifier weights that is validated and kept (0: the trained weights; default "
+        f"{d.ema_epochs:g})",
     )
     f.add_argument(
         "--clip",
