@@ -80,6 +80,7 @@ def main() -> None:
     ap.add_argument("--floor", action="store_true",
                     help="also compare a second data sample (seed 23, same response) with the "
                          "data: the AUC and χ²_R a perfect calibration would reach")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the map fit")
     ap.add_argument("--work", default="/work/scratch/ot")
     ap.add_argument("--out", default="experiments/results/ot_physics.json")
     args = ap.parse_args()
@@ -107,7 +108,8 @@ def main() -> None:
                     + (f"_it{args.iterations}" if args.iterations > 1 else "")
                     + ("_perobj" if args.per_object else "")
                     + ("" if args.fit_region == CR else "_fitall" if args.fit_region == "all"
-                       else "_fit" + "".join(ch for ch in args.fit_region if ch.isalnum())))
+                       else "_fit" + "".join(ch for ch in args.fit_region if ch.isalnum()))
+                    + (f"_seed{args.seed}" if args.seed else ""))
     region_args = [] if args.fit_region == "all" else ["--region", args.fit_region]
     t0 = time.perf_counter()
     if not (model / "map.pt").exists():
@@ -118,7 +120,8 @@ def main() -> None:
              "--objective", args.objective,
              *(["--inner-steps", str(args.inner_steps), "--solver", args.solver, "--guard",
                 str(args.guard), "--iterations", str(args.iterations)] if dual else []),
-             *(["--per-object"] if args.per_object else []), "--out", str(model))
+             *(["--per-object"] if args.per_object else []), "--seed", str(args.seed),
+             "--out", str(model))
     t_fit = time.perf_counter() - t0
     ev_mc, ev_data = read_events(mc / "events.h5"), read_events(data / "events.h5")
     cal = apply_map(OTMap.load(model / "map.pt"), ev_mc)

@@ -199,7 +199,8 @@ def run_demo(out: str | Path = "demo_output", *, settings: DemoSettings | None =
             pred = _subset_region(src, sr / f"{name}.h5", SR)
             evals[name] = sr / f"eval_{name}"
             _cli("evaluate", "--truth", truth, "--pred", pred, "--out", evals[name],
-                 "--level", "x")
+                 "--level", "x", "--truth-label", "pseudo-data",
+                 "--pred-label", f"{name} MC")
 
     st.run("evaluate the calibrations in the SR", _sr_evals)
 

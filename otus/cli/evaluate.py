@@ -42,6 +42,10 @@ def register(sub: Any) -> None:
     p.add_argument("--projections", type=int, default=1000,
                    help="slices of the sliced Wasserstein distance (default 1000)")
     p.add_argument("--no-plots", action="store_true", help="write the tables only")
+    p.add_argument("--truth-label", default="truth", help="legend of --truth in the plots "
+                   "(default 'truth'; e.g. 'data')")
+    p.add_argument("--pred-label", default="prediction", help="legend of --pred in the plots "
+                   "(default 'prediction'; e.g. 'reweighted MC')")
     add_seed(p)
     p.set_defaults(func=run)
 
@@ -73,7 +77,7 @@ def _safe(name: str) -> str:
 
 
 def _plots(folder: Path, truth: Any, pred: Any, report: dict[str, Any],
-           use_weights: bool) -> list[str]:
+           use_weights: bool, labels: tuple[str, str] = ("truth", "prediction")) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -102,7 +106,7 @@ def _plots(folder: Path, truth: Any, pred: Any, report: dict[str, Any],
             ax, axr = plots.ratio_axes(fig)
             fn = plots.mass_peak if name.startswith("m_") else plots.hist_ratio
             fn(ax, axr, ot[name], op[name], wt=wt, wp=wp, label=label(name), bins=nbins,
-               truth_label=f"truth ({lv})", pred_label=f"prediction ({lv})")
+               truth_label=f"{labels[0]} ({lv})", pred_label=f"{labels[1]} ({lv})")
             ax.set_title(f"{proc.name}: W={m['W']:.3g}  χ²_R={m['chi2_r']:.3g}  "
                          f"KS={m['KS']:.3g}", fontsize=10)
             out = folder / f"{_safe(name)}.png"
@@ -155,7 +159,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if not args.no_plots:
             report["plots"] = _plots(tmp / "plots", truth, pred, report,
-                                     args.weights_column != "none")
+                                     args.weights_column != "none",
+                                     (args.truth_label, args.pred_label))
         (tmp / "metrics.json").write_text(json.dumps(json_ready(report), indent=1) + "\n")
         (tmp / "metrics.md").write_text(markdown(report))
         if out.exists():

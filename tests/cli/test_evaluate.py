@@ -65,6 +65,24 @@ def test_evaluate_writes_tables_and_plots(files, tmp_path: Path, capsys) -> None
     assert "classifier_auc" not in rep2["global"]
 
 
+def test_plot_legends_name_the_samples(files, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from otus import plots
+
+    seen: set[tuple[str, str]] = set()
+    for fn in ("hist_ratio", "mass_peak"):
+        orig = getattr(plots, fn)
+
+        def spy(*a, _orig=orig, **kw):  # type: ignore[no-untyped-def]
+            seen.add((kw["truth_label"], kw["pred_label"]))
+            return _orig(*a, **kw)
+
+        monkeypatch.setattr(plots, fn, spy)
+    t, p = files
+    assert main(_args(t, p, tmp_path / "ev", "--no-auc", "--truth-label", "data",
+                      "--pred-label", "reweighted MC")) == 0
+    assert seen == {("data (x)", "reweighted MC (x)")}
+
+
 def test_evaluate_z_level_identical_samples(tmp_path: Path) -> None:
     ev = _zee(3, 1000)
     t = write_events(tmp_path / "t.h5", Events(ZEE, z=ev.z))
