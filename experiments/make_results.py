@@ -10,7 +10,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ORDER = ["fidelity", "model", "demo", "speed", "memory", "memory_caps", "generate", "generate_validation", "reweight",
-         "reweight_seed1", "reweight_seed1_repeats4", "ot",
+         "reweight_seed1", "reweight_seed1_repeats4", "reweight_ema", "reweight_ema_seed1",
+         "reweight_ema_zee200k", "reweight_ema_repeats4_seed0", "reweight_ema_repeats4_seed1",
+         "reweight_fit_on_electrons", "ot",
          "reliability", "io"]
 
 
