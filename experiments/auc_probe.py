@@ -47,8 +47,7 @@ def main() -> None:
     def auc(keys: list[str]) -> str:
         t = np.column_stack([ot[k] for k in keys])
         s = np.column_stack([op[k] for k in keys])
-        v, e = classifier_auc(t, s, seed=0, n_bootstrap=5, max_events=args.max_events,
-                              n_threads=1)
+        v, e = classifier_auc(t, s, seed=0, n_bootstrap=5, max_events=args.max_events, n_threads=1)
         return f"{v:.3f} ± {e:.3f}"
 
     keys = [k for k in ot if k != "abs_dphi" and np.ptp(np.concatenate([ot[k], op[k]])) > 0]

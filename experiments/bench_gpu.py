@@ -42,12 +42,18 @@ def main(argv: list[str] | None = None) -> int:
     bs = [int(b) for b in a.batch_sizes.split(",")]
     rows = throughput(a.run, z, x, bs, [1], device="cuda")
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    lines = ["# Speed on a GPU", "",
-             f"- command: `python experiments/bench_gpu.py {a.run} --test {a.test} "
-             f"--events {n}`", f"- machine: {_machine()}", f"- date: {date}",
-             f"- {n:,} zee events per pass, one CUDA stream, input from and output to host "
-             "memory (numpy), best of the passes of `bench_speed.throughput`", "",
-             "| direction | batch | events/s |", "|---|---|---|"]
+    lines = [
+        "# Speed on a GPU",
+        "",
+        f"- command: `python experiments/bench_gpu.py {a.run} --test {a.test} --events {n}`",
+        f"- machine: {_machine()}",
+        f"- date: {date}",
+        f"- {n:,} zee events per pass, one CUDA stream, input from and output to host "
+        "memory (numpy), best of the passes of `bench_speed.throughput`",
+        "",
+        "| direction | batch | events/s |",
+        "|---|---|---|",
+    ]
     lines += [f"| {r[0]} | {r[3]} | {r[4]:,.0f} |" for r in rows]
     a.out.write_text("\n".join(lines) + "\n")
     if a.json:

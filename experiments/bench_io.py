@@ -30,8 +30,10 @@ def main() -> None:
             for proc in ("zee", "ttbar"):
                 try:
                     info = select_lhe(f, proc).info
-                    print(f"{f.name:50s} {proc:6s} {info['n_selected']:6d} of "
-                          f"{info['n_events']:6d} events")
+                    print(
+                        f"{f.name:50s} {proc:6s} {info['n_selected']:6d} of "
+                        f"{info['n_events']:6d} events"
+                    )
                 except InputFileError as err:
                     print(f"{f.name:50s} {proc:6s} error: {str(err).split(': ', 1)[1][:60]}")
     z = read_lhe(LHE_DIR / "pylhe-testfile-madgraph-2.2.1-Z-mlm.lhe.gz", "zee").z
@@ -42,8 +44,12 @@ def main() -> None:
         for name, fn in (
             ("write_lhe (.lhe.gz)", lambda: write_lhe(Path(d) / "a.lhe.gz", ZEE, z, w)),
             ("read_lhe (.lhe.gz)", lambda: read_lhe(Path(d) / "a.lhe.gz", "zee")),
-            ("write_delphes", lambda: write_delphes(
-                Path(d) / "a.root", collections_from_x(ZEE, z, np.ones(len(z), bool)), w)),
+            (
+                "write_delphes",
+                lambda: write_delphes(
+                    Path(d) / "a.root", collections_from_x(ZEE, z, np.ones(len(z), bool)), w
+                ),
+            ),
             ("read_delphes + build_x", lambda: build_x(ZEE, read_delphes(Path(d) / "a.root")[0])),
         ):
             t = time.perf_counter()

@@ -37,14 +37,18 @@ def main() -> None:
         extra = ("--config", str(a.config)) if a.config else ()
         rows = training(sizes, Path(d), a.seconds, extra)
     lines = [
-        "# Training memory for growing datasets", "",
+        "# Training memory for growing datasets",
+        "",
         f"- command: `python experiments/bench_memory.py --sizes {a.sizes}"
-        + (f" --config {a.config}" if a.config else "") + f" --out {a.out}`",
+        + (f" --config {a.config}" if a.config else "")
+        + f" --out {a.out}`",
         f"- machine: {_machine()}",
-        f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "",
+        f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        "",
         f"`otus fit zee` ({a.config or 'default config'}) for {a.seconds} s per file; peak RSS "
         "of the fit "
-        "process. " + __doc__.split("\n\n")[2].replace("\n", " ").strip(), "",
+        "process. " + __doc__.split("\n\n")[2].replace("\n", " ").strip(),
+        "",
         "| file events | peak RSS [MB] | wall [s] | optimizer steps |",
         "|---|---|---|---|",
         *[f"| {n:,} | {rss:.0f} | {wall:.1f} | {steps} |" for n, rss, wall, steps in rows],

@@ -62,8 +62,9 @@ def _train_quick(tmp: Path) -> Path:
     return fit(cfg, SAMPLE, tmp / "run", progress=False)
 
 
-def _rate(fn: Callable[..., np.ndarray], inp: np.ndarray, batch: int,
-          sync: bool = False) -> tuple[float, float]:
+def _rate(
+    fn: Callable[..., np.ndarray], inp: np.ndarray, batch: int, sync: bool = False
+) -> tuple[float, float]:
     """Events per wall-clock second and per CPU second (this process's CPU time, all its
     threads) of ``fn(inp, seed=0, batch_size=batch)``: the best of up to 3 timed passes
     (stopping once 5 s are spent) after a warm-up. On a shared machine other jobs take wall
@@ -83,9 +84,14 @@ def _rate(fn: Callable[..., np.ndarray], inp: np.ndarray, batch: int,
     return wall, cpu
 
 
-def throughput(run: Path, z: np.ndarray, x: np.ndarray, batch_sizes: list[int],
-               threads: list[int], device: str = "cpu",
-               ) -> list[tuple[str, str, int, int, float, float]]:
+def throughput(
+    run: Path,
+    z: np.ndarray,
+    x: np.ndarray,
+    batch_sizes: list[int],
+    threads: list[int],
+    device: str = "cpu",
+) -> list[tuple[str, str, int, int, float, float]]:
     sur = load_run(run, device=device)
     rows = []
     for nt in threads:
@@ -94,8 +100,11 @@ def throughput(run: Path, z: np.ndarray, x: np.ndarray, batch_sizes: list[int],
             for name, fn, inp in (("simulate", sur.simulate, z), ("unfold", sur.unfold, x)):
                 rate, cpu = _rate(fn, inp, bs, sync=device != "cpu")
                 rows.append((name, device, nt, bs, rate, cpu))
-                print(f"{name:8s} {device} threads={nt} batch={bs:>7d}: {rate:,.0f} ev/s, "
-                      f"{cpu:,.0f} ev per CPU s", flush=True)
+                print(
+                    f"{name:8s} {device} threads={nt} batch={bs:>7d}: {rate:,.0f} ev/s, "
+                    f"{cpu:,.0f} ev per CPU s",
+                    flush=True,
+                )
     return rows
 
 
@@ -124,8 +133,11 @@ def configurations(runs: list[Path], z: np.ndarray, batch: int) -> list[list[str
         shape = f"{net.decoder_hidden or net.hidden} × {net.decoder_depth or net.depth}"
         n_par = sum(p.numel() for p in sur.module.decoder.parameters())
         rows.append([f"`{run.name}`", shape, f"{n_par:,}", *(f"{r:,.0f}" for r in rates), *fid])
-        print(f"{run}: decoder {shape}, {rates[0]:,.0f} → {rates[1]:,.0f} ev per CPU s "
-              f"({rates[2]:,.0f} ev/s wall), fidelity {fid}", flush=True)
+        print(
+            f"{run}: decoder {shape}, {rates[0]:,.0f} → {rates[1]:,.0f} ev per CPU s "
+            f"({rates[2]:,.0f} ev/s wall), fidelity {fid}",
+            flush=True,
+        )
     return rows
 
 
@@ -152,38 +164,65 @@ def _train_steps(metrics: Path) -> int:
     return max(steps) + 1 if steps else 0
 
 
-def training(sizes: list[int], tmp: Path, seconds: int,
-             extra: tuple[str, ...] = ()) -> list[tuple[int, float, float, int]]:
+def training(
+    sizes: list[int], tmp: Path, seconds: int, extra: tuple[str, ...] = ()
+) -> list[tuple[int, float, float, int]]:
     """Peak RSS (MB) and training throughput (events/s) of `otus fit` (with ``extra``
     options) for growing datasets."""
     base = read_events(SAMPLE)
     out = []
-    probe = ("import resource, subprocess, sys, time; t=time.time(); "
-             "r=subprocess.run(sys.argv[1:]); "
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.time()-t, "
-             "r.returncode)")
+    probe = (
+        "import resource, subprocess, sys, time; t=time.time(); "
+        "r=subprocess.run(sys.argv[1:]); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.time()-t, "
+        "r.returncode)"
+    )
     for n in sizes:
         f = tmp / f"train_{n}.h5"
         write_events(f, _tiled(base, n))
         run = tmp / f"run_{n}"
-        cmd = [sys.executable, "-c", probe, sys.executable, "-m", "otus", "fit", "zee",
-               "--data", str(f), "--out", str(run), "--max-epochs", "1000",
-               "--max-time", f"00:00:00:{seconds:02d}", *extra]
+        cmd = [
+            sys.executable,
+            "-c",
+            probe,
+            sys.executable,
+            "-m",
+            "otus",
+            "fit",
+            "zee",
+            "--data",
+            str(f),
+            "--out",
+            str(run),
+            "--max-epochs",
+            "1000",
+            "--max-time",
+            f"00:00:00:{seconds:02d}",
+            *extra,
+        ]
         res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
         rss_kb, wall, rc = res.stdout.split()[-3:]
         metrics = run / "metrics.csv"
         steps = _train_steps(metrics)
         out.append((n, int(rss_kb) / 1024, float(wall), steps))
-        print(f"fit on {n:>9,d} events: peak RSS {int(rss_kb) / 1024:.0f} MB, wall {float(wall):.1f}"
-              f" s (rc {rc}, {steps} steps)", flush=True)
+        print(
+            f"fit on {n:>9,d} events: peak RSS {int(rss_kb) / 1024:.0f} MB, wall {float(wall):.1f}"
+            f" s (rc {rc}, {steps} steps)",
+            flush=True,
+        )
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--run", type=Path, help="trained run folder (default: train one epoch)")
-    ap.add_argument("--compare", type=Path, nargs="*", default=[],
-                    help="trained runs (e.g. smaller decoders) for the configuration table")
+    ap.add_argument(
+        "--compare",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="trained runs (e.g. smaller decoders) for the configuration table",
+    )
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
     ap.add_argument("--out", type=Path, default=ROOT / "experiments" / "results" / "speed.md")
     a = ap.parse_args()
@@ -193,8 +232,10 @@ def main() -> None:
         tmp = Path(d)
         run = a.run or _train_quick(tmp)
         net = load_run(run).module.cfg.net
-        shapes = (f"decoder {net.decoder_hidden or net.hidden} × "
-                  f"{net.decoder_depth or net.depth}, encoder {net.hidden} × {net.depth}")
+        shapes = (
+            f"decoder {net.decoder_hidden or net.hidden} × "
+            f"{net.decoder_depth or net.depth}, encoder {net.hidden} × {net.depth}"
+        )
         ev = _tiled(read_events(SAMPLE), n_events)
         x = ev.x[ev.x_pass]
         rows = throughput(run, ev.z, x, batch_sizes, sorted({1, os.cpu_count() or 1}))
@@ -206,44 +247,61 @@ def main() -> None:
         mem = training(sizes, tmp, 20 if a.quick else 60)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        "# Speed benchmarks", "",
+        "# Speed benchmarks",
+        "",
         "- command: `python experiments/bench_speed.py"
         f"{' --quick' if a.quick else ''}{f' --run {a.run}' if a.run else ''}"
         f"{' --compare ' + ' '.join(map(str, a.compare)) if a.compare else ''}`",
-        f"- machine: {_machine()}", f"- date: {when}",
+        f"- machine: {_machine()}",
+        f"- date: {when}",
         f"- model: {f'`{a.run}`' if a.run else '`experiments/zee.yaml`, one epoch on data/zee'}"
-        f" ({shapes}); throughput does not depend on how well it is trained", "",
-        "## Throughput (events/s)", "",
+        f" ({shapes}); throughput does not depend on how well it is trained",
+        "",
+        "## Throughput (events/s)",
+        "",
         "Wall-clock events/s, and events per CPU second of the process (its CPU time over all "
-        "its threads): other jobs on a shared machine lower the first, hardly the second.", "",
+        "its threads): other jobs on a shared machine lower the first, hardly the second.",
+        "",
         "| direction | device | threads | batch | events/s | events/s per thread | "
         "events per CPU s |",
         "|---|---|---|---|---|---|---|",
     ]
-    lines += [f"| {n} | {dev} | {nt} | {bs} | {r:,.0f} | {r / nt:,.0f} | {c:,.0f} |"
-              for n, dev, nt, bs, r, c in rows]
+    lines += [
+        f"| {n} | {dev} | {nt} | {bs} | {r:,.0f} | {r / nt:,.0f} | {c:,.0f} |"
+        for n, dev, nt, bs, r, c in rows
+    ]
     if conf:
         lines += [
-            "", "## Decoder size: speed vs fidelity (simulate, 1 thread, batch 16384)", "",
+            "",
+            "## Decoder size: speed vs fidelity (simulate, 1 thread, batch 16384)",
+            "",
             "Fidelity from `experiments/evaluate_model.py RUN --out RUN/eval.json` (χ²_R of the "
-            "held-out x vs D(z), and the classifier AUC; see results/model.md).", "",
+            "held-out x vs D(z), and the classifier AUC; see results/model.md).",
+            "",
             "Events per CPU second of the reference path (`Transport.fast_inference = False`, "
             "the network code as before issue 7's inference work) and of the fast path "
-            "(default), and the fast path's wall-clock events/s.", "",
+            "(default), and the fast path's wall-clock events/s.",
+            "",
             "| run | decoder hidden × depth | decoder parameters | ev per CPU s, reference | "
             "ev per CPU s, fast | ev/s wall, fast | m_ee | e+ py | e+ pz | e+ E | AUC |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         lines += ["| " + " | ".join(r) + " |" for r in conf]
     lines += [
-        "", "## otus simulation vs the generator+detector chain (same zee events, 1 thread)", "",
-        "| chain | events/s |", "|---|---|",
+        "",
+        "## otus simulation vs the generator+detector chain (same zee events, 1 thread)",
+        "",
+        "| chain | events/s |",
+        "|---|---|",
         f"| `otus generate` (Pythia shower + Delphes-card detector + writing files) | {gen_rate:,.0f} |",
         f"| `Surrogate.simulate` (OTUS decoder) | {sim_rate:,.0f} |",
-        f"| speed-up | {sim_rate / gen_rate:,.0f}× |", "",
-        "## Training: peak memory as the dataset grows (streaming from HDF5)", "",
+        f"| speed-up | {sim_rate / gen_rate:,.0f}× |",
+        "",
+        "## Training: peak memory as the dataset grows (streaming from HDF5)",
+        "",
         f"Each `otus fit` (default config) runs for the same {60 if not a.quick else 20} s limit (then validates "
-        "at most `data.val_max_rows` rows); training events/s = steps × batch / wall.", "",
+        "at most `data.val_max_rows` rows); training events/s = steps × batch / wall.",
+        "",
         "| file events | peak RSS [MB] | wall [s] | optimizer steps | training events/s |",
         "|---|---|---|---|---|",
     ]
@@ -252,15 +310,19 @@ def main() -> None:
     lines += ["", "## Against the goal (≥ 10⁶ zee events/s per core, simulation)", ""]
     one = [r for r in rows if r[0] == "simulate" and r[1] == "cpu" and r[2] == 1]
     best = max(one, key=lambda r: r[5])
-    lines.append(f"- `--run` model, 1 thread: best {best[5]:,.0f} events per CPU second "
-                 f"({best[4]:,.0f} ev/s wall) at batch {best[3]} "
-                 f"({'meets' if best[5] >= 1e6 else 'misses'} the goal).")
+    lines.append(
+        f"- `--run` model, 1 thread: best {best[5]:,.0f} events per CPU second "
+        f"({best[4]:,.0f} ev/s wall) at batch {best[3]} "
+        f"({'meets' if best[5] >= 1e6 else 'misses'} the goal)."
+    )
     for r in conf:
         ref, fast = (float(v.replace(",", "")) for v in r[3:5])
-        lines.append(f"- {r[0]} (decoder {r[1]}): {r[4]} events per CPU second on the fast "
-                     f"path, {fast / ref:.1f}× the reference path; "
-                     f"{'meets' if fast >= 1e6 else 'misses'} the goal; sim χ²_R m_ee {r[6]}, "
-                     f"AUC {r[10]}.")
+        lines.append(
+            f"- {r[0]} (decoder {r[1]}): {r[4]} events per CPU second on the fast "
+            f"path, {fast / ref:.1f}× the reference path; "
+            f"{'meets' if fast >= 1e6 else 'misses'} the goal; sim χ²_R m_ee {r[6]}, "
+            f"AUC {r[10]}."
+        )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {a.out}")

@@ -1,7 +1,7 @@
 """Copy the numbers of a `make demo` report into experiments/results/demo.md.
 
-    time make demo        # note the `real` wall time
-    python experiments/demo_results.py --wall 6m16s [--report demo_output/report.md]
+time make demo        # note the `real` wall time
+python experiments/demo_results.py --wall 6m16s [--report demo_output/report.md]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _between(text: str, start: str, end: str) -> str:
     a = text.index(start)
-    return text[a:text.index(end, a)].strip()
+    return text[a : text.index(end, a)].strip()
 
 
 def main() -> None:
@@ -30,20 +30,30 @@ def main() -> None:
     rep = a.report.read_text()
     stamp = datetime.fromtimestamp(a.report.stat().st_mtime, timezone.utc)
     lines = [
-        "# `make demo`: the main job end to end", "",
+        "# `make demo`: the main job end to end",
+        "",
         f"- command: `time make demo`; wall time **{a.wall}**",
         f"- machine: {platform.node()} ({platform.machine()}, "
         f"{len(os.sched_getaffinity(0))} CPU cores visible)",
         f"- date: {stamp:%Y-%m-%d %H:%M} UTC (report written)",
-        *([f"- note: {a.note}"] if a.note else []), "",
-        "Numbers copied from the run's report.md by `experiments/demo_results.py`.", "",
-        _between(rep, "| stage |", "## Simulation"), "",
-        "## Simulation: x vs D(z) on held-out events", "",
-        _between(rep, "Classifier two-sample AUC", "![m_ee](eval_simulation"), "",
-        "## Unfolding: z vs E(x) on held-out events", "",
-        _between(rep, "## Unfolding", "![m_ee](eval_unfolding").split("\n", 1)[1].strip(), "",
-        "## Calibration in the SR", "",
-        _between(rep, "| sample in the SR |", "![m_ee](signal_region"), "",
+        *([f"- note: {a.note}"] if a.note else []),
+        "",
+        "Numbers copied from the run's report.md by `experiments/demo_results.py`.",
+        "",
+        _between(rep, "| stage |", "## Simulation"),
+        "",
+        "## Simulation: x vs D(z) on held-out events",
+        "",
+        _between(rep, "Classifier two-sample AUC", "![m_ee](eval_simulation"),
+        "",
+        "## Unfolding: z vs E(x) on held-out events",
+        "",
+        _between(rep, "## Unfolding", "![m_ee](eval_unfolding").split("\n", 1)[1].strip(),
+        "",
+        "## Calibration in the SR",
+        "",
+        _between(rep, "| sample in the SR |", "![m_ee](signal_region"),
+        "",
     ]
     a.out.write_text("\n".join(lines))
     print(f"wrote {a.out}")

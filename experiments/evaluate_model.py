@@ -38,8 +38,10 @@ HEADLINE = {
     "zee": ["m_ee", "e+_py", "e+_pz", "e+_E"],
     "ttbar": ["m_W_had", "m_t_had", "m_t_lep", "m_tt", "jet1_E"],
 }
-HEADLINE_Z = {"zee": ["m_ee", "e+_py", "e+_pz", "e+_E"],
-              "ttbar": ["m_W_had", "m_t_had", "m_t_lep", "b_E"]}
+HEADLINE_Z = {
+    "zee": ["m_ee", "e+_py", "e+_pz", "e+_E"],
+    "ttbar": ["m_W_had", "m_t_had", "m_t_lep", "b_E"],
+}
 
 
 def _std_sw(a: np.ndarray, b: np.ndarray) -> float:
@@ -77,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     xae = xae[np.asarray(acceptance(p, xae.astype(np.float64)), bool)]
 
     rep: dict[str, object] = {
-        "run": args.run, "test": args.test, "events": 2 * half,
-        "pass_rate_truth": float(a.x_pass.mean()), "pass_rate_D(z)": float(acc.mean()),
+        "run": args.run,
+        "test": args.test,
+        "events": 2 * half,
+        "pass_rate_truth": float(a.x_pass.mean()),
+        "pass_rate_D(z)": float(acc.mean()),
         "simulate_events_per_s": float(len(b.z) / t_sim),
     }
     sections = {
@@ -88,29 +93,38 @@ def main(argv: list[str] | None = None) -> int:
         "unfold_all": compare(p, a.z, zu, "z"),
     }
     rep.update(sections)
-    rep["global_sw2"] = {"simulate": _std_sw(xa, xs_pass), "unfold": _std_sw(za_pass, zu),
-                         "autoencode": _std_sw(xa, xae)}
+    rep["global_sw2"] = {
+        "simulate": _std_sw(xa, xs_pass),
+        "unfold": _std_sw(za_pass, zu),
+        "autoencode": _std_sw(xa, xae),
+    }
     if not args.no_auc:
         fa, fs = auc_features(p, xa, xs_pass, "x")
-        auc, err = classifier_auc(fa, fs, seed=0, n_bootstrap=20, max_events=30000,
-                                  n_threads=1)
+        auc, err = classifier_auc(fa, fs, seed=0, n_bootstrap=20, max_events=30000, n_threads=1)
         fz, fu = auc_features(p, za_pass, zu, "z")
-        auc_u, err_u = classifier_auc(fz, fu, seed=0, n_bootstrap=20, max_events=30000,
-                                      n_threads=1)
+        auc_u, err_u = classifier_auc(fz, fu, seed=0, n_bootstrap=20, max_events=30000, n_threads=1)
         rep["auc"] = {"simulate": [auc, err], "unfold": [auc_u, err_u]}
     lines = [f"{args.run} on {args.test} ({2 * half} events)"]
-    for sec, names in (("simulate", HEADLINE[p.name]), ("unfold", HEADLINE_Z[p.name]),
-                       ("autoencode", HEADLINE[p.name])):
+    for sec, names in (
+        ("simulate", HEADLINE[p.name]),
+        ("unfold", HEADLINE_Z[p.name]),
+        ("autoencode", HEADLINE[p.name]),
+    ):
         row = sections[sec]
         cells = [f"{k} {row[k]['chi2_r']:.2f}" for k in names if k in row]
         lines.append(f"  chi2_R {sec:10s}: " + ", ".join(cells))
-    lines.append("  global SW2 (standardised): " + ", ".join(
-        f"{k} {v:.4f}" for k, v in rep["global_sw2"].items()))  # type: ignore[union-attr]
+    lines.append(
+        "  global SW2 (standardised): "
+        + ", ".join(f"{k} {v:.4f}" for k, v in rep["global_sw2"].items())
+    )  # type: ignore[union-attr]
     if "auc" in rep:
-        lines.append("  AUC: " + ", ".join(f"{k} {v[0]:.3f}±{v[1]:.3f}"
-                                           for k, v in rep["auc"].items()))  # type: ignore
-    lines.append(f"  pass rate truth {rep['pass_rate_truth']:.3f}, pass rate of D(z) "
-                 f"{rep['pass_rate_D(z)']:.3f}, simulate {rep['simulate_events_per_s']:.3g} ev/s")
+        lines.append(
+            "  AUC: " + ", ".join(f"{k} {v[0]:.3f}±{v[1]:.3f}" for k, v in rep["auc"].items())
+        )  # type: ignore
+    lines.append(
+        f"  pass rate truth {rep['pass_rate_truth']:.3f}, pass rate of D(z) "
+        f"{rep['pass_rate_D(z)']:.3f}, simulate {rep['simulate_events_per_s']:.3g} ev/s"
+    )
     print("\n".join(lines))
     if args.out:
         Path(args.out).write_text(json.dumps(rep, indent=1))

@@ -9,16 +9,35 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["fidelity", "model", "demo", "speed", "memory", "memory_caps", "generate", "generate_validation", "reweight",
-         "reweight_seed1", "reweight_seed1_repeats4", "reweight_ema", "reweight_ema_seed1",
-         "reweight_ema_zee200k", "reweight_ema_repeats4_seed0", "reweight_ema_repeats4_seed1",
-         "reweight_fit_on_electrons", "ot",
-         "reliability", "io"]
+ORDER = [
+    "fidelity",
+    "model",
+    "demo",
+    "speed",
+    "memory",
+    "memory_caps",
+    "generate",
+    "generate_validation",
+    "reweight",
+    "reweight_seed1",
+    "reweight_seed1_repeats4",
+    "reweight_ema",
+    "reweight_ema_seed1",
+    "reweight_ema_zee200k",
+    "reweight_ema_repeats4_seed0",
+    "reweight_ema_repeats4_seed1",
+    "reweight_fit_on_electrons",
+    "ot",
+    "reliability",
+    "io",
+]
 
 
 def main() -> None:
-    parts = sorted((HERE / "results").glob("*.md"),
-                   key=lambda p: (ORDER.index(p.stem) if p.stem in ORDER else len(ORDER), p.stem))
+    parts = sorted(
+        (HERE / "results").glob("*.md"),
+        key=lambda p: (ORDER.index(p.stem) if p.stem in ORDER else len(ORDER), p.stem),
+    )
     out = [
         "# Results",
         "",

@@ -37,8 +37,10 @@ def make_pair(dim: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     u = rng.normal(size=(3, dim))
     means = 2 * u / np.linalg.norm(u, axis=1, keepdims=True)
-    chol = [np.linalg.cholesky(b @ b.T / dim + 0.2 * np.eye(dim))
-            for b in rng.normal(size=(3, dim, dim))]
+    chol = [
+        np.linalg.cholesky(b @ b.T / dim + 0.2 * np.eye(dim))
+        for b in rng.normal(size=(3, dim, dim))
+    ]
     q, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
     a = q @ np.diag(rng.uniform(0.3, 1.0, dim)) @ q.T
     w = rng.normal(size=(2 * dim, dim))
@@ -57,8 +59,9 @@ def make_pair(dim: int, seed: int) -> dict:
     return {"sample": sample, "T": t_star}
 
 
-def baselines(x: np.ndarray, y: np.ndarray, xt: np.ndarray, truth: np.ndarray, t_star,
-              emd_n: int) -> dict:
+def baselines(
+    x: np.ndarray, y: np.ndarray, xt: np.ndarray, truth: np.ndarray, t_star, emd_n: int
+) -> dict:
     """POT's LinearTransport and the exact-EMD barycentric map (on ``emd_n`` points)."""
     import ot
 
@@ -76,8 +79,18 @@ def baselines(x: np.ndarray, y: np.ndarray, xt: np.ndarray, truth: np.ndarray, t
     return row
 
 
-def run_dim(dim: int, *, n_train: int, steps: int, seed: int, emd_n: int, icnn: dict,
-            with_baselines: bool = True, device: str = "cpu", refine: int = 20) -> dict:
+def run_dim(
+    dim: int,
+    *,
+    n_train: int,
+    steps: int,
+    seed: int,
+    emd_n: int,
+    icnn: dict,
+    with_baselines: bool = True,
+    device: str = "cpu",
+    refine: int = 20,
+) -> dict:
     pair = make_pair(dim, seed)
     r = np.random.default_rng(seed + 1)
     x = pair["sample"](n_train, r)
@@ -90,29 +103,40 @@ def run_dim(dim: int, *, n_train: int, steps: int, seed: int, emd_n: int, icnn: 
     if steps == 0:  # baselines only
         return row
     width = max(64, 4 * dim)
-    kw = {"hidden": (width, width, width), "batch_size": 1024, "inner_steps": 10, "lr": 1e-3,
-          "val_every": max(50, steps // 10)} | icnn
+    kw = {
+        "hidden": (width, width, width),
+        "batch_size": 1024,
+        "inner_steps": 10,
+        "lr": 1e-3,
+        "val_every": max(50, steps // 10),
+    } | icnn
     accel = "gpu" if device.startswith("cuda") else "cpu"
     t0 = time.perf_counter()
-    m = fit_ot_map(torch.tensor(x), torch.tensor(y), steps=steps, seed=seed, accelerator=accel,
-                   **kw)
+    m = fit_ot_map(
+        torch.tensor(x), torch.tensor(y), steps=steps, seed=seed, accelerator=accel, **kw
+    )
     row["icnn_s"] = time.perf_counter() - t0
     xtt = torch.tensor(xt, dtype=torch.float32)
     row["icnn_uvp"] = l2_uvp(m.transport(xtt, device=device).cpu().numpy(), truth)
     if refine:
-        row["icnn_refined_uvp"] = l2_uvp(m.transport(xtt, device=device, refine=refine)
-                                         .cpu().numpy(), truth)
+        row["icnn_refined_uvp"] = l2_uvp(
+            m.transport(xtt, device=device, refine=refine).cpu().numpy(), truth
+        )
     row["icnn_best_step"] = m.info["best_step"]
     row["icnn_steps_done"] = m.info["steps_done"]
     row["icnn_duality_gap"] = m.info["best"]["duality_gap"]
     row["icnn_reverts"] = m.info["reverts"]
     row["icnn_steps"] = steps
     row["icnn"] = {k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()}
-    row["device"] = (torch.cuda.get_device_name() if device.startswith("cuda")
-                     else f"cpu, {torch.get_num_threads()} torch thread(s)")
+    row["device"] = (
+        torch.cuda.get_device_name()
+        if device.startswith("cuda")
+        else f"cpu, {torch.get_num_threads()} torch thread(s)"
+    )
     row["torch"] = torch.__version__
-    row["history"] = [{k: h[k] for k in ("step", "sliced_w2", "duality_gap")}
-                      for h in m.info["history"]]
+    row["history"] = [
+        {k: h[k] for k in ("step", "sliced_w2", "duality_gap")} for h in m.info["history"]
+    ]
     convex = all(float(w.min()) >= 0 for net in (m.f, m.g) for w in net.positive_weights())
     row["icnn_weights_nonnegative"] = convex
     return row
@@ -122,10 +146,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dims", default="2,4,8,16")
     ap.add_argument("--n-train", type=int, default=20_000)
-    ap.add_argument("--steps", default="1500",
-                    help="f steps, one value or one per dimension (0: baselines only)")
-    ap.add_argument("--max-time", default="0",
-                    help="seconds per ICNN fit (0: no limit), one value or one per dimension")
+    ap.add_argument(
+        "--steps",
+        default="1500",
+        help="f steps, one value or one per dimension (0: baselines only)",
+    )
+    ap.add_argument(
+        "--max-time",
+        default="0",
+        help="seconds per ICNN fit (0: no limit), one value or one per dimension",
+    )
     ap.add_argument("--emd-n", type=int, default=2000)
     ap.add_argument("--solver", choices=("minmax", "conjugate"), default="conjugate")
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -136,8 +166,9 @@ def main() -> None:
     ap.add_argument("--guard", type=float, default=0.0)
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--val-every", type=int, default=0, help="0: steps / 10")
-    ap.add_argument("--refine", type=int, default=20,
-                    help="conjugate iterations for the refined map (0: skip)")
+    ap.add_argument(
+        "--refine", type=int, default=20, help="conjugate iterations for the refined map (0: skip)"
+    )
     ap.add_argument("--no-baselines", action="store_true", help="skip POT baselines")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--seed", type=int, default=0)
@@ -152,16 +183,31 @@ def main() -> None:
         return vals * len(dims) if len(vals) == 1 else vals
 
     rows = []
-    for d, s, mt in zip(dims, per_dim(args.steps, int), per_dim(args.max_time, float),
-                        strict=True):
-        icnn = {"solver": args.solver, "lr": args.lr, "inner_steps": args.inner_steps,
-                "conj_iters": args.conj_iters, "cycle": args.cycle, "clip_grad": args.clip_grad,
-                "guard": args.guard, "batch_size": args.batch_size, "max_time": mt}
+    for d, s, mt in zip(dims, per_dim(args.steps, int), per_dim(args.max_time, float), strict=True):
+        icnn = {
+            "solver": args.solver,
+            "lr": args.lr,
+            "inner_steps": args.inner_steps,
+            "conj_iters": args.conj_iters,
+            "cycle": args.cycle,
+            "clip_grad": args.clip_grad,
+            "guard": args.guard,
+            "batch_size": args.batch_size,
+            "max_time": mt,
+        }
         if args.val_every:
             icnn["val_every"] = args.val_every
-        row = run_dim(d, n_train=args.n_train, steps=s, seed=args.seed, emd_n=args.emd_n,
-                      icnn=icnn, with_baselines=not args.no_baselines, device=args.device,
-                      refine=args.refine)
+        row = run_dim(
+            d,
+            n_train=args.n_train,
+            steps=s,
+            seed=args.seed,
+            emd_n=args.emd_n,
+            icnn=icnn,
+            with_baselines=not args.no_baselines,
+            device=args.device,
+            refine=args.refine,
+        )
         print(json.dumps({k: v for k, v in row.items() if k != "history"}), flush=True)
         rows.append(row)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -49,8 +49,9 @@ def compare(a, b) -> dict[str, float]:
     xb, ob, wb = b
     out = {f"chi2_r[{k}]": metrics.chi2_r(oa[k], ob[k], wx=wa, wy=wb) for k in CHECK}
     feats = np.stack([oa[k] for k in CHECK], 1), np.stack([ob[k] for k in CHECK], 1)
-    auc, err = metrics.classifier_auc(feats[0], feats[1], wx=wa, wy=wb, seed=0,
-                                      n_bootstrap=20, n_threads=1)
+    auc, err = metrics.classifier_auc(
+        feats[0], feats[1], wx=wa, wy=wb, seed=0, n_bootstrap=20, n_threads=1
+    )
     out["auc"], out["auc_err"] = auc, err
     out["n"] = [len(xa), len(xb)]
     return out
@@ -66,20 +67,37 @@ def main() -> None:
     ap.add_argument("--inner-steps", type=int, default=3)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--guard", type=float, default=3.0)
-    ap.add_argument("--iterations", type=int, default=1,
-                    help="self-consistent CR fits (otus calibrate fit --iterations)")
-    ap.add_argument("--per-object", action="store_true",
-                    help="one map for each electron's log pT given its η, fitted on both pooled")
-    ap.add_argument("--objective", choices=("dual", "region"), default="dual",
-                    help="otus calibrate fit --objective (region: the calibrated MC events "
-                         "that land in the CR are matched to the data there)")
+    ap.add_argument(
+        "--iterations",
+        type=int,
+        default=1,
+        help="self-consistent CR fits (otus calibrate fit --iterations)",
+    )
+    ap.add_argument(
+        "--per-object",
+        action="store_true",
+        help="one map for each electron's log pT given its η, fitted on both pooled",
+    )
+    ap.add_argument(
+        "--objective",
+        choices=("dual", "region"),
+        default="dual",
+        help="otus calibrate fit --objective (region: the calibrated MC events "
+        "that land in the CR are matched to the data there)",
+    )
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--val-every", type=int, default=25)
-    ap.add_argument("--fit-region", default=CR,
-                    help="events the map is fitted on ('all': no selection; default the CR)")
-    ap.add_argument("--floor", action="store_true",
-                    help="also compare a second data sample (seed 23, same response) with the "
-                         "data: the AUC and χ²_R a perfect calibration would reach")
+    ap.add_argument(
+        "--fit-region",
+        default=CR,
+        help="events the map is fitted on ('all': no selection; default the CR)",
+    )
+    ap.add_argument(
+        "--floor",
+        action="store_true",
+        help="also compare a second data sample (seed 23, same response) with the "
+        "data: the AUC and χ²_R a perfect calibration would reach",
+    )
     ap.add_argument("--seed", type=int, default=0, help="seed of the map fit")
     ap.add_argument("--work", default="/work/scratch/ot")
     ap.add_argument("--out", default="experiments/results/ot_physics.json")
@@ -92,45 +110,116 @@ def main() -> None:
     if not (mc / "events.h5").exists():
         otus("generate", "zee", "--events", str(n), "--seed", "21", "--out", str(mc))
     if not (data / "events.h5").exists():
-        otus("generate", "zee", "--events", str(n), "--seed", "22", "--out", str(data),
-             "--energy-scale", str(args.energy_scale),
-             "--resolution-scale", str(args.resolution_scale))
+        otus(
+            "generate",
+            "zee",
+            "--events",
+            str(n),
+            "--seed",
+            "22",
+            "--out",
+            str(data),
+            "--energy-scale",
+            str(args.energy_scale),
+            "--resolution-scale",
+            str(args.resolution_scale),
+        )
     data2 = work / f"zee_data_n{n}_s23_e{args.energy_scale}_r{args.resolution_scale}"
     if args.floor and not (data2 / "events.h5").exists():
-        otus("generate", "zee", "--events", str(n), "--seed", "23", "--out", str(data2),
-             "--energy-scale", str(args.energy_scale),
-             "--resolution-scale", str(args.resolution_scale))
+        otus(
+            "generate",
+            "zee",
+            "--events",
+            str(n),
+            "--seed",
+            "23",
+            "--out",
+            str(data2),
+            "--energy-scale",
+            str(args.energy_scale),
+            "--resolution-scale",
+            str(args.resolution_scale),
+        )
     t_gen = time.perf_counter() - t0
     dual = args.objective == "dual"
-    tag = (f"{args.solver}_i{args.inner_steps}_lr{args.lr}_g{args.guard}_b{args.batch_size}"
-           if dual else f"region_lr{args.lr}_b{args.batch_size}")
-    model = work / (f"model_{mc.name}_{data.name}_{args.steps}_{tag}_v{args.val_every}"
-                    + (f"_it{args.iterations}" if args.iterations > 1 else "")
-                    + ("_perobj" if args.per_object else "")
-                    + ("" if args.fit_region == CR else "_fitall" if args.fit_region == "all"
-                       else "_fit" + "".join(ch for ch in args.fit_region if ch.isalnum()))
-                    + (f"_seed{args.seed}" if args.seed else ""))
+    tag = (
+        f"{args.solver}_i{args.inner_steps}_lr{args.lr}_g{args.guard}_b{args.batch_size}"
+        if dual
+        else f"region_lr{args.lr}_b{args.batch_size}"
+    )
+    model = work / (
+        f"model_{mc.name}_{data.name}_{args.steps}_{tag}_v{args.val_every}"
+        + (f"_it{args.iterations}" if args.iterations > 1 else "")
+        + ("_perobj" if args.per_object else "")
+        + (
+            ""
+            if args.fit_region == CR
+            else "_fitall"
+            if args.fit_region == "all"
+            else "_fit" + "".join(ch for ch in args.fit_region if ch.isalnum())
+        )
+        + (f"_seed{args.seed}" if args.seed else "")
+    )
     region_args = [] if args.fit_region == "all" else ["--region", args.fit_region]
     t0 = time.perf_counter()
     if not (model / "map.pt").exists():
-        otus("calibrate", "fit", "--mc", str(mc / "events.h5"), "--data", str(data / "events.h5"),
-             "--features", "e-_logpt,e+_logpt", "--condition", "e-_eta,e+_eta",
-             *region_args, "--steps", str(args.steps), "--val-every", str(args.val_every),
-             "--lr", str(args.lr), "--batch-size", str(args.batch_size),
-             "--objective", args.objective,
-             *(["--inner-steps", str(args.inner_steps), "--solver", args.solver, "--guard",
-                str(args.guard), "--iterations", str(args.iterations)] if dual else []),
-             *(["--per-object"] if args.per_object else []), "--seed", str(args.seed),
-             "--out", str(model))
+        otus(
+            "calibrate",
+            "fit",
+            "--mc",
+            str(mc / "events.h5"),
+            "--data",
+            str(data / "events.h5"),
+            "--features",
+            "e-_logpt,e+_logpt",
+            "--condition",
+            "e-_eta,e+_eta",
+            *region_args,
+            "--steps",
+            str(args.steps),
+            "--val-every",
+            str(args.val_every),
+            "--lr",
+            str(args.lr),
+            "--batch-size",
+            str(args.batch_size),
+            "--objective",
+            args.objective,
+            *(
+                [
+                    "--inner-steps",
+                    str(args.inner_steps),
+                    "--solver",
+                    args.solver,
+                    "--guard",
+                    str(args.guard),
+                    "--iterations",
+                    str(args.iterations),
+                ]
+                if dual
+                else []
+            ),
+            *(["--per-object"] if args.per_object else []),
+            "--seed",
+            str(args.seed),
+            "--out",
+            str(model),
+        )
     t_fit = time.perf_counter() - t0
     ev_mc, ev_data = read_events(mc / "events.h5"), read_events(data / "events.h5")
     cal = apply_map(OTMap.load(model / "map.pt"), ev_mc)
-    res: dict = {"args": vars(args), "generate_s": t_gen, "fit_s": t_fit,
-                 "fit": json.loads((model / "diagnostics.json").read_text())}
+    res: dict = {
+        "args": vars(args),
+        "generate_s": t_gen,
+        "fit_s": t_fit,
+        "fit": json.loads((model / "diagnostics.json").read_text()),
+    }
     for reg_name, reg in (("CR", CR), ("SR", SR)):
         d = region_obs(ev_data, reg)
-        res[reg_name] = {"before": compare(region_obs(ev_mc, reg), d),
-                         "after": compare(region_obs(cal, reg), d)}
+        res[reg_name] = {
+            "before": compare(region_obs(ev_mc, reg), d),
+            "after": compare(region_obs(cal, reg), d),
+        }
         if args.floor:
             res[reg_name]["floor"] = compare(region_obs(read_events(data2 / "events.h5"), reg), d)
         print(reg_name, json.dumps(res[reg_name]), flush=True)

@@ -13,8 +13,10 @@ import sys
 from otus.io.h5 import read_events
 from otus.metrics import compare
 
-NAMES = {"zee": ["m_ee", "e+_py", "e+_pz", "e+_E"],
-         "ttbar": ["m_W_had", "m_t_had", "m_t_lep", "m_tt"]}
+NAMES = {
+    "zee": ["m_ee", "e+_py", "e+_pz", "e+_E"],
+    "ttbar": ["m_W_had", "m_t_had", "m_t_lep", "m_tt"],
+}
 
 
 def main(path: str) -> None:
@@ -24,13 +26,18 @@ def main(path: str) -> None:
     a, b = ev.subset(slice(0, h)), ev.subset(slice(h, 2 * h))
     names = NAMES[p.name]
     rows = {
-        "z|pass(A) vs z|pass(B)  [statistical floor]": compare(p, a.z[a.x_pass], b.z[b.x_pass], "z"),
+        "z|pass(A) vs z|pass(B)  [statistical floor]": compare(
+            p, a.z[a.x_pass], b.z[b.x_pass], "z"
+        ),
         "z all(A) vs z|pass(B)   [no efficiency model]": compare(p, a.z, b.z[b.x_pass], "z"),
-        "x|pass(A) vs x|pass(B)  [statistical floor]": compare(p, a.x[a.x_pass], b.x[b.x_pass], "x"),
+        "x|pass(A) vs x|pass(B)  [statistical floor]": compare(
+            p, a.x[a.x_pass], b.x[b.x_pass], "x"
+        ),
     }
     if p.name == "zee":  # same objects at both levels: the identity map is meaningful
-        rows["x|pass(A) vs z|pass(B)  [identity map]"] = compare(p, a.x[a.x_pass],
-                                                                 b.z[b.x_pass], "x")
+        rows["x|pass(A) vs z|pass(B)  [identity map]"] = compare(
+            p, a.x[a.x_pass], b.z[b.x_pass], "x"
+        )
     for k, r in rows.items():
         print(f"{k}: " + ", ".join(f"{n} {r[n]['chi2_r']:.2f}" for n in names if n in r))
 

@@ -40,8 +40,15 @@ def bad_inputs(root: Path) -> tuple[list[dict], dict[str, Counter]]:
         except Skipped as err:
             status, detail = "skipped", str(err)
         by_cat[c.category][status] += 1
-        rows.append({"category": c.category, "case": c.name, "target": c.target,
-                     "status": status, "detail": detail})
+        rows.append(
+            {
+                "category": c.category,
+                "case": c.name,
+                "target": c.target,
+                "status": status,
+                "detail": detail,
+            }
+        )
     for i, g in enumerate(GOOD):
         tmp = root / f"good{i}"
         tmp.mkdir()
@@ -52,9 +59,15 @@ def bad_inputs(root: Path) -> tuple[list[dict], dict[str, Counter]]:
         else:
             g_err = None
         by_cat["(valid edge case) " + g.category]["accepted" if ok else "FAILED"] += 1
-        rows.append({"category": "(valid) " + g.category, "case": g.name, "target": "reader",
-                     "status": "accepted" if ok else "FAILED",
-                     "detail": "" if g_err is None else repr(g_err)})
+        rows.append(
+            {
+                "category": "(valid) " + g.category,
+                "case": g.name,
+                "target": "reader",
+                "status": "accepted" if ok else "FAILED",
+                "detail": "" if g_err is None else repr(g_err),
+            }
+        )
     return rows, by_cat
 
 
@@ -81,13 +94,18 @@ def fuzz(root: Path, n: int, seed: int) -> dict[str, Counter]:
 
     targets = {
         "read_lhe (zee .lhe bytes)": (samples.path("zee", "lhe"), lambda q: read_lhe(q, "zee")),
-        "read_lhe (zee .lhe.gz bytes)": (samples.path("zee", "lhe_gz"),
-                                         lambda q: read_lhe(q, "zee")),
-        "read_lhe (ttbar .lhe lines)": (samples.path("ttbar", "lhe"),
-                                        lambda q: read_lhe(q, "ttbar")),
+        "read_lhe (zee .lhe.gz bytes)": (
+            samples.path("zee", "lhe_gz"),
+            lambda q: read_lhe(q, "zee"),
+        ),
+        "read_lhe (ttbar .lhe lines)": (
+            samples.path("ttbar", "lhe"),
+            lambda q: read_lhe(q, "ttbar"),
+        ),
         "read_events + iter_chunks (.h5 bytes)": (
             samples.path("zee", "h5"),
-            lambda q: (read_events(q, "zee"), list(iter_chunks(q, 7, "zee")))),
+            lambda q: (read_events(q, "zee"), list(iter_chunks(q, 7, "zee"))),
+        ),
         "read_delphes (.root bytes)": (samples.path("ttbar", "root"), read_delphes),
     }
     out: dict[str, Counter] = {}
@@ -98,9 +116,15 @@ def fuzz(root: Path, n: int, seed: int) -> dict[str, Counter]:
             q = root / "fuzz" / f"{i}{''.join(src.suffixes)}"
             q.parent.mkdir(exist_ok=True)
             if "lines" in name:
-                edits = [(str(rng.choice(["token", "delete", "duplicate", "swap"])),
-                          float(rng.random()), float(rng.random()), str(rng.choice(tokens)))
-                         for _ in range(int(rng.integers(1, 5)))]
+                edits = [
+                    (
+                        str(rng.choice(["token", "delete", "duplicate", "swap"])),
+                        float(rng.random()),
+                        float(rng.random()),
+                        str(rng.choice(tokens)),
+                    )
+                    for _ in range(int(rng.integers(1, 5)))
+                ]
                 q.write_text(edit_lines(data.decode(), edits), encoding="utf-8")
             else:
                 q.write_bytes(mutate(data, byte_mutation()))
@@ -139,54 +163,78 @@ def main() -> int:
         rows, by_cat = bad_inputs(root)
         fz = fuzz(root, args.fuzz, args.seed)
         kill = None if args.no_kill else interrupt(root)
-    lines = ["# Reliability: bad inputs and faults survived", "",
-             "Made by `PYTHONPATH=. python experiments/reliability_table.py"
-             f" --fuzz {args.fuzz} --seed {args.seed}` in {time.time() - t0:.0f} s. "
-             "*Refused* = exit 2 with one line `otus CMD: error: FILE: problem` (or one-line "
-             "`OtusError` from a reader) matching the expected message, and no output or "
-             "temporary file left. The cases are the table in "
-             "`tests/reliability/rel_cases*.py`, run by `tests/reliability/test_bad_inputs.py`.",
-             "", "## Bad inputs by category", "",
-             "| category | tried | refused as promised | skipped | failed |", "|---|---|---|---|---|"]
+    lines = [
+        "# Reliability: bad inputs and faults survived",
+        "",
+        "Made by `PYTHONPATH=. python experiments/reliability_table.py"
+        f" --fuzz {args.fuzz} --seed {args.seed}` in {time.time() - t0:.0f} s. "
+        "*Refused* = exit 2 with one line `otus CMD: error: FILE: problem` (or one-line "
+        "`OtusError` from a reader) matching the expected message, and no output or "
+        "temporary file left. The cases are the table in "
+        "`tests/reliability/rel_cases*.py`, run by `tests/reliability/test_bad_inputs.py`.",
+        "",
+        "## Bad inputs by category",
+        "",
+        "| category | tried | refused as promised | skipped | failed |",
+        "|---|---|---|---|---|",
+    ]
     tot = Counter()
     for cat, c in by_cat.items():
         tried = sum(c.values())
         good = c["refused"] + c["accepted"]
         lines.append(f"| {cat} | {tried} | {good} | {c['skipped']} | {c['FAILED']} |")
-        tot.update({"tried": tried, "good": good, "skipped": c["skipped"],
-                    "failed": c["FAILED"]})
-    lines += [f"| **all** | **{tot['tried']}** | **{tot['good']}** | {tot['skipped']} | "
-              f"**{tot['failed']}** |", "",
-              "Valid edge cases (negative or zero weights, failed reconstructions, misnamed "
-              "gzip) count as *refused as promised* when they are **accepted** and read "
-              "correctly.", "", "## Fuzzing the readers (seeded random mutations)", "",
-              "| reader (mutated input) | mutations | read as valid events | refused, one line "
-              "| other exceptions |", "|---|---|---|---|---|"]
+        tot.update({"tried": tried, "good": good, "skipped": c["skipped"], "failed": c["FAILED"]})
+    lines += [
+        f"| **all** | **{tot['tried']}** | **{tot['good']}** | {tot['skipped']} | "
+        f"**{tot['failed']}** |",
+        "",
+        "Valid edge cases (negative or zero weights, failed reconstructions, misnamed "
+        "gzip) count as *refused as promised* when they are **accepted** and read "
+        "correctly.",
+        "",
+        "## Fuzzing the readers (seeded random mutations)",
+        "",
+        "| reader (mutated input) | mutations | read as valid events | refused, one line "
+        "| other exceptions |",
+        "|---|---|---|---|---|",
+    ]
     for name, c in fz.items():
         other = sum(v for k, v in c.items() if k.startswith("FAILED"))
-        lines.append(f"| {name} | {sum(c.values())} | {c['read as valid events']} | "
-                     f"{c['refused, one line']} | {other} |")
+        lines.append(
+            f"| {name} | {sum(c.values())} | {c['read as valid events']} | "
+            f"{c['refused, one line']} | {other} |"
+        )
     if kill is not None:
         same = not kill["weights_differ"] and kill["val_ref"] == kill["val_resumed"]
-        lines += ["", "## Interrupted training (SIGKILL, then `otus fit --resume`)", "",
-                  "| measure | value |", "|---|---|",
-                  f"| process exit | {kill['returncode']} (SIGKILL) |",
-                  f"| last checkpoint after the kill | epoch {kill['saved_epoch']}, readable |",
-                  f"| work lost | {kill['lost_s']:.2f} s (checkpoint interval "
-                  f"{kill['interval_s']:.2f} s) |",
-                  f"| temporary files left | {len(kill['leftovers'])} |",
-                  f"| final epoch / steps, uninterrupted vs resumed | {kill['epochs']} / "
-                  f"{kill['steps']} |",
-                  f"| weights and validation metrics identical | {'yes' if same else 'NO'} |"]
+        lines += [
+            "",
+            "## Interrupted training (SIGKILL, then `otus fit --resume`)",
+            "",
+            "| measure | value |",
+            "|---|---|",
+            f"| process exit | {kill['returncode']} (SIGKILL) |",
+            f"| last checkpoint after the kill | epoch {kill['saved_epoch']}, readable |",
+            f"| work lost | {kill['lost_s']:.2f} s (checkpoint interval "
+            f"{kill['interval_s']:.2f} s) |",
+            f"| temporary files left | {len(kill['leftovers'])} |",
+            f"| final epoch / steps, uninterrupted vs resumed | {kill['epochs']} / "
+            f"{kill['steps']} |",
+            f"| weights and validation metrics identical | {'yes' if same else 'NO'} |",
+        ]
     failures = [r for r in rows if r["status"] == "FAILED"]
     if failures:
         lines += ["", "## Failed cases", ""] + [
-            f"- {r['category']} / {r['case']}: {r['detail']}" for r in failures]
+            f"- {r['category']} / {r['case']}: {r['detail']}" for r in failures
+        ]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "reliability.md").write_text("\n".join(lines) + "\n")
-    (args.out / "reliability.json").write_text(json.dumps(
-        {"cases": rows, "fuzz": {k: dict(v) for k, v in fz.items()}, "interrupt": kill},
-        indent=1, default=str))
+    (args.out / "reliability.json").write_text(
+        json.dumps(
+            {"cases": rows, "fuzz": {k: dict(v) for k, v in fz.items()}, "interrupt": kill},
+            indent=1,
+            default=str,
+        )
+    )
     print("(python experiments/make_results.py puts this into experiments/RESULTS.md)")
     print("\n".join(lines))
     return 1 if failures else 0

@@ -186,15 +186,22 @@ CASES = {
 
 
 def run_physics(
-    mc_path: Path, data_path: Path, methods: dict[str, Any], seed: int,
+    mc_path: Path,
+    data_path: Path,
+    methods: dict[str, Any],
+    seed: int,
     fit_features: list[str] | None = None,
 ) -> dict[str, Any]:
     """``fit_features``: the reweighters' inputs (default: the evaluation features)."""
     mc, data = read_events(mc_path, "zee"), read_events(data_path, "zee")
     names = list(default_features(ZEE))
     fit_names = list(fit_features) if fit_features else names
-    res: dict[str, Any] = {"mc": str(mc_path), "data": str(data_path), "features": names,
-                           "fit_features": fit_names}
+    res: dict[str, Any] = {
+        "mc": str(mc_path),
+        "data": str(data_path),
+        "features": names,
+        "fit_features": fit_names,
+    }
     split = {}
     for tag, ev in (("mc", mc), ("data", data)):
         n = len(ev)
@@ -208,16 +215,21 @@ def run_physics(
         for t, ev in (("mc", mc), ("data", data))
     }
     fit_cols = [names.index(n) if n in names else None for n in fit_names]
-    extra = {
-        t: feature_matrix(ZEE, np.where(ev.x_pass[:, None], ev.x, 0.0), fit_names)
-        for t, ev in (("mc", mc), ("data", data))
-    } if None in fit_cols else None
+    extra = (
+        {
+            t: feature_matrix(ZEE, np.where(ev.x_pass[:, None], ev.x, 0.0), fit_names)
+            for t, ev in (("mc", mc), ("data", data))
+        }
+        if None in fit_cols
+        else None
+    )
 
     def fit_x(tag: str, part: str) -> np.ndarray:
         m = split[tag][part]
         if extra is not None:
             return extra[tag][m]
         return feats[tag][m][:, fit_cols]
+
     wts = {"mc": mc.weight, "data": data.weight}
 
     def sub(tag: str, part: str) -> tuple[np.ndarray, np.ndarray]:
@@ -378,8 +390,12 @@ def report(res: dict[str, Any], cmd: str) -> str:
             "## (b) zee: data with 10% worse resolution and +1% energy scale",
             "",
             f"MC `{p['mc']}`, data `{p['data']}`; features {', '.join(p['features'])}"
-            + (f" (reweighters fitted on {', '.join(p['fit_features'])})"
-               if p.get("fit_features", p["features"]) != p["features"] else "") + ". "
+            + (
+                f" (reweighters fitted on {', '.join(p['fit_features'])})"
+                if p.get("fit_features", p["features"]) != p["features"]
+                else ""
+            )
+            + ". "
             f"Fit in the CR {CR!r} (first 70% of rows); events per region: MC "
             f"{p['n_mc']}, data {p['n_data']}.",
             "",
@@ -451,12 +467,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=None, help="otus: batch size")
     ap.add_argument("--epochs", type=int, default=None, help="otus: maximum epochs")
     ap.add_argument("--hidden", default=None, help="otus: hidden widths, e.g. 32,32,32")
-    ap.add_argument("--fit-features", default=None,
-                    help="zee: the reweighters' inputs, e.g. e-_pt,e-_eta,e+_pt,e+_eta "
-                         "(default: the evaluation features)")
+    ap.add_argument(
+        "--fit-features",
+        default=None,
+        help="zee: the reweighters' inputs, e.g. e-_pt,e-_eta,e+_pt,e+_eta "
+        "(default: the evaluation features)",
+    )
     ap.add_argument("--val-fraction", type=float, default=None, help="otus: early-stop split")
-    ap.add_argument("--ema-epochs", type=float, default=None,
-                    help="otus: horizon (epochs) of the classifier's weight average")
+    ap.add_argument(
+        "--ema-epochs",
+        type=float,
+        default=None,
+        help="otus: horizon (epochs) of the classifier's weight average",
+    )
     ap.add_argument("--quick", action="store_true", help="small samples (a smoke run)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "experiments/results/reweight.md")
@@ -519,9 +542,13 @@ def main(argv: list[str] | None = None) -> int:
         print("(b) zee", flush=True)
         args.workdir.mkdir(parents=True, exist_ok=True)
         mc, data = zee_samples(args.workdir, args.zee_events, regenerate=args.regenerate)
-        res["physics"] = run_physics(mc, data, methods, args.seed,
-                                     fit_features=args.fit_features.split(",")
-                                     if args.fit_features else None)
+        res["physics"] = run_physics(
+            mc,
+            data,
+            methods,
+            args.seed,
+            fit_features=args.fit_features.split(",") if args.fit_features else None,
+        )
         res["physics"].update(date=res["date"], otus_config=res["otus_config"], command=cmd)
         res["physics_date"] = res["date"]
     elif prev.get("physics"):

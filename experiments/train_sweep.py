@@ -23,13 +23,20 @@ from pathlib import Path
 import yaml
 
 
-def _config(base: str, over: dict, epochs: int, accelerator: str, max_time: str | None,
-            path: Path) -> Path:
+def _config(
+    base: str, over: dict, epochs: int, accelerator: str, max_time: str | None, path: Path
+) -> Path:
     c = yaml.safe_load(Path(base).read_text())
     for sec, kv in over.items():
         c.setdefault(sec, {}).update(kv)
-    c["trainer"].update({"accelerator": accelerator, "max_epochs": epochs,
-                         "checkpoint_every_n_epochs": 10_000, "max_time": max_time})
+    c["trainer"].update(
+        {
+            "accelerator": accelerator,
+            "max_epochs": epochs,
+            "checkpoint_every_n_epochs": 10_000,
+            "max_time": max_time,
+        }
+    )
     path.write_text(yaml.safe_dump(c, sort_keys=False))
     return path
 
@@ -43,19 +50,27 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     runs = json.loads(args.sweep.read_text())
     args.out.mkdir(parents=True, exist_ok=True)
-    mt = (time.strftime("00:%H:%M:%S", time.gmtime(args.max_time)) if args.max_time
-          else None)
+    mt = time.strftime("00:%H:%M:%S", time.gmtime(args.max_time)) if args.max_time else None
     procs = {}
     for name, (proc, base, data, over) in runs.items():
         over = dict(over)
         epochs = int(over.pop("epochs"))
         cfg = _config(base, over, epochs, args.accelerator, mt, args.out / f"{name}.yaml")
-        cmd = [sys.executable, "-m", "otus", "fit", proc, "--data", os.path.expandvars(data),
-               "--config",
-               str(cfg), "--out", str(args.out / name)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "otus",
+            "fit",
+            proc,
+            "--data",
+            os.path.expandvars(data),
+            "--config",
+            str(cfg),
+            "--out",
+            str(args.out / name),
+        ]
         log = open(args.out / f"{name}.log", "w")  # the child process owns it
-        procs[name] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT),
-                       time.time())
+        procs[name] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), time.time())
     rc = 0
     for name, (p, t0) in procs.items():
         p.wait()

@@ -41,9 +41,15 @@ class DemoSettings:
     data_energy_scale: float = 1.01
 
 
-TINY = DemoSettings(train_events=1500, test_events=800, data_events=1500,
-                    fit_time="00:00:00:20", fit_epochs=2, reweight_epochs=2,
-                    calibrate_steps=25)
+TINY = DemoSettings(
+    train_events=1500,
+    test_events=800,
+    data_events=1500,
+    fit_time="00:00:00:20",
+    fit_epochs=2,
+    reweight_epochs=2,
+    calibrate_steps=25,
+)
 
 
 def _cli(*args: str) -> None:
@@ -81,10 +87,22 @@ def _write_fit_config(path: Path, s: DemoSettings) -> None:
     n_pass = int(0.45 * s.train_events * 0.9)
     cfg = {
         "process": "zee",
-        "net": {"hidden": 128, "depth": 3, "noise_dim": 4, "identity_bias": True,
-                "efficiency": True, "balance_pt": True},
-        "loss": {"data": 0.1, "n_projections": 128, "axis_weight": 1.0, "mass_scale": 2.0,
-                 "paired": 3.0, "features": ["p4", "pteta", "recoil", "aco", "masses"]},
+        "net": {
+            "hidden": 128,
+            "depth": 3,
+            "noise_dim": 4,
+            "identity_bias": True,
+            "efficiency": True,
+            "balance_pt": True,
+        },
+        "loss": {
+            "data": 0.1,
+            "n_projections": 128,
+            "axis_weight": 1.0,
+            "mass_scale": 2.0,
+            "paired": 3.0,
+            "features": ["p4", "pteta", "recoil", "aco", "masses"],
+        },
         "data": {"batch_size": int(min(s.batch_size, max(64, n_pass // 4)))},
     }
     path.write_text(yaml.safe_dump(cfg))
@@ -129,8 +147,12 @@ def _figs(folder: Path, names: list[str]) -> list[Path]:
     return [p for n in safe if (p := folder / "plots" / f"{n}.png").exists()]
 
 
-def run_demo(out: str | Path = "demo_output", *, settings: DemoSettings | None = None,
-             echo: Callable[[str], None] = print) -> Path:
+def run_demo(
+    out: str | Path = "demo_output",
+    *,
+    settings: DemoSettings | None = None,
+    echo: Callable[[str], None] = print,
+) -> Path:
     """Run every stage into ``out`` and return the path of ``report.html``."""
     s = settings or DemoSettings()
     root = Path(out)
@@ -140,121 +162,279 @@ def run_demo(out: str | Path = "demo_output", *, settings: DemoSettings | None =
     st = _Stages(echo)
     sim, test, data = root / "sim", root / "test", root / "data"
     sd = str(s.seed)
-    st.run(f"generate {s.train_events} zee training events (simulation)",
-           lambda: _cli("generate", "zee", "--events", s.train_events, "--seed", s.seed + 1,
-                        "--out", sim))
-    st.run(f"generate {s.test_events} zee held-out test events",
-           lambda: _cli("generate", "zee", "--events", s.test_events, "--seed", s.seed + 2,
-                        "--out", test))
-    st.run(f"generate {s.data_events} zee pseudo-data (resolution ×{s.data_resolution_scale}, "
-           f"energy scale ×{s.data_energy_scale})",
-           lambda: _cli("generate", "zee", "--events", s.data_events, "--seed", s.seed + 3,
-                        "--out", data, "--resolution-scale", s.data_resolution_scale,
-                        "--energy-scale", s.data_energy_scale))
+    st.run(
+        f"generate {s.train_events} zee training events (simulation)",
+        lambda: _cli(
+            "generate", "zee", "--events", s.train_events, "--seed", s.seed + 1, "--out", sim
+        ),
+    )
+    st.run(
+        f"generate {s.test_events} zee held-out test events",
+        lambda: _cli(
+            "generate", "zee", "--events", s.test_events, "--seed", s.seed + 2, "--out", test
+        ),
+    )
+    st.run(
+        f"generate {s.data_events} zee pseudo-data (resolution ×{s.data_resolution_scale}, "
+        f"energy scale ×{s.data_energy_scale})",
+        lambda: _cli(
+            "generate",
+            "zee",
+            "--events",
+            s.data_events,
+            "--seed",
+            s.seed + 3,
+            "--out",
+            data,
+            "--resolution-scale",
+            s.data_resolution_scale,
+            "--energy-scale",
+            s.data_energy_scale,
+        ),
+    )
     run, cfg = root / "run", root / "fit_config.yaml"
     _write_fit_config(cfg, s)
-    st.run("train OTUS (fit)",
-           lambda: _cli("fit", "zee", "--data", sim / "events.h5", "--config", cfg,
-                        "--out", run, "--max-time", s.fit_time, "--max-epochs", s.fit_epochs,
-                        "--accelerator", "auto", "--seed", sd))
-    st.run("simulate the held-out parton-level events (decoder z → x)",
-           lambda: _cli("simulate", run, "--input", test / "events.h5",
-                        "--out", root / "simulated.h5", "--seed", sd))
-    st.run("unfold the held-out detector-level events (encoder x → z)",
-           lambda: _cli("unfold", run, "--input", test / "events.h5",
-                        "--out", root / "unfolded.h5", "--seed", sd))
+    st.run(
+        "train OTUS (fit)",
+        lambda: _cli(
+            "fit",
+            "zee",
+            "--data",
+            sim / "events.h5",
+            "--config",
+            cfg,
+            "--out",
+            run,
+            "--max-time",
+            s.fit_time,
+            "--max-epochs",
+            s.fit_epochs,
+            "--accelerator",
+            "auto",
+            "--seed",
+            sd,
+        ),
+    )
+    st.run(
+        "simulate the held-out parton-level events (decoder z → x)",
+        lambda: _cli(
+            "simulate",
+            run,
+            "--input",
+            test / "events.h5",
+            "--out",
+            root / "simulated.h5",
+            "--seed",
+            sd,
+        ),
+    )
+    st.run(
+        "unfold the held-out detector-level events (encoder x → z)",
+        lambda: _cli(
+            "unfold",
+            run,
+            "--input",
+            test / "events.h5",
+            "--out",
+            root / "unfolded.h5",
+            "--seed",
+            sd,
+        ),
+    )
     ev_sim, ev_unf = root / "eval_simulation", root / "eval_unfolding"
-    st.run("evaluate simulation",
-           lambda: _cli("evaluate", "--truth", test / "events.h5", "--pred",
-                        root / "simulated.h5", "--out", ev_sim, "--level", "x"))
-    st.run("evaluate unfolding",
-           lambda: _cli("evaluate", "--truth", test / "events.h5", "--pred",
-                        root / "unfolded.h5", "--out", ev_unf, "--level", "z"))
+    st.run(
+        "evaluate simulation",
+        lambda: _cli(
+            "evaluate",
+            "--truth",
+            test / "events.h5",
+            "--pred",
+            root / "simulated.h5",
+            "--out",
+            ev_sim,
+            "--level",
+            "x",
+        ),
+    )
+    st.run(
+        "evaluate unfolding",
+        lambda: _cli(
+            "evaluate",
+            "--truth",
+            test / "events.h5",
+            "--pred",
+            root / "unfolded.h5",
+            "--out",
+            ev_unf,
+            "--level",
+            "z",
+        ),
+    )
 
     # Calibration toward pseudo-data: fit in the Z-peak CR, check in the off-peak SR.
     rw, rw_out = root / "reweighter", root / "sim_reweighted.h5"
-    st.run("reweight simulation toward data in the CR (k-fold classifier)",
-           lambda: _cli("reweight", "fit", "--mc", sim / "events.h5", "--data",
-                        data / "events.h5", "--region", CR, "--out", rw,
-                        "--epochs", s.reweight_epochs))
-    st.run("apply the weights", lambda: _cli("reweight", "apply", rw, "--input",
-                                             sim / "events.h5", "--out", rw_out))
+    st.run(
+        "reweight simulation toward data in the CR (k-fold classifier)",
+        lambda: _cli(
+            "reweight",
+            "fit",
+            "--mc",
+            sim / "events.h5",
+            "--data",
+            data / "events.h5",
+            "--region",
+            CR,
+            "--out",
+            rw,
+            "--epochs",
+            s.reweight_epochs,
+        ),
+    )
+    st.run(
+        "apply the weights",
+        lambda: _cli("reweight", "apply", rw, "--input", sim / "events.h5", "--out", rw_out),
+    )
     cal, cal_out = root / "calibration", root / "sim_calibrated.h5"
-    st.run("calibrate simulation toward data in the CR (ICNN optimal transport)",
-           lambda: _cli("calibrate", "fit", "--mc", sim / "events.h5", "--data",
-                        data / "events.h5", "--region", CR, "--out", cal,
-                        "--features", "e-_logpt,e+_logpt", "--condition", "e-_eta,e+_eta",
-                        "--per-object", "--solver", "conjugate", "--inner-steps", 3,
-                        "--steps", s.calibrate_steps, "--seed", sd))
-    st.run("apply the transport map", lambda: _cli("calibrate", "apply", cal, "--input",
-                                                   sim / "events.h5", "--out", cal_out))
+    st.run(
+        "calibrate simulation toward data in the CR (ICNN optimal transport)",
+        lambda: _cli(
+            "calibrate",
+            "fit",
+            "--mc",
+            sim / "events.h5",
+            "--data",
+            data / "events.h5",
+            "--region",
+            CR,
+            "--out",
+            cal,
+            "--features",
+            "e-_logpt,e+_logpt",
+            "--condition",
+            "e-_eta,e+_eta",
+            "--per-object",
+            "--solver",
+            "conjugate",
+            "--inner-steps",
+            3,
+            "--steps",
+            s.calibrate_steps,
+            "--seed",
+            sd,
+        ),
+    )
+    st.run(
+        "apply the transport map",
+        lambda: _cli("calibrate", "apply", cal, "--input", sim / "events.h5", "--out", cal_out),
+    )
     sr = root / "signal_region"
     sr.mkdir()
     evals = {}
 
     def _sr_evals() -> None:
         truth = _subset_region(data / "events.h5", sr / "data.h5", SR)
-        for name, src in (("uncalibrated", sim / "events.h5"), ("reweighted", rw_out),
-                          ("ICNN-calibrated", cal_out)):
+        for name, src in (
+            ("uncalibrated", sim / "events.h5"),
+            ("reweighted", rw_out),
+            ("ICNN-calibrated", cal_out),
+        ):
             pred = _subset_region(src, sr / f"{name}.h5", SR)
             evals[name] = sr / f"eval_{name}"
-            _cli("evaluate", "--truth", truth, "--pred", pred, "--out", evals[name],
-                 "--level", "x", "--truth-label", "pseudo-data",
-                 "--pred-label", f"{name} MC")
+            _cli(
+                "evaluate",
+                "--truth",
+                truth,
+                "--pred",
+                pred,
+                "--out",
+                evals[name],
+                "--level",
+                "x",
+                "--truth-label",
+                "pseudo-data",
+                "--pred-label",
+                f"{name} MC",
+            )
 
     st.run("evaluate the calibrations in the SR", _sr_evals)
 
     def _report() -> tuple[Path, Path]:
-        return write_report(root, "otus demo: Z → ee", _sections(root, s, st, ev_sim, ev_unf,
-                                                                    evals, rw, cal))
+        return write_report(
+            root, "otus demo: Z → ee", _sections(root, s, st, ev_sim, ev_unf, evals, rw, cal)
+        )
 
     md, page = st.run("write the report", _report)
     echo(f"[otus demo] report: {page.resolve()}  (Markdown: {md.resolve()})")
     return page
 
 
-def _sections(root: Path, s: DemoSettings, st: _Stages, ev_sim: Path, ev_unf: Path,
-              evals: dict[str, Path], rw: Path, cal: Path) -> list[Section]:
+def _sections(
+    root: Path,
+    s: DemoSettings,
+    st: _Stages,
+    ev_sim: Path,
+    ev_unf: Path,
+    evals: dict[str, Path],
+    rw: Path,
+    cal: Path,
+) -> list[Section]:
     m_sim, m_unf = _metrics(ev_sim), _metrics(ev_unf)
     keys = ["m_ee", "e+_py", "e+_pz", "e+_E", "e-_pt", "e+_eta"]
-    secs = [Section(
-        "Stages",
-        "Every stage is an `otus` command; wall times on this machine.",
-        [["stage", "time [s]"]] + [[n, f"{t:.1f}"] for n, t in st.times]
-        + [["total", f"{sum(t for _, t in st.times):.1f}"]],
-    )]
+    secs = [
+        Section(
+            "Stages",
+            "Every stage is an `otus` command; wall times on this machine.",
+            [["stage", "time [s]"]]
+            + [[n, f"{t:.1f}"] for n, t in st.times]
+            + [["total", f"{sum(t for _, t in st.times):.1f}"]],
+        )
+    ]
     g = m_sim["global"]
-    secs.append(Section(
-        "Simulation: x vs D(z) on held-out events",
-        f"Classifier two-sample AUC {_fmt(g.get('classifier_auc'))} ± "
-        f"{_fmt(g.get('classifier_auc_err'), 1)} (0.5 = indistinguishable); sliced W2 "
-        f"{_fmt(g.get('sliced_w2'))}. Pass rates (truth, simulation): "
-        f"{_fmt(m_sim.get('pass_rate', {}).get('truth'))}, "
-        f"{_fmt(m_sim.get('pass_rate', {}).get('prediction'))}.",
-        _obs_table(m_sim, keys), _figs(ev_sim, ["m_ee", "e+_pz"]),
-    ))
+    secs.append(
+        Section(
+            "Simulation: x vs D(z) on held-out events",
+            f"Classifier two-sample AUC {_fmt(g.get('classifier_auc'))} ± "
+            f"{_fmt(g.get('classifier_auc_err'), 1)} (0.5 = indistinguishable); sliced W2 "
+            f"{_fmt(g.get('sliced_w2'))}. Pass rates (truth, simulation): "
+            f"{_fmt(m_sim.get('pass_rate', {}).get('truth'))}, "
+            f"{_fmt(m_sim.get('pass_rate', {}).get('prediction'))}.",
+            _obs_table(m_sim, keys),
+            _figs(ev_sim, ["m_ee", "e+_pz"]),
+        )
+    )
     g = m_unf["global"]
-    secs.append(Section(
-        "Unfolding: z vs E(x) on held-out events",
-        f"Classifier two-sample AUC {_fmt(g.get('classifier_auc'))}; sliced W2 "
-        f"{_fmt(g.get('sliced_w2'))}.",
-        _obs_table(m_unf, keys), _figs(ev_unf, ["m_ee", "e+_pz"]),
-    ))
+    secs.append(
+        Section(
+            "Unfolding: z vs E(x) on held-out events",
+            f"Classifier two-sample AUC {_fmt(g.get('classifier_auc'))}; sliced W2 "
+            f"{_fmt(g.get('sliced_w2'))}.",
+            _obs_table(m_unf, keys),
+            _figs(ev_unf, ["m_ee", "e+_pz"]),
+        )
+    )
     rows = [["sample in the SR", "classifier AUC vs data", "χ²_R m_ee", "χ²_R e-_pt"]]
     figs: list[Path] = []
     for name, folder in evals.items():
         m = _metrics(folder)
         obs = m["observables"]
-        rows.append([name, _fmt(m["global"].get("classifier_auc")),
-                     _fmt(obs.get("m_ee", {}).get("chi2_r")),
-                     _fmt(obs.get("e-_pt", {}).get("chi2_r"))])
+        rows.append(
+            [
+                name,
+                _fmt(m["global"].get("classifier_auc")),
+                _fmt(obs.get("m_ee", {}).get("chi2_r")),
+                _fmt(obs.get("e-_pt", {}).get("chi2_r")),
+            ]
+        )
         figs += _figs(folder, ["m_ee"])[:1]
-    secs.append(Section(
-        "Calibration toward pseudo-data: fitted in the Z-peak CR, checked in the off-peak SR",
-        f"Pseudo-data: the same generator with {s.data_resolution_scale}× resolution and "
-        f"{s.data_energy_scale}× energy scale. CR: `{CR}`; SR: `{SR}`. Reweighting moves "
-        "weights (k-fold classifier, w = s/(1−s)); ICNN transport moves events (x′ = ∇g(x): "
-        "one map of each electron's log pT given its η).",
-        rows, figs,
-    ))
+    secs.append(
+        Section(
+            "Calibration toward pseudo-data: fitted in the Z-peak CR, checked in the off-peak SR",
+            f"Pseudo-data: the same generator with {s.data_resolution_scale}× resolution and "
+            f"{s.data_energy_scale}× energy scale. CR: `{CR}`; SR: `{SR}`. Reweighting moves "
+            "weights (k-fold classifier, w = s/(1−s)); ICNN transport moves events (x′ = ∇g(x): "
+            "one map of each electron's log pT given its η).",
+            rows,
+            figs,
+        )
+    )
     return secs

@@ -59,8 +59,13 @@ def _made_by(ev: Events) -> str:
 def unfold_target(truth: Events, pred: Events, level: str) -> Events:
     """Truth restricted to the events an unfolder can see: when the prediction is an
     ``otus unfold`` output compared at z, only z of events whose x passes."""
-    if level == "z" and _made_by(pred) == "unfold" and truth.x_pass is not None \
-            and truth.x is not None and not truth.x_pass.all():
+    if (
+        level == "z"
+        and _made_by(pred) == "unfold"
+        and truth.x_pass is not None
+        and truth.x is not None
+        and not truth.x_pass.all()
+    ):
         return truth.subset(truth.x_pass)
     return truth
 
@@ -86,8 +91,9 @@ def rows_and_weights(ev: Events, level: str, name: str) -> tuple[np.ndarray, np.
     return np.asarray(rows, dtype=np.float64), np.asarray(w, dtype=np.float64)
 
 
-def auc_features(process: Any, truth_rows: np.ndarray, pred_rows: np.ndarray,
-                 level: str) -> tuple[np.ndarray, np.ndarray]:
+def auc_features(
+    process: Any, truth_rows: np.ndarray, pred_rows: np.ndarray, level: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Classifier features of both samples: every physics observable (the stored
     four-momenta, pT, η, masses), so that the classifier sees mass peaks directly; columns
     constant in both samples (e.g. MET pz) are left out."""
@@ -102,9 +108,16 @@ def auc_features(process: Any, truth_rows: np.ndarray, pred_rows: np.ndarray,
 
 
 def evaluate(
-    truth: Events, pred: Events, *, level: str | None = None, use_weights: bool = True,
-    seed: int = 0, n_projections: int = 1000, auc: bool = True,
-    auc_max_events: int | None = 200_000, bins: int = M.DEFAULT_BINS,
+    truth: Events,
+    pred: Events,
+    *,
+    level: str | None = None,
+    use_weights: bool = True,
+    seed: int = 0,
+    n_projections: int = 1000,
+    auc: bool = True,
+    auc_max_events: int | None = 200_000,
+    bins: int = M.DEFAULT_BINS,
 ) -> dict[str, Any]:
     """Compare ``pred`` with ``truth`` (one process) and return the report dictionary.
 
@@ -113,8 +126,10 @@ def evaluate(
     ``classifier_auc_err``) and ``observables`` (:func:`otus.metrics.compare`).
     """
     if truth.process.name != pred.process.name:
-        raise OtusError(f"truth holds {truth.process.name} events but prediction holds "
-                        f"{pred.process.name} events")
+        raise OtusError(
+            f"truth holds {truth.process.name} events but prediction holds "
+            f"{pred.process.name} events"
+        )
     proc = truth.process
     lv = infer_level(truth, pred, level)
     selected = lv == "z" and _made_by(pred) == "unfold" and truth.x_pass is not None
@@ -124,11 +139,17 @@ def evaluate(
     if not use_weights:
         wt, wp = np.ones(len(t)), np.ones(len(p))
     rep: dict[str, Any] = {
-        "process": proc.name, "level": lv, "n_truth": len(t), "n_pred": len(p),
+        "process": proc.name,
+        "level": lv,
+        "n_truth": len(t),
+        "n_pred": len(p),
         "weighted": bool(use_weights and (np.ptp(wt) > 0 or np.ptp(wp) > 0)),
         "n_projections": n_projections,
-        "truth_selection": "z of events whose x passes (the unfolder's target)" if selected
-        else "all events" if lv == "z" else "passing events",
+        "truth_selection": "z of events whose x passes (the unfolder's target)"
+        if selected
+        else "all events"
+        if lv == "z"
+        else "passing events",
     }
     if lv == "x":
         rates = {}
@@ -164,27 +185,40 @@ def markdown(report: dict[str, Any], *, title: str | None = None) -> str:
     """A Markdown rendering of :func:`evaluate`'s report: header lines and a metrics table."""
     lv = report["level"]
     lines = [f"## {title or 'otus evaluate'}: {report['process']}, level {lv}", ""]
-    lines.append(f"- events compared: truth {report['n_truth']}, prediction {report['n_pred']}"
-                 f"{' (weighted)' if report.get('weighted') else ''}; truth: "
-                 f"{report.get('truth_selection', 'all events')}")
+    lines.append(
+        f"- events compared: truth {report['n_truth']}, prediction {report['n_pred']}"
+        f"{' (weighted)' if report.get('weighted') else ''}; truth: "
+        f"{report.get('truth_selection', 'all events')}"
+    )
     if "pass_rate" in report:
         pr = report["pass_rate"]
         lines.append(f"- pass rate: truth {pr['truth']:.3f}, prediction {pr['prediction']:.3f}")
     g = report["global"]
-    lines.append(f"- sliced W2² ({report.get('n_projections', 1000)} slices, raw GeV features): "
-                 f"{_fmt(g['sliced_w2'])}")
+    lines.append(
+        f"- sliced W2² ({report.get('n_projections', 1000)} slices, raw GeV features): "
+        f"{_fmt(g['sliced_w2'])}"
+    )
     if g.get("classifier_auc") is not None:
-        lines.append(f"- classifier AUC (0.5 = indistinguishable): "
-                     f"{g['classifier_auc']:.4f} ± {g['classifier_auc_err']:.4f}")
-    lines += ["", "| observable | mean truth | mean pred | " + " | ".join(_HEAD_MD) + " |",
-              "|---|" + "---|" * (2 + len(_HEAD))]
+        lines.append(
+            f"- classifier AUC (0.5 = indistinguishable): "
+            f"{g['classifier_auc']:.4f} ± {g['classifier_auc_err']:.4f}"
+        )
+    lines += [
+        "",
+        "| observable | mean truth | mean pred | " + " | ".join(_HEAD_MD) + " |",
+        "|---|" + "---|" * (2 + len(_HEAD)),
+    ]
     for name, m in report["observables"].items():
         cells = [_fmt(m.get("mean_truth")), _fmt(m.get("mean_pred"))]
         cells += [_fmt(m.get(k)) for k in _HEAD]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "W: squared 1-D Wasserstein distance (GeV²; unitless for η); χ²_R over "
-              "common bins with ≥5 events of each sample; KS: Kolmogorov-Smirnov statistic; "
-              "Δ_tri: triangular discrimination (0 = equal, 1 = disjoint).", ""]
+    lines += [
+        "",
+        "W: squared 1-D Wasserstein distance (GeV²; unitless for η); χ²_R over "
+        "common bins with ≥5 events of each sample; KS: Kolmogorov-Smirnov statistic; "
+        "Δ_tri: triangular discrimination (0 = equal, 1 = disjoint).",
+        "",
+    ]
     return "\n".join(lines)
 
 

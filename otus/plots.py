@@ -25,18 +25,31 @@ def hep_style() -> dict[str, Any]:
     except ImportError:
         pass
     return {
-        "font.size": 12, "axes.labelsize": 13, "legend.fontsize": 11, "legend.frameon": False,
-        "xtick.direction": "in", "ytick.direction": "in", "xtick.top": True, "ytick.right": True,
-        "xtick.minor.visible": True, "ytick.minor.visible": True,
-        "xtick.major.size": 6, "ytick.major.size": 6, "xtick.minor.size": 3,
-        "ytick.minor.size": 3, "axes.linewidth": 1.0, "figure.dpi": 100, "savefig.dpi": 120,
+        "font.size": 12,
+        "axes.labelsize": 13,
+        "legend.fontsize": 11,
+        "legend.frameon": False,
+        "xtick.direction": "in",
+        "ytick.direction": "in",
+        "xtick.top": True,
+        "ytick.right": True,
+        "xtick.minor.visible": True,
+        "ytick.minor.visible": True,
+        "xtick.major.size": 6,
+        "ytick.major.size": 6,
+        "xtick.minor.size": 3,
+        "ytick.minor.size": 3,
+        "axes.linewidth": 1.0,
+        "figure.dpi": 100,
+        "savefig.dpi": 120,
     }
 
 
 def ratio_axes(fig: Any) -> tuple[Any, Any]:
     """Main and ratio panels (3:1, shared x) on ``fig``."""
-    gs = fig.add_gridspec(2, 1, height_ratios=(3, 1), hspace=0.05, left=0.16, right=0.96,
-                          bottom=0.1, top=0.93)
+    gs = fig.add_gridspec(
+        2, 1, height_ratios=(3, 1), hspace=0.05, left=0.16, right=0.96, bottom=0.1, top=0.93
+    )
     ax = fig.add_subplot(gs[0])
     axr = fig.add_subplot(gs[1], sharex=ax)
     ax.tick_params(labelbottom=False)
@@ -64,8 +77,9 @@ def auto_range(*samples: Any, q: float = 0.002) -> tuple[float, float]:
     return lo, hi
 
 
-def _density(a: np.ndarray, w: np.ndarray, edges: np.ndarray, total: float) -> tuple[
-        np.ndarray, np.ndarray]:
+def _density(
+    a: np.ndarray, w: np.ndarray, edges: np.ndarray, total: float
+) -> tuple[np.ndarray, np.ndarray]:
     h, _ = np.histogram(a, edges, weights=w)
     v, _ = np.histogram(a, edges, weights=w**2)
     width = np.diff(edges)
@@ -73,9 +87,18 @@ def _density(a: np.ndarray, w: np.ndarray, edges: np.ndarray, total: float) -> t
 
 
 def hist_ratio(
-    ax_main: Any, ax_ratio: Any, truth: Any, pred: Any, *, wt: Any = None, wp: Any = None,
-    bins: int | np.ndarray = 50, range: tuple[float, float] | None = None,
-    label: str = "", truth_label: str = "truth", pred_label: str = "prediction",
+    ax_main: Any,
+    ax_ratio: Any,
+    truth: Any,
+    pred: Any,
+    *,
+    wt: Any = None,
+    wp: Any = None,
+    bins: int | np.ndarray = 50,
+    range: tuple[float, float] | None = None,
+    label: str = "",
+    truth_label: str = "truth",
+    pred_label: str = "prediction",
     logy: bool = False,
 ) -> tuple[Any, Any]:
     """Normalised histograms of truth and prediction and their ratio prediction/truth.
@@ -86,15 +109,21 @@ def hist_ratio(
     """
     t, wt = _finite(truth, wt)
     p, wp = _finite(pred, wp)
-    edges = np.asarray(bins) if np.ndim(bins) else np.linspace(
-        *(range or auto_range(t, p)), int(bins) + 1)
+    edges = (
+        np.asarray(bins)
+        if np.ndim(bins)
+        else np.linspace(*(range or auto_range(t, p)), int(bins) + 1)
+    )
     ht, et = _density(t, wt, edges, wt.sum())
     hp, ep = _density(p, wp, edges, wp.sum())
-    for h, e, c, lab, fill in ((ht, et, TRUTH_COLOR, truth_label, False),
-                               (hp, ep, PRED_COLOR, pred_label, True)):
+    for h, e, c, lab, fill in (
+        (ht, et, TRUTH_COLOR, truth_label, False),
+        (hp, ep, PRED_COLOR, pred_label, True),
+    ):
         ax_main.stairs(h, edges, color=c, lw=1.5, label=lab)
-        ax_main.stairs(h + e, edges, baseline=h - e, fill=True, color=c, alpha=0.25 if fill
-                       else 0.15, lw=0)
+        ax_main.stairs(
+            h + e, edges, baseline=h - e, fill=True, color=c, alpha=0.25 if fill else 0.15, lw=0
+        )
     ax_main.set_ylabel("normalised entries / bin width")
     ax_main.legend(loc="best")
     if logy:
@@ -103,11 +132,11 @@ def hist_ratio(
         ax_main.set_ylim(bottom=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.where(ht > 0, hp / ht, np.nan)
-        re = np.where(ht > 0, r * np.sqrt((et / ht) ** 2 + (ep / np.where(hp > 0, hp, 1)) ** 2),
-                      np.nan)
+        re = np.where(
+            ht > 0, r * np.sqrt((et / ht) ** 2 + (ep / np.where(hp > 0, hp, 1)) ** 2), np.nan
+        )
         rt = np.where(ht > 0, et / ht, np.nan)
-    ax_ratio.stairs(1 + rt, edges, baseline=1 - rt, fill=True, color=TRUTH_COLOR, alpha=0.15,
-                    lw=0)
+    ax_ratio.stairs(1 + rt, edges, baseline=1 - rt, fill=True, color=TRUTH_COLOR, alpha=0.15, lw=0)
     ax_ratio.stairs(r, edges, color=PRED_COLOR, lw=1.5)
     ax_ratio.stairs(r + re, edges, baseline=r - re, fill=True, color=PRED_COLOR, alpha=0.25, lw=0)
     ax_ratio.axhline(1.0, color=TRUTH_COLOR, lw=0.8, ls="--")
@@ -119,24 +148,50 @@ def hist_ratio(
 
 
 def mass_peak(
-    ax_main: Any, ax_ratio: Any, truth: Any, pred: Any, *, wt: Any = None, wp: Any = None,
-    label: str = "m [GeV]", window: float = 0.6, bins: int = 60, **kw: Any,
+    ax_main: Any,
+    ax_ratio: Any,
+    truth: Any,
+    pred: Any,
+    *,
+    wt: Any = None,
+    wp: Any = None,
+    label: str = "m [GeV]",
+    window: float = 0.6,
+    bins: int = 60,
+    **kw: Any,
 ) -> tuple[Any, Any]:
     """:func:`hist_ratio` zoomed on the peak: the narrowest interval holding a fraction
     ``window`` of the truth, widened by a factor 2.5 around its centre."""
     t, _ = _finite(truth, wt)
     s = np.sort(t)
     k = max(1, int(window * len(s)))
-    i = int(np.argmin(s[k - 1:] - s[: len(s) - k + 1])) if len(s) >= k else 0
+    i = int(np.argmin(s[k - 1 :] - s[: len(s) - k + 1])) if len(s) >= k else 0
     lo, hi = s[i], s[min(i + k - 1, len(s) - 1)]
     c, h = 0.5 * (lo + hi), 1.25 * max(hi - lo, 1e-3)
-    return hist_ratio(ax_main, ax_ratio, truth, pred, wt=wt, wp=wp, bins=bins,
-                      range=(max(c - h, 0.0) if lo >= 0 else c - h, c + h), label=label, **kw)
+    return hist_ratio(
+        ax_main,
+        ax_ratio,
+        truth,
+        pred,
+        wt=wt,
+        wp=wp,
+        bins=bins,
+        range=(max(c - h, 0.0) if lo >= 0 else c - h, c + h),
+        label=label,
+        **kw,
+    )
 
 
 def transport_2d(
-    ax: Any, a: Any, b: Any, *, weights: Any = None, bins: int = 80,
-    xlabel: str = "", ylabel: str = "", diagonal: bool = True,
+    ax: Any,
+    a: Any,
+    b: Any,
+    *,
+    weights: Any = None,
+    bins: int = 80,
+    xlabel: str = "",
+    ylabel: str = "",
+    diagonal: bool = True,
     range: tuple[tuple[float, float], tuple[float, float]] | None = None,
 ) -> Any:
     """2-D histogram (log colour scale) of paired values ``a`` → ``b``, e.g. z vs x or
@@ -155,8 +210,9 @@ def transport_2d(
     h = np.where(h > 0, h, np.nan)
     vmax = np.nanmax(h) if np.isfinite(h).any() else 1.0
     vmin = max(np.nanmin(h) if np.isfinite(h).any() else 1.0, vmax * 1e-4)
-    m = ax.pcolormesh(xe, ye, h.T, norm=LogNorm(vmin=vmin, vmax=vmax), cmap="viridis",
-                      rasterized=True)
+    m = ax.pcolormesh(
+        xe, ye, h.T, norm=LogNorm(vmin=vmin, vmax=vmax), cmap="viridis", rasterized=True
+    )
     ax.figure.colorbar(m, ax=ax, label="events")
     if diagonal:
         lo = max(xe[0], ye[0])
@@ -168,7 +224,12 @@ def transport_2d(
 
 
 def spread(
-    ax: Any, samples: Any, *, truth: Any = None, bins: int = 40, label: str = "",
+    ax: Any,
+    samples: Any,
+    *,
+    truth: Any = None,
+    bins: int = 40,
+    label: str = "",
     max_curves: int = 6,
 ) -> Any:
     """The decoder's spread for fixed z: for each of several fixed inputs, the histogram of
@@ -188,8 +249,9 @@ def spread(
     for i, row in enumerate(s):
         row = row[np.isfinite(row)]
         sd = float(np.std(row)) if len(row) else float("nan")
-        ax.hist(row, edges, histtype="step", color=colors[i], lw=1.4,
-                label=f"input {i}: σ = {sd:.3g}")
+        ax.hist(
+            row, edges, histtype="step", color=colors[i], lw=1.4, label=f"input {i}: σ = {sd:.3g}"
+        )
         if truth is not None:
             ax.axvline(tv[i], color=colors[i], ls=":", lw=1.2)
     ax.set_xlabel(label)

@@ -77,6 +77,4 @@ def get_process(name: str) -> Process:
     try:
         return PROCESSES[name]
     except KeyError:
-        raise OtusError(
-            f"unknown process {name!r}; choose one of {', '.join(PROCESSES)}"
-        ) from None
+        raise OtusError(f"unknown process {name!r}; choose one of {', '.join(PROCESSES)}") from None

@@ -33,15 +33,23 @@ def git_commit() -> str | None:
     try:
         out = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=False,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def provenance(*, seed: int | None = None, inputs: list[str] | None = None,
-               deterministic: bool = True, **settings: Any) -> dict[str, Any]:
+def provenance(
+    *,
+    seed: int | None = None,
+    inputs: list[str] | None = None,
+    deterministic: bool = True,
+    **settings: Any,
+) -> dict[str, Any]:
     """A provenance record. With ``deterministic`` (the default) it carries no time stamp,
     so that identical runs write bit-identical files."""
     rec: dict[str, Any] = {

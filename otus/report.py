@@ -71,8 +71,9 @@ def to_html(title: str, sections: list[Section]) -> str:
     return "\n".join(out)
 
 
-def write_report(out_dir: str | os.PathLike[str], title: str,
-                 sections: list[Section]) -> tuple[Path, Path]:
+def write_report(
+    out_dir: str | os.PathLike[str], title: str, sections: list[Section]
+) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``out_dir`` atomically; return both paths."""
     root = Path(out_dir)
     md, page = root / "report.md", root / "report.html"

@@ -16,8 +16,9 @@ def _events(seed: int, n: int, shift: float = 0.0) -> Events:
     pt = rng.uniform(20, 50, (n, 2)) + shift
     phi = rng.uniform(-np.pi, np.pi, (n, 2))
     eta = rng.normal(0, 1, (n, 2))
-    x = np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), pt * np.cosh(eta)],
-                 -1).reshape(n, 8)
+    x = np.stack(
+        [pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), pt * np.cosh(eta)], -1
+    ).reshape(n, 8)
     return Events(ZEE, x=x.astype(np.float32))
 
 
@@ -25,8 +26,11 @@ def test_weights_of_a_calibration_are_used() -> None:
     truth = _events(0, 5000)
     good, junk = _events(1, 5000), _events(2, 5000, shift=30.0)
     # a calibration that weights the junk half away (zero weight)
-    pred = Events(ZEE, x=np.concatenate([good.x, junk.x]),
-                  weight=np.concatenate([np.ones(5000), np.zeros(5000)]))
+    pred = Events(
+        ZEE,
+        x=np.concatenate([good.x, junk.x]),
+        weight=np.concatenate([np.ones(5000), np.zeros(5000)]),
+    )
     raw = evaluate(truth, pred, use_weights=False, auc=False, n_projections=20)
     cal = evaluate(truth, pred, use_weights=True, auc=False, n_projections=20)
     ref = evaluate(truth, good, auc=False, n_projections=20)
@@ -73,6 +77,7 @@ def test_markdown_and_json_ready() -> None:
     md = markdown(rep, title="demo")
     assert md.startswith("## demo: zee, level x")
     assert md.count("\n| ") == 1 + len(rep["observables"])
-    s = json.dumps(json_ready({"a": float("nan"), "b": np.float32(1.5), "c": [np.int64(2)]}),
-                   allow_nan=False)
+    s = json.dumps(
+        json_ready({"a": float("nan"), "b": np.float32(1.5), "c": [np.int64(2)]}), allow_nan=False
+    )
     assert json.loads(s) == {"a": None, "b": 1.5, "c": [2]}

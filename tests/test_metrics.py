@@ -143,8 +143,7 @@ def test_weighted_auc_matches_sklearn() -> None:
     y = rng.integers(0, 2, 500)
     w = rng.uniform(0.1, 3.0, 500)
     assert M.weighted_auc(s, y) == pytest.approx(roc_auc_score(y, s), rel=1e-12)
-    assert M.weighted_auc(s, y, w) == pytest.approx(roc_auc_score(y, s, sample_weight=w),
-                                                    rel=1e-12)
+    assert M.weighted_auc(s, y, w) == pytest.approx(roc_auc_score(y, s, sample_weight=w), rel=1e-12)
     with pytest.raises(OtusError, match="both classes"):
         M.weighted_auc(s, np.zeros(500))
 

@@ -35,7 +35,8 @@ def test_hist_ratio_identical_samples_give_unit_ratio(fig, tmp_path: Path) -> No
     truth, _ = _steps(ax)
     # unit area over all finite entries
     assert np.sum(truth.get_data().values * np.diff(truth.get_data().edges)) == pytest.approx(
-        1.0, abs=0.01)
+        1.0, abs=0.01
+    )
     assert axr.get_xlabel() == "m_ee [GeV]"
     fig.savefig(tmp_path / "h.png")
     assert (tmp_path / "h.png").stat().st_size > 1000

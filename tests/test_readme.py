@@ -51,8 +51,15 @@ def test_tour_commands_run(in_tmp: Path) -> None:
     for cmd in cmds:
         rc = main(shlex.split(cmd)[1:])
         assert rc == 0, cmd
-    for out in ("zee.h5", "run_paired/last.ckpt", "simulated.root", "unfolded.lhe.gz", "eval_sim/metrics.json",
-                "zee_reweighted.h5", "zee_calibrated.h5"):
+    for out in (
+        "zee.h5",
+        "run_paired/last.ckpt",
+        "simulated.root",
+        "unfolded.lhe.gz",
+        "eval_sim/metrics.json",
+        "zee_reweighted.h5",
+        "zee_calibrated.h5",
+    ):
         assert (in_tmp / "tour" / out).exists(), out
 
 

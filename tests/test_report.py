@@ -14,9 +14,13 @@ def test_report_embeds_figures(tmp_path) -> None:
     png = tmp_path / "line.png"
     fig.savefig(png)
     plt.close(fig)
-    md, page = write_report(tmp_path, "Demo", [
-        Section("Stage", "It ran.", [["metric", "value"], ["AUC", "0.51"]], [png]),
-    ])
+    md, page = write_report(
+        tmp_path,
+        "Demo",
+        [
+            Section("Stage", "It ran.", [["metric", "value"], ["AUC", "0.51"]], [png]),
+        ],
+    )
     text = md.read_text()
     assert "| AUC | 0.51 |" in text and "![line](line.png)" in text
     body = page.read_text()

@@ -84,9 +84,13 @@ class LitClassifier(pl.LightningModule):
         super().__init__()
         self.net = net
         self.lr = lr
-        self.ema = (torch.optim.swa_utils.AveragedModel(
-            net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema))
-            if ema > 0 else None)
+        self.ema = (
+            torch.optim.swa_utils.AveragedModel(
+                net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema)
+            )
+            if ema > 0
+            else None
+        )
 
     def evaluated(self) -> Classifier:
         """The network that is validated and kept: the average, or the trained one."""

@@ -60,9 +60,20 @@ class TwoSampleBatches(IterableDataset):
     Sampling is uniform with replacement, from a seeded generator advanced per epoch.
     """
 
-    def __init__(self, x: Tensor, y: Tensor, *, cx: Tensor | None, cy: Tensor | None,
-                 wx: Tensor | None, wy: Tensor | None, batch_size: int, inner_steps: int,
-                 steps_per_epoch: int, seed: int) -> None:
+    def __init__(
+        self,
+        x: Tensor,
+        y: Tensor,
+        *,
+        cx: Tensor | None,
+        cy: Tensor | None,
+        wx: Tensor | None,
+        wy: Tensor | None,
+        batch_size: int,
+        inner_steps: int,
+        steps_per_epoch: int,
+        seed: int,
+    ) -> None:
         self.x, self.y, self.cx, self.cy, self.wx, self.wy = x, y, cx, cy, wx, wy
         self.batch_size, self.inner_steps = batch_size, inner_steps
         self.steps_per_epoch, self.seed, self.epoch = steps_per_epoch, seed, 0
@@ -73,8 +84,14 @@ class TwoSampleBatches(IterableDataset):
         for _ in range(self.steps_per_epoch):
             ix = torch.randint(len(self.x), (self.inner_steps, self.batch_size), generator=gen)
             iy = torch.randint(len(self.y), (self.batch_size,), generator=gen)
-            b = {"x": self.x[ix], "y": self.y[iy], "cx": _opt(self.cx, ix),
-                 "cy": _opt(self.cy, iy), "wx": _opt(self.wx, ix), "wy": _opt(self.wy, iy)}
+            b = {
+                "x": self.x[ix],
+                "y": self.y[iy],
+                "cx": _opt(self.cx, ix),
+                "cy": _opt(self.cy, iy),
+                "wx": _opt(self.wx, ix),
+                "wy": _opt(self.wy, iy),
+            }
             yield {k: v for k, v in b.items() if v is not None}
 
 
@@ -94,11 +111,24 @@ class OTDual(pl.LightningModule):
     step and the time fractions.
     """
 
-    def __init__(self, dim: int, *, cond_dim: int = 0, hidden: tuple[int, ...] = (64, 64, 64),
-                 lr: float = 1e-3, inner_steps: int = 10, strong_convexity: float = 1e-3,
-                 max_steps: int = 2000, solver: str = "minmax", conj_iters: int = 10,
-                 cycle: float = 0.0, clip_grad: float = 0.0, guard: float = 0.0,
-                 max_time: float = 0.0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        dim: int,
+        *,
+        cond_dim: int = 0,
+        hidden: tuple[int, ...] = (64, 64, 64),
+        lr: float = 1e-3,
+        inner_steps: int = 10,
+        strong_convexity: float = 1e-3,
+        max_steps: int = 2000,
+        solver: str = "minmax",
+        conj_iters: int = 10,
+        cycle: float = 0.0,
+        clip_grad: float = 0.0,
+        guard: float = 0.0,
+        max_time: float = 0.0,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         if solver not in SOLVERS:
             raise OtusError(f"unknown OT solver {solver!r}; choose one of {', '.join(SOLVERS)}")
@@ -126,11 +156,15 @@ class OTDual(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
-        opts = [torch.optim.Adam(m.parameters(), lr=hp.lr, betas=(0.5, 0.9))
-                for m in (self.f, self.g)]
-        scheds = [torch.optim.lr_scheduler.LambdaLR(
-            o, lambda _: 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * self.progress())))
-            for o in opts]
+        opts = [
+            torch.optim.Adam(m.parameters(), lr=hp.lr, betas=(0.5, 0.9)) for m in (self.f, self.g)
+        ]
+        scheds = [
+            torch.optim.lr_scheduler.LambdaLR(
+                o, lambda _: 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * self.progress()))
+            )
+            for o in opts
+        ]
         return opts, scheds
 
     def _step(self, opt: Any, net: ICNN, loss: Tensor) -> None:
@@ -141,8 +175,9 @@ class OTDual(pl.LightningModule):
         opt.step()
         net.project_()
 
-    def _g_step(self, opt_g: Any, x: Tensor, c: Tensor | None, w: Tensor | None,
-                t_star: Tensor | None) -> Tensor:
+    def _g_step(
+        self, opt_g: Any, x: Tensor, c: Tensor | None, w: Tensor | None, t_star: Tensor | None
+    ) -> Tensor:
         if t_star is None:
             loss = g_loss(self.f, self.g, x, c, w)
         else:
@@ -170,24 +205,31 @@ class OTDual(pl.LightningModule):
             for _ in range(x.shape[0]):
                 loss_g = self._g_step(opt_g, xs, cs, ws, t)
         self.f.requires_grad_(True)
-        loss_f = f_loss(self.f, t, batch["y"], cx=cs, cy=batch.get("cy"), wx=ws,
-                        wy=batch.get("wy"))
+        loss_f = f_loss(self.f, t, batch["y"], cx=cs, cy=batch.get("cy"), wx=ws, wy=batch.get("wy"))
         self._step(opt_f, self.f, loss_f)
         sched_f.step()
         sched_g.step()
         self.step_count += 1
         if not (torch.isfinite(loss_f) and torch.isfinite(loss_g)):
-            raise TrainingError(f"the OT dual loss diverged at step {self.step_count} "
-                                "(non-finite); lower the learning rate")
-        self.log_dict({"loss_f": loss_f.detach(), "loss_g": loss_g.detach()}, prog_bar=False,
-                      batch_size=len(batch["y"]))
+            raise TrainingError(
+                f"the OT dual loss diverged at step {self.step_count} "
+                "(non-finite); lower the learning rate"
+            )
+        self.log_dict(
+            {"loss_f": loss_f.detach(), "loss_g": loss_g.detach()},
+            prog_bar=False,
+            batch_size=len(batch["y"]),
+        )
         if hp.max_time > 0 and self.progress() >= 1.0:
             self.trainer.should_stop = True
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         est = self.validate(batch)
-        self.log_dict({f"val_{k}": v for k, v in est.items() if k != "step"}, prog_bar=True,
-                      batch_size=len(batch["x"]))
+        self.log_dict(
+            {f"val_{k}": v for k, v in est.items() if k != "step"},
+            prog_bar=True,
+            batch_size=len(batch["x"]),
+        )
 
     @torch.no_grad()
     def validate(self, batch: Batch, *, guard: bool = True) -> dict[str, float]:
@@ -200,22 +242,29 @@ class OTDual(pl.LightningModule):
         a = t if cx is None else torch.cat([t, cx], 1)
         b = y if cy is None else torch.cat([y, cy], 1)
         if self._proj is None:  # fixed directions: scores comparable across validations
-            self._proj = random_projections(a.shape[1], 256, generator=torch.Generator()
-                                            .manual_seed(self.hparams.seed)).to(a.device)
-        est["sliced_w2"] = float(sliced_wasserstein(a, b, a=wx, b=wy, projections=self._proj,
-                                                    root=False))
+            self._proj = random_projections(
+                a.shape[1], 256, generator=torch.Generator().manual_seed(self.hparams.seed)
+            ).to(a.device)
+        est["sliced_w2"] = float(
+            sliced_wasserstein(a, b, a=wx, b=wy, projections=self._proj, root=False)
+        )
         est["step"] = float(self.step_count)
         score = est["sliced_w2"]
         factor = self.hparams.guard
-        if (guard and self.best_state is not None and factor > 0
-                and not score <= factor * self.best_score):
+        if (
+            guard
+            and self.best_state is not None
+            and factor > 0
+            and not score <= factor * self.best_score
+        ):
             self._revert()
             est["reverted"] = 1.0
         self.history.append(est)
         if math.isfinite(score) and score < self.best_score:
             self.best_score, self.best_step = score, self.step_count
-            self.best_state = copy.deepcopy({k: v.detach().cpu()
-                                             for k, v in self.state_dict().items()})
+            self.best_state = copy.deepcopy(
+                {k: v.detach().cpu() for k, v in self.state_dict().items()}
+            )
         return est
 
     def _revert(self) -> None:
@@ -251,21 +300,32 @@ class OTMap:
         assert self.cond_shift is not None and self.cond_scale is not None
         return xs, (c - self.cond_shift) / self.cond_scale
 
-    def transport(self, x: Tensor, c: Tensor | None = None, *, batch_size: int = 65536,
-                  device: str | torch.device | None = None, refine: int = 0) -> Tensor:
+    def transport(
+        self,
+        x: Tensor,
+        c: Tensor | None = None,
+        *,
+        batch_size: int = 65536,
+        device: str | torch.device | None = None,
+        refine: int = 0,
+    ) -> Tensor:
         """Move source points ``x`` [N, D] (given ``c`` [N, C]); batched, on ``device``.
 
         ``refine`` > 0: polish :math:`\\nabla g(x)` by that many conjugate iterations of ``f``
         (:func:`otus.transport.ot_dual.conjugate`), i.e. move by :math:`\\nabla f^*`.
         """
         if x.ndim != 2 or x.shape[1] != self.g.dim:
-            raise OtusError(f"dimension mismatch: the map transports {self.g.dim} features, "
-                            f"got shape {tuple(x.shape)}")
-        if (c is None) != (self.g.cond_dim == 0) or (c is not None and c.shape != (
-                len(x), self.g.cond_dim)):
+            raise OtusError(
+                f"dimension mismatch: the map transports {self.g.dim} features, "
+                f"got shape {tuple(x.shape)}"
+            )
+        if (c is None) != (self.g.cond_dim == 0) or (
+            c is not None and c.shape != (len(x), self.g.cond_dim)
+        ):
             raise OtusError(f"the map needs {self.g.cond_dim} conditioning variables per event")
-        if not bool(torch.isfinite(x).all()) or (c is not None and not bool(
-                torch.isfinite(c).all())):
+        if not bool(torch.isfinite(x).all()) or (
+            c is not None and not bool(torch.isfinite(c).all())
+        ):
             raise OtusError("input to transport holds NaN or inf")
         if device is not None:
             self.g.to(device)
@@ -274,21 +334,38 @@ class OTMap:
         if refine > 0:
             dev = next(self.f.parameters()).device if device is None else device
             self.f.to(dev)
-            t = torch.cat([
-                conjugate(self.f, xs[a:a + batch_size].to(dev),
-                          None if cs is None else cs[a:a + batch_size].to(dev),
-                          t[a:a + batch_size].to(dev), iters=refine).to(t.device)
-                for a in range(0, len(xs), batch_size)]) if len(xs) else t
+            t = (
+                torch.cat(
+                    [
+                        conjugate(
+                            self.f,
+                            xs[a : a + batch_size].to(dev),
+                            None if cs is None else cs[a : a + batch_size].to(dev),
+                            t[a : a + batch_size].to(dev),
+                            iters=refine,
+                        ).to(t.device)
+                        for a in range(0, len(xs), batch_size)
+                    ]
+                )
+                if len(xs)
+                else t
+            )
         return t * self.scale + self.shift
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save atomically (a state dict plus the constructor arguments)."""
         state = {
-            "dim": self.g.dim, "hidden": list(self.g.hidden), "cond_dim": self.g.cond_dim,
+            "dim": self.g.dim,
+            "hidden": list(self.g.hidden),
+            "cond_dim": self.g.cond_dim,
             "strong_convexity": self.g.strong_convexity,
-            "g": self.g.state_dict(), "f": self.f.state_dict(),
-            "shift": self.shift, "scale": self.scale,
-            "cond_shift": self.cond_shift, "cond_scale": self.cond_scale, "info": self.info,
+            "g": self.g.state_dict(),
+            "f": self.f.state_dict(),
+            "shift": self.shift,
+            "scale": self.scale,
+            "cond_shift": self.cond_shift,
+            "cond_scale": self.cond_scale,
+            "info": self.info,
         }
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
@@ -307,10 +384,12 @@ class OTMap:
             f.load_state_dict(s["f"])
         except Exception as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            raise InputFileError(f"{p}: not an otus OT map ({type(err).__name__}: {first})"
-                                 ) from None
-        return cls(g.eval(), f.eval(), s["shift"], s["scale"], s["cond_shift"], s["cond_scale"],
-                   s["info"])
+            raise InputFileError(
+                f"{p}: not an otus OT map ({type(err).__name__}: {first})"
+            ) from None
+        return cls(
+            g.eval(), f.eval(), s["shift"], s["scale"], s["cond_shift"], s["cond_scale"], s["info"]
+        )
 
 
 def _stats(a: Tensor, per_feature: bool) -> tuple[Tensor, Tensor]:
@@ -354,15 +433,34 @@ def gaussian_init(module: OTDual, xs: Tensor, ys: Tensor) -> None:
         module.f.lin.copy_((-ainv @ b).float())
 
 
-def fit_ot_map(x: Tensor, y: Tensor, *, cx: Tensor | None = None, cy: Tensor | None = None,
-               wx: Tensor | None = None, wy: Tensor | None = None,
-               hidden: tuple[int, ...] = (64, 64, 64), steps: int = 2000, batch_size: int = 1024,
-               inner_steps: int = 5, lr: float = 1e-3, strong_convexity: float = 1e-3,
-               val_fraction: float = 0.2, val_every: int = 200, per_feature_scale: bool = False,
-               init: str = "gaussian", solver: str = "minmax", conj_iters: int = 10,
-               cycle: float = 0.0, clip_grad: float = 0.0, guard: float = 3.0,
-               max_time: float = 0.0, accelerator: str = "cpu", seed: int = 0,
-               progress: bool = False) -> OTMap:
+def fit_ot_map(
+    x: Tensor,
+    y: Tensor,
+    *,
+    cx: Tensor | None = None,
+    cy: Tensor | None = None,
+    wx: Tensor | None = None,
+    wy: Tensor | None = None,
+    hidden: tuple[int, ...] = (64, 64, 64),
+    steps: int = 2000,
+    batch_size: int = 1024,
+    inner_steps: int = 5,
+    lr: float = 1e-3,
+    strong_convexity: float = 1e-3,
+    val_fraction: float = 0.2,
+    val_every: int = 200,
+    per_feature_scale: bool = False,
+    init: str = "gaussian",
+    solver: str = "minmax",
+    conj_iters: int = 10,
+    cycle: float = 0.0,
+    clip_grad: float = 0.0,
+    guard: float = 3.0,
+    max_time: float = 0.0,
+    accelerator: str = "cpu",
+    seed: int = 0,
+    progress: bool = False,
+) -> OTMap:
     """Fit the OT map from source ``x`` [N, D] to target ``y`` [M, D] (optionally given ``c``).
 
     Both samples are standardised with the source statistics (one isotropic scale unless
@@ -394,41 +492,94 @@ def fit_ot_map(x: Tensor, y: Tensor, *, cx: Tensor | None = None, cy: Tensor | N
     wxf = None if wx is None else wx.float()
     wyf = None if wy is None else wy.float()
     sub = _opt
-    train = TwoSampleBatches(xs[trx], ys[try_], cx=sub(cx, trx), cy=sub(cy, try_),
-                             wx=sub(wxf, trx), wy=sub(wyf, try_), batch_size=batch_size,
-                             inner_steps=inner_steps, steps_per_epoch=min(val_every, steps),
-                             seed=seed)
-    val = {"x": xs[vax], "y": ys[vay], "cx": sub(cx, vax), "cy": sub(cy, vay),
-           "wx": sub(wxf, vax), "wy": sub(wyf, vay)}
+    train = TwoSampleBatches(
+        xs[trx],
+        ys[try_],
+        cx=sub(cx, trx),
+        cy=sub(cy, try_),
+        wx=sub(wxf, trx),
+        wy=sub(wyf, try_),
+        batch_size=batch_size,
+        inner_steps=inner_steps,
+        steps_per_epoch=min(val_every, steps),
+        seed=seed,
+    )
+    val = {
+        "x": xs[vax],
+        "y": ys[vay],
+        "cx": sub(cx, vax),
+        "cy": sub(cy, vay),
+        "wx": sub(wxf, vax),
+        "wy": sub(wyf, vay),
+    }
     val = {k: v for k, v in val.items() if v is not None}
-    module = OTDual(x.shape[1], cond_dim=0 if cx is None else cx.shape[1], hidden=tuple(hidden),
-                    lr=lr, inner_steps=inner_steps, strong_convexity=strong_convexity,
-                    max_steps=steps, solver=solver, conj_iters=conj_iters, cycle=cycle,
-                    clip_grad=clip_grad, guard=guard, max_time=max_time, seed=seed)
+    module = OTDual(
+        x.shape[1],
+        cond_dim=0 if cx is None else cx.shape[1],
+        hidden=tuple(hidden),
+        lr=lr,
+        inner_steps=inner_steps,
+        strong_convexity=strong_convexity,
+        max_steps=steps,
+        solver=solver,
+        conj_iters=conj_iters,
+        cycle=cycle,
+        clip_grad=clip_grad,
+        guard=guard,
+        max_time=max_time,
+        seed=seed,
+    )
     if init == "gaussian":
         gaussian_init(module, xs[trx], ys[try_])
     trainer = pl.Trainer(
-        max_epochs=max(1, math.ceil(steps / val_every)), accelerator=accelerator, devices=1, logger=False,
-        enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
-        num_sanity_val_steps=0, check_val_every_n_epoch=1, deterministic=False,
+        max_epochs=max(1, math.ceil(steps / val_every)),
+        accelerator=accelerator,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        check_val_every_n_epoch=1,
+        deterministic=False,
     )
-    trainer.fit(module, DataLoader(train, batch_size=None),
-                DataLoader([val], batch_size=None, collate_fn=lambda b: b))
+    trainer.fit(
+        module,
+        DataLoader(train, batch_size=None),
+        DataLoader([val], batch_size=None, collate_fn=lambda b: b),
+    )
     if not module.history or module.history[-1]["step"] != module.step_count:
         # score the last state too (a time-limited run can stop between validations)
         dev = next(module.parameters()).device
         module.validate({k: v.to(dev) for k, v in val.items()}, guard=False)
     if module.best_state is None:
-        raise TrainingError("OT training produced no finite validation score; "
-                            "lower the learning rate")
+        raise TrainingError(
+            "OT training produced no finite validation score; lower the learning rate"
+        )
     module.load_state_dict(module.best_state)
     module.cpu().eval()
     final = {k: v for k, v in module.history[-1].items()} if module.history else {}
     best = next(h for h in module.history if int(h["step"]) == module.best_step)
-    info = {"best_step": module.best_step, "best": best, "last": final,
-            "history": module.history, "steps": steps, "hidden": list(hidden),
-            "inner_steps": inner_steps, "batch_size": batch_size, "lr": lr, "seed": seed,
-            "per_feature_scale": per_feature_scale, "init": init, "solver": solver,
-            "conj_iters": conj_iters, "cycle": cycle, "clip_grad": clip_grad, "guard": guard,
-            "reverts": module.reverts, "steps_done": module.step_count, "max_time": max_time}
+    info = {
+        "best_step": module.best_step,
+        "best": best,
+        "last": final,
+        "history": module.history,
+        "steps": steps,
+        "hidden": list(hidden),
+        "inner_steps": inner_steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "per_feature_scale": per_feature_scale,
+        "init": init,
+        "solver": solver,
+        "conj_iters": conj_iters,
+        "cycle": cycle,
+        "clip_grad": clip_grad,
+        "guard": guard,
+        "reverts": module.reverts,
+        "steps_done": module.step_count,
+        "max_time": max_time,
+    }
     return OTMap(module.g, module.f, shift, scale, cshift, cscale, info)

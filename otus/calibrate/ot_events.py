@@ -43,8 +43,10 @@ def _split(name: str, process: Process) -> tuple[int, str]:
     obj, _, kind = name.rpartition("_")
     if obj in process.x_objects and kind in KINDS and name in object_features(process):
         return process.x_objects.index(obj), kind
-    raise ConfigError(f"unknown feature {name!r} for {process.name}; choose from "
-                      f"{', '.join(object_features(process))}")
+    raise ConfigError(
+        f"unknown feature {name!r} for {process.name}; choose from "
+        f"{', '.join(object_features(process))}"
+    )
 
 
 def _kind_values(p: np.ndarray, kind: str) -> np.ndarray:
@@ -75,8 +77,10 @@ def feature_matrix(process: Process, x: np.ndarray, names: Sequence[str]) -> np.
                 obs = observables(process, x, "x") if len(x) else {}
             if name not in obs and len(x):
                 choices = sorted(set(object_features(process)) | set(obs))
-                raise ConfigError(f"unknown feature or observable {name!r} for {process.name}; "
-                                  f"choose from {', '.join(choices)}") from None
+                raise ConfigError(
+                    f"unknown feature or observable {name!r} for {process.name}; "
+                    f"choose from {', '.join(choices)}"
+                ) from None
             cols.append(obs[name] if len(x) else np.zeros(0))
     return np.stack(cols, axis=1) if cols else np.zeros((len(x), 0))
 
@@ -94,8 +98,10 @@ def check_transportable(process: Process, names: Sequence[str]) -> None:
     for i, kinds in per_obj.items():
         o = process.x_objects[i]
         if kinds & set(CARTESIAN) and kinds & set(COLLIDER):
-            raise ConfigError(f"{o}: mix of Cartesian and collider features {sorted(kinds)}; "
-                              "use px/py/pz or pt/logpt/eta/phi")
+            raise ConfigError(
+                f"{o}: mix of Cartesian and collider features {sorted(kinds)}; "
+                "use px/py/pz or pt/logpt/eta/phi"
+            )
         if {"pt", "logpt"} <= kinds:
             raise ConfigError(f"{o}: give pt or logpt, not both")
 
@@ -137,19 +143,24 @@ def new_values(process: Process, names: Sequence[str], values: Any) -> dict[int,
     return new
 
 
-def replace_features(process: Process, x: np.ndarray, names: Sequence[str],
-                     values: np.ndarray) -> np.ndarray:
+def replace_features(
+    process: Process, x: np.ndarray, names: Sequence[str], values: np.ndarray
+) -> np.ndarray:
     """Rows ``x`` with features ``names`` set to ``values`` and energies back on shell."""
     check_transportable(process, names)
     out = np.asarray(x, dtype=np.float64)
     p = fv.objects(out, len(process.x_objects))
-    p = rebuild_objects(process, p, new_values(process, names,
-                                               np.asarray(values, dtype=np.float64)))
+    p = rebuild_objects(
+        process, p, new_values(process, names, np.asarray(values, dtype=np.float64))
+    )
     return p.reshape(np.shape(x)).astype(np.asarray(x).dtype)
 
 
 _CMP: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
 }
 
 
@@ -158,8 +169,9 @@ def parse_region(expr: str) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
     # names such as ``e-_eta`` are not Python identifiers: substitute placeholders first
     alias: dict[str, str] = {}
     src = expr
-    for i, name in enumerate(sorted((n for n in _probe_obs() if not n.isidentifier()),
-                                    key=len, reverse=True)):
+    for i, name in enumerate(
+        sorted((n for n in _probe_obs() if not n.isidentifier()), key=len, reverse=True)
+    ):
         if name in src:
             alias[f"_obs{i}_"] = name
             src = src.replace(name, f"_obs{i}_")
@@ -171,21 +183,31 @@ def parse_region(expr: str) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
     def ev(node: ast.AST, obs: dict[str, np.ndarray]) -> Any:
         if isinstance(node, ast.Expression):
             return ev(node.body, obs)
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
-                and not isinstance(node.value, bool):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, (int, float))
+            and not isinstance(node.value, bool)
+        ):
             return float(node.value)
         if isinstance(node, ast.Name):
             name = alias.get(node.id, node.id)
             if name not in obs:
-                raise ConfigError(f"region {expr!r}: unknown observable {name!r}; "
-                                  f"choose from {', '.join(sorted(obs))}")
+                raise ConfigError(
+                    f"region {expr!r}: unknown observable {name!r}; "
+                    f"choose from {', '.join(sorted(obs))}"
+                )
             return obs[name]
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             return -ev(node.operand, obs)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
             return ~np.asarray(ev(node.operand, obs), dtype=bool)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
-                and node.func.id == "abs" and len(node.args) == 1 and not node.keywords:
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "abs"
+            and len(node.args) == 1
+            and not node.keywords
+        ):
             return np.abs(ev(node.args[0], obs))
         if isinstance(node, ast.Compare) and all(type(o) in _CMP for o in node.ops):
             left = ev(node.left, obs)
@@ -199,8 +221,10 @@ def parse_region(expr: str) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
             parts = [np.asarray(ev(v, obs), dtype=bool) for v in node.values]
             red = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
             return red.reduce(parts)
-        raise ConfigError(f"region {expr!r}: {type(node).__name__} is not allowed; use "
-                          "comparisons of observables with numbers joined by and/or")
+        raise ConfigError(
+            f"region {expr!r}: {type(node).__name__} is not allowed; use "
+            "comparisons of observables with numbers joined by and/or"
+        )
 
     def region(obs: dict[str, np.ndarray]) -> np.ndarray:
         n = len(next(iter(obs.values()))) if obs else 0
@@ -231,8 +255,9 @@ def _select(ev: Any, region: str | None) -> np.ndarray:
     return keep
 
 
-def object_groups(process: Process, features: Sequence[str],
-                  condition: Sequence[str]) -> list[tuple[list[str], list[str]]]:
+def object_groups(
+    process: Process, features: Sequence[str], condition: Sequence[str]
+) -> list[tuple[list[str], list[str]]]:
     """Per-object calibration: split ``features`` and ``condition`` into one
     (features, condition) group per object, e.g. e-_logpt | e-_eta and e+_logpt | e+_eta.
     Every object must list the same kinds in the same order (one map serves them all)."""
@@ -243,12 +268,14 @@ def object_groups(process: Process, features: Sequence[str],
             try:
                 i, _ = _split(n, process)
             except ConfigError:
-                raise ConfigError(f"per-object calibration: {n!r} is not an object feature "
-                                  f"(e.g. e-_eta)") from None
+                raise ConfigError(
+                    f"per-object calibration: {n!r} is not an object feature (e.g. e-_eta)"
+                ) from None
             if i not in by_obj:
                 if slot == 1:
-                    raise ConfigError(f"per-object calibration: {n!r} conditions an object "
-                                      f"that is not calibrated")
+                    raise ConfigError(
+                        f"per-object calibration: {n!r} conditions an object that is not calibrated"
+                    )
                 objs.append(i)
                 by_obj[i] = ([], [])
             by_obj[i][slot].append(n)
@@ -260,24 +287,37 @@ def object_groups(process: Process, features: Sequence[str],
     first = (kinds(groups[0][0]), kinds(groups[0][1]))
     for f, c in groups[1:]:
         if (kinds(f), kinds(c)) != first:
-            raise ConfigError(f"per-object calibration: every object needs the same features "
-                              f"and conditions; {f + c} differ from {groups[0][0] + groups[0][1]}")
+            raise ConfigError(
+                f"per-object calibration: every object needs the same features "
+                f"and conditions; {f + c} differ from {groups[0][0] + groups[0][1]}"
+            )
     return groups
 
 
-def _stacked(process: Process, x: np.ndarray, w: np.ndarray,
-             groups: Sequence[tuple[Sequence[str], Sequence[str]]]
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _stacked(
+    process: Process,
+    x: np.ndarray,
+    w: np.ndarray,
+    groups: Sequence[tuple[Sequence[str], Sequence[str]]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows of every group stacked: one row per object (features, conditions, weights)."""
     f = np.concatenate([feature_matrix(process, x, g[0]) for g in groups])
     c = np.concatenate([feature_matrix(process, x, g[1]) for g in groups])
     return f, c, np.tile(w, len(groups))
 
 
-def fit_files(mc: str, data: str, *, features: Sequence[str] | None = None,
-              condition: Sequence[str] = (), region: str | None = None,
-              iterations: int = 1, per_object: bool = False, objective: str = "dual",
-              **fit_kw: Any) -> tuple[Any, dict[str, Any]]:
+def fit_files(
+    mc: str,
+    data: str,
+    *,
+    features: Sequence[str] | None = None,
+    condition: Sequence[str] = (),
+    region: str | None = None,
+    iterations: int = 1,
+    per_object: bool = False,
+    objective: str = "dual",
+    **fit_kw: Any,
+) -> tuple[Any, dict[str, Any]]:
     """Fit an OT map from the passing MC events to the passing data events (in ``region``).
 
     With ``iterations`` > 1 the MC side of the region is made self-consistent: a region cut
@@ -313,16 +353,17 @@ def fit_files(mc: str, data: str, *, features: Sequence[str] | None = None,
         raise InputFileError(
             f"dimension mismatch: {mc} holds {ev_mc.process.name} events "
             f"({ev_mc.process.dx} features), {data} holds {ev_data.process.name} "
-            f"({ev_data.process.dx})")
+            f"({ev_data.process.dx})"
+        )
     proc = ev_mc.process
     features = list(features) if features else default_features(proc)
     check_transportable(proc, features)
     condition = list(condition)
     if set(condition) & set(features):
-        raise ConfigError(f"{sorted(set(condition) & set(features))} are both transported "
-                          "and conditioned on")
-    groups = (object_groups(proc, features, condition) if per_object
-              else [(features, condition)])
+        raise ConfigError(
+            f"{sorted(set(condition) & set(features))} are both transported and conditioned on"
+        )
+    groups = object_groups(proc, features, condition) if per_object else [(features, condition)]
     if iterations < 1:
         raise ConfigError(f"iterations must be >= 1, got {iterations}")
     if objective not in ("dual", "region"):
@@ -330,21 +371,26 @@ def fit_files(mc: str, data: str, *, features: Sequence[str] | None = None,
     if objective == "region" and region is None:
         raise ConfigError("the region objective needs a region (the cut it keeps consistent)")
     if objective == "region" and iterations != 1:
-        raise ConfigError("iterations apply to the dual objective; the region objective "
-                          "selects the MC by its calibrated observables at every step")
+        raise ConfigError(
+            "iterations apply to the dual objective; the region objective "
+            "selects the MC by its calibrated observables at every step"
+        )
 
     def columns(path: str, ev: Any, moved: Any) -> dict[str, Any]:
         """Stacked rows of ``ev`` whose ``moved`` version lies in the region."""
         keep = _select(moved, region)
         if keep.sum() < 10:
             after = " after calibration" if moved is not ev else ""
-            raise InputFileError(f"{path}: only {int(keep.sum())} passing events in region "
-                                 f"{region!r}{after}; need at least 10")
-        x, c, w = _stacked(proc, ev.x[keep], np.asarray(ev.weight, dtype=np.float64)[keep],
-                           groups)
-        return {"x": torch.as_tensor(x, dtype=torch.float32),
-                "c": torch.as_tensor(c, dtype=torch.float32),
-                "w": torch.as_tensor(w, dtype=torch.float32)}
+            raise InputFileError(
+                f"{path}: only {int(keep.sum())} passing events in region "
+                f"{region!r}{after}; need at least 10"
+            )
+        x, c, w = _stacked(proc, ev.x[keep], np.asarray(ev.weight, dtype=np.float64)[keep], groups)
+        return {
+            "x": torch.as_tensor(x, dtype=torch.float32),
+            "c": torch.as_tensor(c, dtype=torch.float32),
+            "w": torch.as_tensor(w, dtype=torch.float32),
+        }
 
     src = columns(mc, ev_mc, ev_mc)
     target = columns(data, ev_data, ev_data)  # the data side never moves
@@ -359,25 +405,68 @@ def fit_files(mc: str, data: str, *, features: Sequence[str] | None = None,
             from otus.calibrate.ot_region import fit_region_map
 
             keep_m, keep_d = np.asarray(ev_mc.x_pass, bool), _select(ev_data, region)
-            m = fit_region_map(proc, ev_mc.x[keep_m], np.asarray(ev_mc.weight)[keep_m],
-                               ev_data.x[keep_d], np.asarray(ev_data.weight)[keep_d],
-                               groups=groups, region=region, **fit_kw)
-            m.info.update({"process": proc.name, "features": features, "condition": condition,
-                           "groups": [[list(f), list(c)] for f, c in groups]})
+            m = fit_region_map(
+                proc,
+                ev_mc.x[keep_m],
+                np.asarray(ev_mc.weight)[keep_m],
+                ev_data.x[keep_d],
+                np.asarray(ev_data.weight)[keep_d],
+                groups=groups,
+                region=region,
+                **fit_kw,
+            )
+            m.info.update(
+                {
+                    "process": proc.name,
+                    "features": features,
+                    "condition": condition,
+                    "groups": [[list(f), list(c)] for f, c in groups],
+                }
+            )
             n_mc_history[-1] = int(_select(apply_map(m, ev_mc), region).sum())
         else:
-            m = fit_ot_map(src["x"], target["x"], cx=src["c"] if has_c else None,
-                           cy=target["c"] if has_c else None, wx=src["w"], wy=target["w"],
-                           **fit_kw)
+            m = fit_ot_map(
+                src["x"],
+                target["x"],
+                cx=src["c"] if has_c else None,
+                cy=target["c"] if has_c else None,
+                wx=src["w"],
+                wy=target["w"],
+                **fit_kw,
+            )
         # every iteration: apply_map reads the process and the groups from the map's info
-        m.info.update({"process": proc.name, "features": features, "condition": condition,
-                       "groups": [[list(f), list(c)] for f, c in groups], "region": region,
-                       "n_mc": n_mc_history[-1], "n_data": len(target["x"]) // len(groups),
-                       "iterations": len(n_mc_history),
-                       "n_mc_per_iteration": list(n_mc_history), "objective": objective})
-    summary = {k: m.info[k] for k in ("process", "features", "condition", "groups", "region",
-                                      "objective", "n_mc", "n_data", "iterations",
-                                      "n_mc_per_iteration", "best_step", "best", "last")}
+        m.info.update(
+            {
+                "process": proc.name,
+                "features": features,
+                "condition": condition,
+                "groups": [[list(f), list(c)] for f, c in groups],
+                "region": region,
+                "n_mc": n_mc_history[-1],
+                "n_data": len(target["x"]) // len(groups),
+                "iterations": len(n_mc_history),
+                "n_mc_per_iteration": list(n_mc_history),
+                "objective": objective,
+            }
+        )
+    summary = {
+        k: m.info[k]
+        for k in (
+            "process",
+            "features",
+            "condition",
+            "groups",
+            "region",
+            "objective",
+            "n_mc",
+            "n_data",
+            "iterations",
+            "n_mc_per_iteration",
+            "best_step",
+            "best",
+            "last",
+        )
+    }
     return m, summary
 
 
@@ -386,8 +475,9 @@ def default_features(process: Process) -> list[str]:
     return [f"{o}_{k}" for o in process.x_objects if o != "met" for k in ("logpt", "eta", "phi")]
 
 
-def apply_map(m: Any, ev: Any, *, region: str | None = None, batch_size: int = 65536,
-              device: str = "cpu") -> Any:
+def apply_map(
+    m: Any, ev: Any, *, region: str | None = None, batch_size: int = 65536, device: str = "cpu"
+) -> Any:
     """Events ``ev`` with the calibrated features of its passing events (in ``region``)
     moved by the map ``m``; everything else (z, weights, failing events) kept."""
     import torch
@@ -399,8 +489,10 @@ def apply_map(m: Any, ev: Any, *, region: str | None = None, batch_size: int = 6
     if ev.x is None:
         raise InputFileError("input holds no detector-level x to calibrate")
     if proc_name != ev.process.name:
-        raise InputFileError(f"dimension mismatch: the map calibrates {proc_name} events, "
-                             f"the input holds {ev.process.name}")
+        raise InputFileError(
+            f"dimension mismatch: the map calibrates {proc_name} events, "
+            f"the input holds {ev.process.name}"
+        )
     groups = m.info.get("groups") or [[m.info["features"], m.info["condition"]]]
     keep = _select(ev, region)
     x = np.array(ev.x, copy=True)
@@ -410,13 +502,18 @@ def apply_map(m: Any, ev: Any, *, region: str | None = None, batch_size: int = 6
         # Every group reads the uncalibrated features (per-object maps never see a partner's
         # calibrated values).
         for features, condition in groups:
-            feats = torch.as_tensor(feature_matrix(ev.process, orig, features),
-                                    dtype=torch.float32)
-            cond = (torch.as_tensor(feature_matrix(ev.process, orig, condition),
-                                    dtype=torch.float32) if condition else None)
-            moved = m.transport(feats, cond, batch_size=batch_size,
-                                device=device).double().cpu().numpy()
+            feats = torch.as_tensor(feature_matrix(ev.process, orig, features), dtype=torch.float32)
+            cond = (
+                torch.as_tensor(feature_matrix(ev.process, orig, condition), dtype=torch.float32)
+                if condition
+                else None
+            )
+            moved = (
+                m.transport(feats, cond, batch_size=batch_size, device=device)
+                .double()
+                .cpu()
+                .numpy()
+            )
             xk = replace_features(ev.process, xk, features, moved)
         x[keep] = xk
-    return Events(ev.process, ev.z, x.astype(np.float32), ev.x_pass, ev.weight,
-                  dict(ev.provenance))
+    return Events(ev.process, ev.z, x.astype(np.float32), ev.x_pass, ev.weight, dict(ev.provenance))

@@ -50,8 +50,10 @@ Groups = Sequence[tuple[Sequence[str], Sequence[str]]]
 def pair_log_masses(process: Process, p: Tensor) -> Tensor:
     """log m of every pair of non-MET objects, [N, pairs] (torch, differentiable)."""
     idx = [i for i, o in enumerate(process.x_objects) if o != "met"]
-    cols = [torch.log(fv.invariant_mass(p[:, i], p[:, j]).clamp_min(1e-3))
-            for i, j in combinations(idx, 2)]
+    cols = [
+        torch.log(fv.invariant_mass(p[:, i], p[:, j]).clamp_min(1e-3))
+        for i, j in combinations(idx, 2)
+    ]
     return torch.stack(cols, 1) if cols else p.new_zeros((len(p), 0))
 
 
@@ -63,13 +65,27 @@ def _device(accelerator: str) -> torch.device:
     return torch.device("cpu")
 
 
-def fit_region_map(process: Process, x_mc: np.ndarray, w_mc: np.ndarray, x_data: np.ndarray,
-                   w_data: np.ndarray, *, groups: Groups, region: str,
-                   hidden: tuple[int, ...] = (64, 64, 64), steps: int = 300, lr: float = 3e-3,
-                   batch_size: int = 16384, n_projections: int = 64,
-                   val_fraction: float = 0.2, val_every: int = 25,
-                   strong_convexity: float = 1e-3, accelerator: str = "cpu", seed: int = 0,
-                   progress: bool = False) -> OTMap:
+def fit_region_map(
+    process: Process,
+    x_mc: np.ndarray,
+    w_mc: np.ndarray,
+    x_data: np.ndarray,
+    w_data: np.ndarray,
+    *,
+    groups: Groups,
+    region: str,
+    hidden: tuple[int, ...] = (64, 64, 64),
+    steps: int = 300,
+    lr: float = 3e-3,
+    batch_size: int = 16384,
+    n_projections: int = 64,
+    val_fraction: float = 0.2,
+    val_every: int = 25,
+    strong_convexity: float = 1e-3,
+    accelerator: str = "cpu",
+    seed: int = 0,
+    progress: bool = False,
+) -> OTMap:
     """Fit ``g`` so that the calibrated passing MC rows ``x_mc`` that land in ``region`` match
     the data rows ``x_data`` (already in ``region``). One map serves every group (per-object
     calibration: the objects' rows pooled; otherwise a single group). Returns an
@@ -104,9 +120,11 @@ def fit_region_map(process: Process, x_mc: np.ndarray, w_mc: np.ndarray, x_data:
         return torch.cat([*values, *cvals, pair_log_masses(process, p)], 1)
 
     x_data = np.asarray(x_data, dtype=np.float64)
-    y = objective_rows(fv.objects(t(x_data), len(process.x_objects)),
-                       [t(feature_matrix(process, x_data, f)) for f, _ in groups],
-                       [t(feature_matrix(process, x_data, c)) for _, c in groups])
+    y = objective_rows(
+        fv.objects(t(x_data), len(process.x_objects)),
+        [t(feature_matrix(process, x_data, f)) for f, _ in groups],
+        [t(feature_matrix(process, x_data, c)) for _, c in groups],
+    )
     mu, sd = y.mean(0), y.std(0).clamp_min(1e-6)
     y = (y - mu) / sd
     n_obj = y.shape[1]
@@ -138,25 +156,37 @@ def fit_region_map(process: Process, x_mc: np.ndarray, w_mc: np.ndarray, x_data:
     tr_m, va_m = perm_m[nv_m:].to(dev), perm_m[:nv_m].to(dev)
     tr_d, va_d = perm_d[nv_d:].to(dev), perm_d[:nv_d].to(dev)
     axes = torch.eye(n_obj, dtype=dtype)
-    val_proj = torch.cat([axes.repeat(1, 64), random_projections(
-        n_obj, 256, generator=torch.Generator().manual_seed(seed + 7))], 1).to(dev)
+    val_proj = torch.cat(
+        [
+            axes.repeat(1, 64),
+            random_projections(n_obj, 256, generator=torch.Generator().manual_seed(seed + 7)),
+        ],
+        1,
+    ).to(dev)
 
     def distance(a: Tensor, wa: Tensor, b: Tensor, wb: Tensor, proj: Tensor) -> Tensor:
         if len(a) < 2 or float(wa.sum()) <= 0:
-            raise TrainingError(f"fewer than 2 calibrated MC events land in region {region!r}; "
-                                "lower the learning rate")
+            raise TrainingError(
+                f"fewer than 2 calibrated MC events land in region {region!r}; "
+                "lower the learning rate"
+            )
         return sliced_wasserstein(a, b, a=wa, b=wb, projections=proj, root=False)
 
     @torch.no_grad()
     def validate(step: int, loss: float) -> dict[str, float]:
         a, wa = calibrated(va_m, False)
         score = float(distance(a, wa, y[va_d], wd[va_d], val_proj))
-        return {"step": float(step), "sliced_w2": score, "loss": loss,
-                "n_region_val": float(len(a))}
+        return {
+            "step": float(step),
+            "sliced_w2": score,
+            "loss": loss,
+            "n_region_val": float(len(a)),
+        }
 
     opt = torch.optim.Adam(g.parameters(), lr=lr, betas=(0.5, 0.9))
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
+        opt, lambda s: 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0)))
+    )
     history = [validate(0, math.nan)]
     best = (history[0]["sliced_w2"], 0, copy.deepcopy(g.state_dict()))
     bar = None
@@ -166,12 +196,23 @@ def fit_region_map(process: Process, x_mc: np.ndarray, w_mc: np.ndarray, x_data:
         bar = tqdm(total=steps, desc="region fit", unit="step")
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
-        ib = tr_m if len(tr_m) <= batch_size else tr_m[torch.randint(
-            len(tr_m), (batch_size,), generator=gen).to(dev)]
-        jb = tr_d if len(tr_d) <= batch_size else tr_d[torch.randint(
-            len(tr_d), (batch_size,), generator=gen).to(dev)]
-        proj = torch.cat([axes.repeat(1, max(1, n_projections // n_obj)),
-                          random_projections(n_obj, n_projections, generator=gen)], 1).to(dev)
+        ib = (
+            tr_m
+            if len(tr_m) <= batch_size
+            else tr_m[torch.randint(len(tr_m), (batch_size,), generator=gen).to(dev)]
+        )
+        jb = (
+            tr_d
+            if len(tr_d) <= batch_size
+            else tr_d[torch.randint(len(tr_d), (batch_size,), generator=gen).to(dev)]
+        )
+        proj = torch.cat(
+            [
+                axes.repeat(1, max(1, n_projections // n_obj)),
+                random_projections(n_obj, n_projections, generator=gen),
+            ],
+            1,
+        ).to(dev)
         a, wa = calibrated(ib, True)
         loss = distance(a, wa, y[jb], wd[jb], proj)
         opt.zero_grad(set_to_none=True)
@@ -180,8 +221,9 @@ def fit_region_map(process: Process, x_mc: np.ndarray, w_mc: np.ndarray, x_data:
         sched.step()
         g.project_()
         if not torch.isfinite(loss):
-            raise TrainingError(f"the region fit diverged at step {step} (non-finite loss); "
-                                "lower the learning rate")
+            raise TrainingError(
+                f"the region fit diverged at step {step} (non-finite loss); lower the learning rate"
+            )
         if step % val_every == 0 or step == steps:
             h = validate(step, float(loss.detach()))
             history.append(h)
@@ -196,8 +238,20 @@ def fit_region_map(process: Process, x_mc: np.ndarray, w_mc: np.ndarray, x_data:
     g.load_state_dict(best[2])
     g.cpu().eval()
     pick = next(h for h in history if int(h["step"]) == best[1])
-    info = {"objective": "region", "best_step": best[1], "best": pick, "last": history[-1],
-            "identity": history[0], "history": history, "steps": steps, "steps_done": steps,
-            "hidden": list(hidden), "lr": lr, "batch_size": batch_size,
-            "n_projections": n_projections, "seed": seed, "fit_s": time.perf_counter() - t0}
+    info = {
+        "objective": "region",
+        "best_step": best[1],
+        "best": pick,
+        "last": history[-1],
+        "identity": history[0],
+        "history": history,
+        "steps": steps,
+        "steps_done": steps,
+        "hidden": list(hidden),
+        "lr": lr,
+        "batch_size": batch_size,
+        "n_projections": n_projections,
+        "seed": seed,
+        "fit_s": time.perf_counter() - t0,
+    }
     return OTMap(g, f.eval(), shift, scale, cshift, cscale, info)

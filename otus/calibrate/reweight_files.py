@@ -241,10 +241,17 @@ def apply_file(
             prov = json.loads(f.attrs.get("provenance", "{}") or "{}")
             # The input's own provenance stays; this step adds its own full record.
             prov["reweight"] = provenance(
-                seed=fit.config.seed, inputs=[str(inp)], command="reweight apply",
-                model=str(model_dir), column=target)
-            prov["reweight"].update(model=str(model_dir), column=target,
-                                    model_sha256=file_hash(Path(model_dir) / MODEL_FILE))
+                seed=fit.config.seed,
+                inputs=[str(inp)],
+                command="reweight apply",
+                model=str(model_dir),
+                column=target,
+            )
+            prov["reweight"].update(
+                model=str(model_dir),
+                column=target,
+                model_sha256=file_hash(Path(model_dir) / MODEL_FILE),
+            )
             f.attrs["provenance"] = json.dumps(prov, sort_keys=True, default=str)
     return {
         "events": fi.n,

@@ -13,8 +13,15 @@ import otus
 from otus.errors import OtusError
 
 COMMANDS = (
-    "generate", "convert", "fit", "simulate", "unfold",
-    "reweight", "calibrate", "evaluate", "demo",
+    "generate",
+    "convert",
+    "fit",
+    "simulate",
+    "unfold",
+    "reweight",
+    "calibrate",
+    "evaluate",
+    "demo",
 )
 
 
@@ -45,8 +52,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OtusError as err:
         print(f"otus {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
-            PermissionError) as err:
+    except (
+        FileNotFoundError,
+        FileExistsError,
+        IsADirectoryError,
+        NotADirectoryError,
+        PermissionError,
+    ) as err:
         where = f"{err.filename}: " if getattr(err, "filename", None) else ""
         print(f"otus {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
         return 2

@@ -13,16 +13,16 @@ def add_seed(p: argparse.ArgumentParser, default: int = 0) -> None:
     p.add_argument("--seed", type=int, default=default, help=f"random seed (default {default})")
 
 
-def progress(it: Iterable[T], *, total: int | None = None, desc: str = "", unit: str = "ev",
-             **kw: Any) -> Iterator[T]:
+def progress(
+    it: Iterable[T], *, total: int | None = None, desc: str = "", unit: str = "ev", **kw: Any
+) -> Iterator[T]:
     """A progress bar on stderr, shown on terminals only (quiet in logs and tests)."""
     from tqdm.auto import tqdm
 
     return iter(tqdm(it, total=total, desc=desc, unit=unit, disable=None, leave=False, **kw))
 
 
-def add_apply_parser(sub: Any, name: str, *, help: str, description: str,
-                     apply: str) -> None:
+def add_apply_parser(sub: Any, name: str, *, help: str, description: str, apply: str) -> None:
     """``otus simulate`` and ``otus unfold``: a trained run applied to an event file with
     ``otus.models.apply.<apply>``."""
     import argparse as _ap
@@ -43,8 +43,14 @@ def add_apply_parser(sub: Any, name: str, *, help: str, description: str,
         if args.repeats < 1 or args.batch_size < 1:
             raise OtusError("--repeats and --batch-size must be >= 1")
         sur = load_run(args.run)
-        n = getattr(ap, apply)(sur, args.input, args.out, seed=args.seed,
-                               repeats=args.repeats, batch_size=args.batch_size)
+        n = getattr(ap, apply)(
+            sur,
+            args.input,
+            args.out,
+            seed=args.seed,
+            repeats=args.repeats,
+            batch_size=args.batch_size,
+        )
         print(f"otus {name}: wrote {n} {sur.process.name} events to {args.out}")
         return 0
 

@@ -24,8 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lhe", type=Path, help="parton-level LHE file (.lhe or .lhe.gz)")
     p.add_argument("--delphes", type=Path, help="detector-level Delphes ROOT file")
     p.add_argument("--out", type=Path, required=True, help="output event file (.h5)")
-    p.add_argument("--max-events", type=int, default=None,
-                   help="read at most this many events of each input")
+    p.add_argument(
+        "--max-events", type=int, default=None, help="read at most this many events of each input"
+    )
     add_seed(p)
     p.set_defaults(func=run)
 
@@ -78,8 +79,14 @@ def run(args: argparse.Namespace) -> int:
             "detector selection (see otus.physics.selection)"
         )
     inputs = [str(f) for f in (args.lhe, args.delphes) if f is not None]
-    prov = provenance(seed=args.seed, inputs=inputs, command="convert", process=proc.name,
-                      max_events=args.max_events, **info)
+    prov = provenance(
+        seed=args.seed,
+        inputs=inputs,
+        command="convert",
+        process=proc.name,
+        max_events=args.max_events,
+        **info,
+    )
     ev = Events(proc, z=z, x=x, x_pass=x_pass, weight=weight, provenance=prov)
     write_events(args.out, ev)
     parts = [f"wrote {len(ev)} {proc.name} events to {args.out}"]

@@ -9,7 +9,8 @@ from otus.cli._common import add_seed
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "demo", help="run the whole chain end to end and write a report",
+        "demo",
+        help="run the whole chain end to end and write a report",
         description="Generate Z→ee events, train OTUS, simulate and unfold held-out events, "
         "calibrate simulation toward pseudo-data by reweighting and by ICNN transport, "
         "evaluate everything and write DIR/report.md and DIR/report.html.",

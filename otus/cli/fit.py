@@ -8,29 +8,40 @@ from typing import Any
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
-        "fit", help="train the OTUS simulator/unfolder",
+        "fit",
+        help="train the OTUS simulator/unfolder",
         description="Train the stochastic OTUS autoencoder on an event file (x, and z unless "
-                    "--z-data gives another file: unpaired training). The run folder gets "
-                    "last.ckpt (+ periodic checkpoints), config.yaml, provenance.json and "
-                    "metrics.csv.")
+        "--z-data gives another file: unpaired training). The run folder gets "
+        "last.ckpt (+ periodic checkpoints), config.yaml, provenance.json and "
+        "metrics.csv.",
+    )
     p.add_argument("process", choices=("zee", "ttbar"))
     p.add_argument("--data", required=True, help="event file (.h5) with detector-level x")
-    p.add_argument("--z-data", default=None, help="event file with parton-level z "
-                   "(default: --data)")
+    p.add_argument(
+        "--z-data", default=None, help="event file with parton-level z (default: --data)"
+    )
     p.add_argument("--config", default=None, help="YAML config (see experiments/zee.yaml)")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--max-epochs", "--trainer.max_epochs", dest="max_epochs", type=int)
-    p.add_argument("--max-time", "--trainer.max_time", dest="max_time",
-                   help="wall-clock limit DD:HH:MM:SS")
-    p.add_argument("--accelerator", "--trainer.accelerator", dest="accelerator",
-                   help="cpu, gpu, auto, ...")
+    p.add_argument(
+        "--max-time", "--trainer.max_time", dest="max_time", help="wall-clock limit DD:HH:MM:SS"
+    )
+    p.add_argument(
+        "--accelerator", "--trainer.accelerator", dest="accelerator", help="cpu, gpu, auto, ..."
+    )
     p.add_argument("--devices", "--trainer.devices", dest="devices")
     p.add_argument("--strategy", "--trainer.strategy", dest="strategy", help="e.g. ddp")
-    p.add_argument("--num-nodes", "--trainer.num_nodes", dest="num_nodes", type=int,
-                   help="machines in a multi-node DDP run (see README)")
+    p.add_argument(
+        "--num-nodes",
+        "--trainer.num_nodes",
+        dest="num_nodes",
+        type=int,
+        help="machines in a multi-node DDP run (see README)",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--seed", type=int, default=None,
-                   help="random seed (default: the config's seed, 0)")
+    p.add_argument(
+        "--seed", type=int, default=None, help="random seed (default: the config's seed, 0)"
+    )
     p.set_defaults(func=run)
 
 
@@ -49,19 +60,28 @@ def run(args: argparse.Namespace) -> int:
             from otus.errors import ConfigError
 
             raise ConfigError("--resume continues with the run's own config.yaml; drop --config")
-        cfg = load_config(Path(args.out) / "config.yaml", process=args.process) \
-            if (Path(args.out) / "config.yaml").is_file() else load_config(None,
-                                                                           process=args.process)
+        cfg = (
+            load_config(Path(args.out) / "config.yaml", process=args.process)
+            if (Path(args.out) / "config.yaml").is_file()
+            else load_config(None, process=args.process)
+        )
     else:
         cfg = load_config(args.config, process=args.process)
     if args.seed is not None:
         d = cfg.to_dict()
         d["seed"] = args.seed
         cfg = config_from_dict(d)
-    over = {k: v for k, v in (("max_epochs", args.max_epochs), ("max_time", args.max_time),
-                              ("accelerator", args.accelerator), ("strategy", args.strategy),
-                              ("num_nodes", args.num_nodes))
-            if v is not None}
+    over = {
+        k: v
+        for k, v in (
+            ("max_epochs", args.max_epochs),
+            ("max_time", args.max_time),
+            ("accelerator", args.accelerator),
+            ("strategy", args.strategy),
+            ("num_nodes", args.num_nodes),
+        )
+        if v is not None
+    }
     if args.devices is not None:
         over["devices"] = _devices(args.devices)
     if over:

@@ -38,8 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     from otus.calibrate.reweight_config import ReweightConfig
 
     d = ReweightConfig()
-    f.add_argument("--folds", type=int, default=d.k_folds,
-                   help=f"k of the k-fold training (default {d.k_folds})")
+    f.add_argument(
+        "--folds",
+        type=int,
+        default=d.k_folds,
+        help=f"k of the k-fold training (default {d.k_folds})",
+    )
     f.add_argument(
         "--repeats",
         type=int,
@@ -48,8 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"out-of-fold logits (an ensemble; default {d.repeats}, costs R times the training "
         "time)",
     )
-    f.add_argument("--epochs", type=int, default=d.epochs,
-                   help=f"maximum epochs (default {d.epochs})")
+    f.add_argument(
+        "--epochs", type=int, default=d.epochs, help=f"maximum epochs (default {d.epochs})"
+    )
     widths = ",".join(str(h) for h in d.hidden)
     f.add_argument("--hidden", default=widths, help=f"hidden layer widths (default {widths})")
     f.add_argument("--batch-size", type=int, default=d.batch_size)

@@ -9,7 +9,10 @@ from otus.cli._common import add_apply_parser
 
 def register(sub: Any) -> None:
     add_apply_parser(
-        sub, "unfold", apply="unfold_file",
+        sub,
+        "unfold",
+        apply="unfold_file",
         help="unfold detector-level events with a trained run",
         description="Apply the stochastic encoder E(x) of a trained run to passing events. "
-                    "Input .h5 (x) or Delphes .root; output .h5 (paired z, x) or .lhe.gz.")
+        "Input .h5 (x) or Delphes .root; output .h5 (paired z, x) or .lhe.gz.",
+    )

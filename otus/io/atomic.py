@@ -28,8 +28,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
     except OSError as err:  # e.g. read-only file systems, where os.access may say yes to root
-        raise OtusError(f"{target}: output folder {parent} is not writable "
-                        f"({err.strerror or err})") from None
+        raise OtusError(
+            f"{target}: output folder {parent} is not writable ({err.strerror or err})"
+        ) from None
     os.close(fd)
     tmp_path = Path(tmp)
     # mkstemp creates 0600 files; give the output the permissions a plain open() would.

@@ -43,14 +43,21 @@ def _typed(coll: ak.Array, name: str) -> ak.Array:
     if missing:
         raise OtusError(f"collection {name} lacks fields {missing}")
     return ak.zip(
-        {f: ak.values_astype(coll[f], np.int32 if f in _INT_FIELDS else np.float32)
-         for f in FIELDS[name]},
+        {
+            f: ak.values_astype(coll[f], np.int32 if f in _INT_FIELDS else np.float32)
+            for f in FIELDS[name]
+        },
         depth_limit=2,
     )
 
 
-def write_delphes(path: str | os.PathLike[str], reco: Mapping[str, ak.Array],
-                  weight: np.ndarray, *, provenance: dict[str, Any] | None = None) -> Path:
+def write_delphes(
+    path: str | os.PathLike[str],
+    reco: Mapping[str, ak.Array],
+    weight: np.ndarray,
+    *,
+    provenance: dict[str, Any] | None = None,
+) -> Path:
     """Write detector collections as a ``Delphes`` tree, atomically.
 
     ``reco`` maps collection names (any of ``Electron``, ``Muon``, ``Jet``, ``MissingET``) to
@@ -79,12 +86,14 @@ def write_delphes(path: str | os.PathLike[str], reco: Mapping[str, ak.Array],
     data["Event"] = ak.zip({"Weight": ak.unflatten(weight, np.ones(n, dtype=np.int64))})
     with atomic_path(out) as tmp, uproot.recreate(tmp) as f:
         tree = f.mktree(
-            TREE, {k: v.type.content for k, v in data.items()}, title="Analysis tree",
+            TREE,
+            {k: v.type.content for k, v in data.items()},
+            title="Analysis tree",
             counter_name=lambda counted: f"{counted}_size",
             field_name=lambda outer, inner: f"{outer}.{inner}",
         )
         for a in range(0, max(n, 1), _CHUNK):
-            tree.extend({k: v[a:a + _CHUNK] for k, v in data.items()})
+            tree.extend({k: v[a : a + _CHUNK] for k, v in data.items()})
         f["otus_provenance"] = json.dumps(provenance or {}, sort_keys=True, default=str)
     return out
 
@@ -97,9 +106,12 @@ def _leaf_map(tree: Any) -> dict[str, str]:
     return out
 
 
-def read_delphes(path: str | os.PathLike[str], *, entry_stop: int | None = None,
-                 collections: tuple[str, ...] | None = None,
-                 ) -> tuple[dict[str, ak.Array], np.ndarray]:
+def read_delphes(
+    path: str | os.PathLike[str],
+    *,
+    entry_stop: int | None = None,
+    collections: tuple[str, ...] | None = None,
+) -> tuple[dict[str, ak.Array], np.ndarray]:
     """Read the ``Delphes`` tree: (collections, weights [N] float64).
 
     Reads the known collections that the file holds (or exactly ``collections``, which must
@@ -122,16 +134,23 @@ def read_delphes(path: str | os.PathLike[str], *, entry_stop: int | None = None,
         try:
             tree = f[TREE]
         except Exception:
-            trees = ", ".join(k for k, c in f.classnames(cycle=False).items()
-                              if c in ("TTree", "ROOT::RNTuple")) or "none"
+            trees = (
+                ", ".join(
+                    k
+                    for k, c in f.classnames(cycle=False).items()
+                    if c in ("TTree", "ROOT::RNTuple")
+                )
+                or "none"
+            )
             raise InputFileError(f"{p}: no '{TREE}' tree (trees: {trees})") from None
         if not hasattr(tree, "arrays"):
             raise InputFileError(f"{p}: '{TREE}' is not a TTree")
         leaves = _leaf_map(tree)
         wanted = collections or tuple(c for c in FIELDS if f"{c}.{FIELDS[c][0]}" in leaves)
         if not wanted:
-            raise InputFileError(f"{p}: the '{TREE}' tree holds none of the collections "
-                                 f"{', '.join(FIELDS)}")
+            raise InputFileError(
+                f"{p}: the '{TREE}' tree holds none of the collections {', '.join(FIELDS)}"
+            )
         keys: dict[str, str] = {}
         for c in wanted:
             if c not in FIELDS:
@@ -146,8 +165,7 @@ def read_delphes(path: str | os.PathLike[str], *, entry_stop: int | None = None,
         try:
             # One branch at a time, by path: full keys like "Electron/Electron.PT" are not
             # valid uproot expressions.
-            arrs = {k: tree[v].array(entry_stop=entry_stop, library="ak")
-                    for k, v in keys.items()}
+            arrs = {k: tree[v].array(entry_stop=entry_stop, library="ak") for k, v in keys.items()}
         except Exception as err:
             raise InputFileError(f"{p}: cannot read the '{TREE}' tree ({_short(err)})") from None
     n = len(next(iter(arrs.values())))
@@ -169,8 +187,9 @@ def read_delphes(path: str | os.PathLike[str], *, entry_stop: int | None = None,
         w = ak.to_numpy(ak.fill_none(wa, np.nan))
         w = w.astype(np.float64)
         if not np.all(np.isfinite(w)):
-            raise InputFileError(f"{p}: Event.Weight is missing or NaN in "
-                                 f"{int(np.sum(~np.isfinite(w)))} events")
+            raise InputFileError(
+                f"{p}: Event.Weight is missing or NaN in {int(np.sum(~np.isfinite(w)))} events"
+            )
     else:
         w = np.ones(n, dtype=np.float64)
     return reco, w
@@ -181,8 +200,11 @@ def _short(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
-def collections_from_x(process: Process, x: np.ndarray, x_pass: np.ndarray,
-                       ) -> dict[str, ak.Array]:
+def collections_from_x(
+    process: Process,
+    x: np.ndarray,
+    x_pass: np.ndarray,
+) -> dict[str, ak.Array]:
     """Detector collections whose :func:`~otus.physics.selection.build_x` is ``x``.
 
     The inverse of ``build_x`` for rows with ``x_pass`` (failing rows get empty
@@ -195,8 +217,10 @@ def collections_from_x(process: Process, x: np.ndarray, x_pass: np.ndarray,
     x = np.asarray(x, dtype=np.float64)
     x_pass = np.asarray(x_pass, dtype=bool)
     if x.ndim != 2 or x.shape[1] != process.dx or x_pass.shape != (len(x),):
-        raise OtusError(f"x has shape {x.shape} and x_pass {x_pass.shape}; expected "
-                        f"[N, {process.dx}] and [N] for {process.name}")
+        raise OtusError(
+            f"x has shape {x.shape} and x_pass {x_pass.shape}; expected "
+            f"[N, {process.dx}] and [N] for {process.name}"
+        )
     if not np.all(np.isfinite(x[x_pass])):
         raise OtusError("x holds NaN or inf in passing rows")
     n = len(x)
@@ -210,13 +234,21 @@ def collections_from_x(process: Process, x: np.ndarray, x_pass: np.ndarray,
         if with_mass:
             fields["Mass"] = m[:, idx]
         fields.update(extra)
-        return ak.zip({f: ak.unflatten(v[x_pass].reshape(-1), counts * k)
-                       for f, v in fields.items()})
+        return ak.zip(
+            {f: ak.unflatten(v[x_pass].reshape(-1), counts * k) for f, v in fields.items()}
+        )
 
     def empty(name: str) -> ak.Array:
         z = np.zeros(0)
-        return ak.zip({f: ak.unflatten(z.astype(np.int32 if f in _INT_FIELDS else np.float32),
-                                       np.zeros(n, dtype=np.int64)) for f in FIELDS[name]})
+        return ak.zip(
+            {
+                f: ak.unflatten(
+                    z.astype(np.int32 if f in _INT_FIELDS else np.float32),
+                    np.zeros(n, dtype=np.int64),
+                )
+                for f in FIELDS[name]
+            }
+        )
 
     charge = np.ones((n, 1))
     if process.name == "zee":
@@ -230,6 +262,10 @@ def collections_from_x(process: Process, x: np.ndarray, x_pass: np.ndarray,
         met_pt, met_phi = pt[:, 1], phi[:, 1]
     else:  # pragma: no cover - processes are fixed
         raise OtusError(f"no detector collections for process {process.name!r}")
-    met = ak.zip({f: ak.unflatten(v[x_pass], counts) for f, v in
-                  (("MET", met_pt), ("Eta", np.zeros(n)), ("Phi", met_phi))})
+    met = ak.zip(
+        {
+            f: ak.unflatten(v[x_pass], counts)
+            for f, v in (("MET", met_pt), ("Eta", np.zeros(n)), ("Phi", met_phi))
+        }
+    )
     return {"Electron": ele, "Muon": empty("Muon"), "Jet": jets, "MissingET": met}

@@ -26,8 +26,9 @@ def file_kind(path: str | os.PathLike[str]) -> Kind:
     raise OtusError(f"{path}: unknown event-file type; use .h5, .lhe, .lhe.gz or .root")
 
 
-def read_input(path: str | os.PathLike[str], process: Process | str, *,
-               max_events: int | None = None) -> Events:
+def read_input(
+    path: str | os.PathLike[str], process: Process | str, *, max_events: int | None = None
+) -> Events:
     """Events from an otus, LHE (z only) or Delphes ROOT (x only) file."""
     proc = get_process(process) if isinstance(process, str) else process
     kind = file_kind(path)
@@ -46,8 +47,9 @@ def read_input(path: str | os.PathLike[str], process: Process | str, *,
         x, x_pass = build_x(proc, reco)
     except OtusError as err:
         raise InputFileError(f"{path}: {err}") from None
-    return Events(proc, x=x, x_pass=x_pass, weight=weight,
-                  provenance={"source": "delphes", "file": str(path)})
+    return Events(
+        proc, x=x, x_pass=x_pass, weight=weight, provenance={"source": "delphes", "file": str(path)}
+    )
 
 
 def write_output(path: str | os.PathLike[str], ev: Events) -> Path:

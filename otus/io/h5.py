@@ -51,11 +51,18 @@ class Events:
 
     def subset(self, idx: Any) -> Events:
         """Rows ``idx`` (slice, index array or mask) as a new :class:`Events`."""
+
         def take(a: np.ndarray | None) -> np.ndarray | None:
             return None if a is None else a[idx]
 
-        return Events(self.process, take(self.z), take(self.x), take(self.x_pass),
-                      take(self.weight), dict(self.provenance))
+        return Events(
+            self.process,
+            take(self.z),
+            take(self.x),
+            take(self.x_pass),
+            take(self.weight),
+            dict(self.provenance),
+        )
 
 
 def _check_arrays(ev: Events, where: str) -> None:
@@ -115,16 +122,32 @@ class EventWriter:
         # file is refused with an error instead of being parsed (the 1.8 layout has no
         # checksums; fuzzing crashed the HDF5 library on damaged attribute messages).
         self._f = h5py.File(tmp, "w", libver=("v110", "latest"))
-        kw: dict[str, Any] = {"compression": compression, "shuffle": compression is not None,
-                              "fletcher32": True}
+        kw: dict[str, Any] = {
+            "compression": compression,
+            "shuffle": compression is not None,
+            "fletcher32": True,
+        }
         if has_z:
-            self._f.create_dataset("z", (0, process.dz), "f4", maxshape=(None, process.dz),
-                                   chunks=(_CHUNK_ROWS, process.dz), **kw)
+            self._f.create_dataset(
+                "z",
+                (0, process.dz),
+                "f4",
+                maxshape=(None, process.dz),
+                chunks=(_CHUNK_ROWS, process.dz),
+                **kw,
+            )
         if has_x:
-            self._f.create_dataset("x", (0, process.dx), "f4", maxshape=(None, process.dx),
-                                   chunks=(_CHUNK_ROWS, process.dx), **kw)
-            self._f.create_dataset("x_pass", (0,), "bool", maxshape=(None,),
-                                   chunks=(_CHUNK_ROWS,), **kw)
+            self._f.create_dataset(
+                "x",
+                (0, process.dx),
+                "f4",
+                maxshape=(None, process.dx),
+                chunks=(_CHUNK_ROWS, process.dx),
+                **kw,
+            )
+            self._f.create_dataset(
+                "x_pass", (0,), "bool", maxshape=(None,), chunks=(_CHUNK_ROWS,), **kw
+            )
         self._f.create_dataset("weight", (0,), "f8", maxshape=(None,), chunks=(_CHUNK_ROWS,), **kw)
         a = self._f.attrs
         a["process"] = process.name
@@ -138,8 +161,9 @@ class EventWriter:
 
     def append(self, ev: Events) -> None:
         if ev.process.name != self.process.name:
-            raise OtusError(f"{self.path}: cannot append {ev.process.name} events to a "
-                            f"{self.process.name} file")
+            raise OtusError(
+                f"{self.path}: cannot append {ev.process.name} events to a {self.process.name} file"
+            )
         if self.has_z != (ev.z is not None) or self.has_x != (ev.x is not None):
             raise OtusError(f"{self.path}: appended events must hold the same levels as the file")
         _check_arrays(ev, str(self.path))
@@ -175,8 +199,9 @@ class EventWriter:
 
 def write_events(path: str | os.PathLike[str], ev: Events) -> Path:
     """Write ``ev`` to ``path`` atomically and return the path."""
-    with EventWriter(path, ev.process, has_z=ev.z is not None, has_x=ev.x is not None,
-                     provenance=ev.provenance) as w:
+    with EventWriter(
+        path, ev.process, has_z=ev.z is not None, has_x=ev.x is not None, provenance=ev.provenance
+    ) as w:
         w.append(ev)
     return Path(path)
 
@@ -295,8 +320,11 @@ def read_events(path: str | os.PathLike[str], process: str | None = None) -> Eve
 
 
 def iter_chunks(
-    path: str | os.PathLike[str], chunk_size: int = 65536, process: str | None = None,
-    start: int = 0, stop: int | None = None,
+    path: str | os.PathLike[str],
+    chunk_size: int = 65536,
+    process: str | None = None,
+    start: int = 0,
+    stop: int | None = None,
 ) -> Iterator[Events]:
     """Yield consecutive chunks of rows ``[start, stop)`` of an event file."""
     fi = info(path, process)

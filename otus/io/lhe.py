@@ -78,8 +78,12 @@ class LHESelection:
     def events(self) -> Events:
         """The selected rows as :class:`otus.io.h5.Events`."""
         m = self.selected
-        return Events(self.process, z=self.z[m], weight=self.weight[m],
-                      provenance={"source": "lhe", "lhe": dict(self.info)})
+        return Events(
+            self.process,
+            z=self.z[m],
+            weight=self.weight[m],
+            provenance={"source": "lhe", "lhe": dict(self.info)},
+        )
 
 
 def _load(path: Path, max_events: int | None) -> ak.Array:
@@ -98,8 +102,18 @@ def _load(path: Path, max_events: int | None) -> ak.Array:
             gen = lhef.events
             events = gen if max_events is None else itertools.islice(gen, max_events)
             arr = pylhe.to_awkward(events)
-    except (ValueError, EOFError, OSError, zlib.error, ET.ParseError, IndexError, KeyError,
-            TypeError, UnicodeDecodeError, OverflowError) as err:
+    except (
+        ValueError,
+        EOFError,
+        OSError,
+        zlib.error,
+        ET.ParseError,
+        IndexError,
+        KeyError,
+        TypeError,
+        UnicodeDecodeError,
+        OverflowError,
+    ) as err:
         msg = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise InputFileError(f"{path}: not a readable LHE file ({msg})") from None
     finally:
@@ -114,8 +128,9 @@ def _load(path: Path, max_events: int | None) -> ak.Array:
     return arr
 
 
-def _pick(parts: ak.Array, mother_id: ak.Array, ids: tuple[int, ...],
-          mothers: tuple[int, ...] | None) -> tuple[np.ndarray, np.ndarray]:
+def _pick(
+    parts: ak.Array, mother_id: ak.Array, ids: tuple[int, ...], mothers: tuple[int, ...] | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Four-momenta [N, 4] of the one status-1 particle with an id in ``ids`` (and a first
     mother in ``mothers``), and a mask of events that have exactly one such particle."""
     m = (parts.status == 1) & _isin(parts.id, ids)
@@ -137,8 +152,9 @@ def _isin(a: ak.Array, values: tuple[int, ...]) -> ak.Array:
     return out
 
 
-def select_lhe(path: str | os.PathLike[str], process: Process | str, *,
-               max_events: int | None = None) -> LHESelection:
+def select_lhe(
+    path: str | os.PathLike[str], process: Process | str, *, max_events: int | None = None
+) -> LHESelection:
     """Read an LHE file and mark the events that hold ``process`` (rules: module docstring).
 
     Raises InputFileError when the file cannot be read, holds NaN momenta, or no event
@@ -152,8 +168,10 @@ def select_lhe(path: str | os.PathLike[str], process: Process | str, *,
     held = ak.to_numpy(ak.num(parts.id, axis=1))
     if np.any(nup != held):
         i = int(np.argmax(nup != held))
-        raise InputFileError(f"{p}: event {i} declares {int(nup[i])} particles (NUP) but "
-                             f"holds {int(held[i])}; the file is truncated or malformed")
+        raise InputFileError(
+            f"{p}: event {i} declares {int(nup[i])} particles (NUP) but "
+            f"holds {int(held[i])}; the file is truncated or malformed"
+        )
     try:
         n_in = ak.num(parts.id, axis=1)
         m1 = parts.mother1
@@ -190,19 +208,21 @@ def select_lhe(path: str | os.PathLike[str], process: Process | str, *,
         "max_mass_offshell_GeV": float(offshell.max()),
     }
     if n - k:
-        log.info("%s: kept %d of %d events holding %s, skipped %d", p, k, n, _describe(proc),
-                 n - k)
+        log.info("%s: kept %d of %d events holding %s, skipped %d", p, k, n, _describe(proc), n - k)
     return LHESelection(proc, p, z.astype(np.float32), weight, selected, info)
 
 
 def _describe(proc: Process) -> str:
-    return ("exactly one status-1 e- and e+" if proc.name == "zee"
-            else "a semileptonic ttbar decay with an e- (t̄ → b̄ W−, W− → e− ν̄e; t → b W+, "
-                 "W+ → q q̄′)")
+    return (
+        "exactly one status-1 e- and e+"
+        if proc.name == "zee"
+        else "a semileptonic ttbar decay with an e- (t̄ → b̄ W−, W− → e− ν̄e; t → b W+, W+ → q q̄′)"
+    )
 
 
-def read_lhe(path: str | os.PathLike[str], process: Process | str, *,
-             max_events: int | None = None) -> Events:
+def read_lhe(
+    path: str | os.PathLike[str], process: Process | str, *, max_events: int | None = None
+) -> Events:
     """The ``process`` events of an LHE file as :class:`Events` with ``z`` and ``weight``.
 
     Events without the process are skipped; their count is in
@@ -228,8 +248,9 @@ def _colour_incoming(pdg: np.ndarray, gluons_ok: bool, where: Path) -> None:
     if not np.all(ok):
         bad = np.argmax(~ok)
         allowed = "q q̄ of one flavour (pdg ±1..±5)" + (" or g g (21 21)" if gluons_ok else "")
-        raise OtusError(f"{where}: incoming_pdg row {bad} is {pdg[bad].tolist()}; "
-                        f"allowed: {allowed}")
+        raise OtusError(
+            f"{where}: incoming_pdg row {bad} is {pdg[bad].tolist()}; allowed: {allowed}"
+        )
 
 
 def _in_colours(pid: np.ndarray, side: int, glu: np.ndarray, abar: Any) -> tuple[Any, Any]:
@@ -240,8 +261,9 @@ def _in_colours(pid: np.ndarray, side: int, glu: np.ndarray, abar: Any) -> tuple
     return col, acol
 
 
-def _table(process: Process, z: np.ndarray, pdg: np.ndarray, beam_energy: float,
-           where: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _table(
+    process: Process, z: np.ndarray, pdg: np.ndarray, beam_energy: float, where: Path
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Particle table [N, P, 11] (id, status, mother1, mother2, col1, col2, px, py, pz, E, m)
     whose last particle is the recoil gluon, the mask of events that need it, and SCALUP [N]."""
     n = len(z)
@@ -252,13 +274,22 @@ def _table(process: Process, z: np.ndarray, pdg: np.ndarray, beam_energy: float,
     need = fv.pt(fin) > _RECOIL_MIN * np.abs(fin[:, 3])
     y = fv.rapidity(fin)
     ptr = np.where(need, fv.pt(fin), 0.0)
-    recoil = np.stack([np.where(need, -fin[:, 0], 0.0), np.where(need, -fin[:, 1], 0.0),
-                       ptr * np.sinh(y), ptr * np.cosh(y)], -1)
+    recoil = np.stack(
+        [
+            np.where(need, -fin[:, 0], 0.0),
+            np.where(need, -fin[:, 1], 0.0),
+            ptr * np.sinh(y),
+            ptr * np.cosh(y),
+        ],
+        -1,
+    )
     tot = fin + recoil
     ep, em = tot[:, 3] + tot[:, 2], tot[:, 3] - tot[:, 2]
     if np.any(ep <= 0) or np.any(em <= 0):
-        raise OtusError(f"{where}: {int(np.sum((ep <= 0) | (em <= 0)))} events have "
-                        "E <= |pz| in total, so no incoming partons can make them")
+        raise OtusError(
+            f"{where}: {int(np.sum((ep <= 0) | (em <= 0)))} events have "
+            "E <= |pz| in total, so no incoming partons can make them"
+        )
     if np.any(np.maximum(ep, em) > 2 * beam_energy):
         raise OtusError(f"{where}: events need more than the beam energy {beam_energy} GeV")
     zero = np.zeros(n)
@@ -322,9 +353,16 @@ def _comment(provenance: dict[str, Any] | None) -> str:
     return f"<!-- otus provenance: {text} -->\n"
 
 
-def write_lhe(path: str | os.PathLike[str], process: Process, z: np.ndarray,
-              weight: np.ndarray, *, incoming_pdg: np.ndarray | None = None,
-              provenance: dict[str, Any] | None = None, beam_energy: float = 6500.0) -> Path:
+def write_lhe(
+    path: str | os.PathLike[str],
+    process: Process,
+    z: np.ndarray,
+    weight: np.ndarray,
+    *,
+    incoming_pdg: np.ndarray | None = None,
+    provenance: dict[str, Any] | None = None,
+    beam_energy: float = 6500.0,
+) -> Path:
     """Write events as a Les Houches v3 file (gzip'd when ``path`` ends in ``.gz``), atomically.
 
     Each event holds (status −1) two incoming partons along the beams with
@@ -354,8 +392,7 @@ def write_lhe(path: str | os.PathLike[str], process: Process, z: np.ndarray,
     if not (np.all(np.isfinite(z)) and np.all(np.isfinite(weight))):
         raise OtusError(f"{out}: z or weight holds NaN or inf")
     default = (2, -2) if process.name == "zee" else (21, 21)
-    pdg = (np.tile(np.asarray(default), (n, 1)) if incoming_pdg is None
-           else np.asarray(incoming_pdg))
+    pdg = np.tile(np.asarray(default), (n, 1)) if incoming_pdg is None else np.asarray(incoming_pdg)
     if pdg.shape != (n, 2):
         raise OtusError(f"{out}: incoming_pdg has shape {pdg.shape}, expected ({n}, 2)")
     pdg = pdg.astype(np.int64)
@@ -366,16 +403,19 @@ def write_lhe(path: str | os.PathLike[str], process: Process, z: np.ndarray,
     k_short = 5 + 11 * (n_part - 1)
     xsec, err = float(weight.mean()), float(weight.std() / np.sqrt(n))
     head = (
-        '<LesHouchesEvents version="3.0">\n' + _comment(provenance)
+        '<LesHouchesEvents version="3.0">\n'
+        + _comment(provenance)
         + "<init>\n"
         + f" 2212 2212 {beam_energy:.8e} {beam_energy:.8e} 0 0 0 0 -4 1\n"
         + f" {xsec:+.10e} {err:.10e} {float(np.abs(weight).max()):.10e} 1\n"
         + "</init>\n"
     )
     with atomic_path(out) as tmp, open(tmp, "wb") as raw:
-        stream: Any = (gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
-                                     compresslevel=6)
-                       if out.name.endswith(".gz") else raw)
+        stream: Any = (
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6)
+            if out.name.endswith(".gz")
+            else raw
+        )
         # Closing the text layer closes the gzip layer (which leaves ``raw`` open).
         with io.TextIOWrapper(stream, encoding="ascii", newline="\n") as text:
             text.write(head)
@@ -384,15 +424,23 @@ def write_lhe(path: str | os.PathLike[str], process: Process, z: np.ndarray,
                 blk = table[sl].reshape(-1, n_part * 11)
                 m = len(blk)
                 vals = np.concatenate(
-                    [np.where(need[sl], n_part, n_part - 1)[:, None], weight[sl, None],
-                     scale[sl, None], np.full((m, 1), ALPHA_QED), np.full((m, 1), ALPHA_QCD),
-                     blk], axis=1,
+                    [
+                        np.where(need[sl], n_part, n_part - 1)[:, None],
+                        weight[sl, None],
+                        scale[sl, None],
+                        np.full((m, 1), ALPHA_QED),
+                        np.full((m, 1), ALPHA_QCD),
+                        blk,
+                    ],
+                    axis=1,
                 )
-                text.write("".join(
-                    "<event>\n"
-                    + (full % tuple(r) if r[0] == n_part else short % tuple(r[:k_short]))
-                    + "</event>\n"
-                    for r in vals.tolist()
-                ))
+                text.write(
+                    "".join(
+                        "<event>\n"
+                        + (full % tuple(r) if r[0] == n_part else short % tuple(r[:k_short]))
+                        + "</event>\n"
+                        for r in vals.tolist()
+                    )
+                )
             text.write("</LesHouchesEvents>\n")
     return out

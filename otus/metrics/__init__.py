@@ -37,6 +37,18 @@ from otus.metrics.univariate import (
 )
 
 __all__ = [
-    "DEFAULT_BINS", "METRICS", "MIN_ENTRIES", "all_1d", "chi2_r", "classifier_auc",
-    "common_bins", "compare", "ks", "l2_uvp", "sliced_w2", "triangular", "w2", "weighted_auc",
+    "DEFAULT_BINS",
+    "METRICS",
+    "MIN_ENTRIES",
+    "all_1d",
+    "chi2_r",
+    "classifier_auc",
+    "common_bins",
+    "compare",
+    "ks",
+    "l2_uvp",
+    "sliced_w2",
+    "triangular",
+    "w2",
+    "weighted_auc",
 ]

@@ -12,8 +12,15 @@ from otus.metrics.univariate import DEFAULT_BINS, _weights, all_1d
 
 
 def compare(
-    process: Any, truth_rows: Any, pred_rows: Any, level: str, *, wt: Any = None,
-    wp: Any = None, bins: int = DEFAULT_BINS, observables: list[str] | None = None,
+    process: Any,
+    truth_rows: Any,
+    pred_rows: Any,
+    level: str,
+    *,
+    wt: Any = None,
+    wp: Any = None,
+    bins: int = DEFAULT_BINS,
+    observables: list[str] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Per-observable metrics between truth and prediction rows of one process.
 
@@ -34,8 +41,9 @@ def compare(
     p = np.asarray(pred_rows, dtype=np.float64)
     for name, a in (("truth", t), ("prediction", p)):
         if a.ndim != 2 or a.shape[1] != dim:
-            raise OtusError(f"{name} rows have shape {a.shape}, expected [N, {dim}] for "
-                            f"{proc.name} {level}")
+            raise OtusError(
+                f"{name} rows have shape {a.shape}, expected [N, {dim}] for {proc.name} {level}"
+            )
         if len(a) == 0:
             raise OtusError(f"{name} is an empty sample")
     wt = _weights(wt, len(t), "truth weights")

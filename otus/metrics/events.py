@@ -28,8 +28,14 @@ def _events(X: Any, w: Any, name: str, dim: int | None = None) -> tuple[np.ndarr
 
 
 def sliced_w2(
-    X: Any, Y: Any, *, n_projections: int = 1000, seed: int = 0, wx: Any = None,
-    wy: Any = None, chunk: int | None = None,
+    X: Any,
+    Y: Any,
+    *,
+    n_projections: int = 1000,
+    seed: int = 0,
+    wx: Any = None,
+    wy: Any = None,
+    chunk: int | None = None,
 ) -> float:
     """Squared sliced 2-Wasserstein distance of two event samples [N, D] (rows with NaN dropped).
 
@@ -48,15 +54,22 @@ def sliced_w2(
     if chunk is None:  # keep each block of projected values near 2·10⁷ numbers (≈160 MB)
         chunk = int(np.clip(2e7 // (len(X) + len(Y)), 1, 64))
     vals = [
-        _w2_columns(X @ theta[:, a:a + chunk], Y @ theta[:, a:a + chunk], wx, wy)
+        _w2_columns(X @ theta[:, a : a + chunk], Y @ theta[:, a : a + chunk], wx, wy)
         for a in range(0, n_projections, chunk)
     ]
     return float(np.mean(np.concatenate(vals)))
 
 
 def classifier_auc(
-    X: Any, Y: Any, *, wx: Any = None, wy: Any = None, seed: int = 0,
-    n_bootstrap: int = 100, max_events: int | None = 200_000, n_threads: int | None = None,
+    X: Any,
+    Y: Any,
+    *,
+    wx: Any = None,
+    wy: Any = None,
+    seed: int = 0,
+    n_bootstrap: int = 100,
+    max_events: int | None = 200_000,
+    n_threads: int | None = None,
 ) -> tuple[float, float]:
     """Two-sample classifier test: ROC AUC of a classifier telling X from Y, ± its error.
 
@@ -73,8 +86,9 @@ def classifier_auc(
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=n_threads, user_api="openmp"):
-        return _classifier_auc(X, Y, wx=wx, wy=wy, seed=seed, n_bootstrap=n_bootstrap,
-                               max_events=max_events)
+        return _classifier_auc(
+            X, Y, wx=wx, wy=wy, seed=seed, n_bootstrap=n_bootstrap, max_events=max_events
+        )
 
 
 def weighted_auc(score: Any, label: Any, weight: Any = None) -> float:
@@ -100,8 +114,9 @@ def weighted_auc(score: Any, label: Any, weight: Any = None) -> float:
     return float(np.sum(wp * (below + 0.5 * wn)) / den)
 
 
-def _quantile_codes(F: np.ndarray, w: np.ndarray, fit_rows: np.ndarray,
-                    n_bins: int = 255) -> np.ndarray:
+def _quantile_codes(
+    F: np.ndarray, w: np.ndarray, fit_rows: np.ndarray, n_bins: int = 255
+) -> np.ndarray:
     """Replace every feature by its weighted-quantile bin index (edges from ``fit_rows``).
 
     This is the binning the gradient-boosted trees apply anyway; doing it here, vectorised,
@@ -118,8 +133,9 @@ def _quantile_codes(F: np.ndarray, w: np.ndarray, fit_rows: np.ndarray,
     return out
 
 
-def _classifier_auc(X: Any, Y: Any, *, wx: Any, wy: Any, seed: int, n_bootstrap: int,
-                    max_events: int | None) -> tuple[float, float]:
+def _classifier_auc(
+    X: Any, Y: Any, *, wx: Any, wy: Any, seed: int, n_bootstrap: int, max_events: int | None
+) -> tuple[float, float]:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     X, wx = _events(X, wx, "truth")
@@ -133,16 +149,22 @@ def _classifier_auc(X: Any, Y: Any, *, wx: Any, wy: Any, seed: int, n_bootstrap:
             i = rng.choice(len(Y), max_events, replace=False)
             Y, wy = Y[i], wy[i]
     if min(len(X), len(Y)) < 20:
-        raise OtusError(f"the classifier test needs ≥20 events per sample, got {len(X)} and {len(Y)}")
+        raise OtusError(
+            f"the classifier test needs ≥20 events per sample, got {len(X)} and {len(Y)}"
+        )
     F = np.concatenate([X, Y])
     lab = np.concatenate([np.zeros(len(X)), np.ones(len(Y))])
     w = np.concatenate([wx / np.abs(wx).sum(), wy / np.abs(wy).sum()]) * len(F) / 2
     perm = rng.permutation(len(F))
-    tr, te = perm[: len(F) // 2], perm[len(F) // 2:]
+    tr, te = perm[: len(F) // 2], perm[len(F) // 2 :]
     F = _quantile_codes(F, np.abs(w), tr)
     clf = HistGradientBoostingClassifier(
-        max_iter=200, learning_rate=0.1, early_stopping=True, validation_fraction=0.2,
-        n_iter_no_change=10, random_state=int(rng.integers(2**31)),
+        max_iter=200,
+        learning_rate=0.1,
+        early_stopping=True,
+        validation_fraction=0.2,
+        n_iter_no_change=10,
+        random_state=int(rng.integers(2**31)),
     )
     clf.fit(F[tr], lab[tr], sample_weight=w[tr])
     s = clf.predict_proba(F[te])[:, 1]

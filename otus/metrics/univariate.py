@@ -120,7 +120,12 @@ def ks(x: Any, y: Any, *, wx: Any = None, wy: Any = None) -> float:
 
 
 def common_bins(
-    x: Any, y: Any, *, wx: Any = None, wy: Any = None, bins: int = DEFAULT_BINS,
+    x: Any,
+    y: Any,
+    *,
+    wx: Any = None,
+    wy: Any = None,
+    bins: int = DEFAULT_BINS,
     min_entries: int = MIN_ENTRIES,
 ) -> np.ndarray:
     """Bin edges shared by both samples, each bin holding ≥ ``min_entries`` events of each.
@@ -191,15 +196,21 @@ def chi2_r(
     """
     x, wx = _sample(x, wx, "truth")
     y, wy = _sample(y, wy, "prediction")
-    edges = (common_bins(x, y, wx=wx, wy=wy, bins=int(bins)) if np.ndim(bins) == 0  # type: ignore[arg-type]
-             else np.asarray(bins))
+    edges = (
+        common_bins(x, y, wx=wx, wy=wy, bins=int(bins))
+        if np.ndim(bins) == 0  # type: ignore[arg-type]
+        else np.asarray(bins)
+    )
     if len(edges) < 3:
         return float("nan")
     px, py, vx, vy = _hists(x, y, wx, wy, edges)
     var = vx + vy
     ok = var > 0
-    return float(np.sum((px[ok] - py[ok]) ** 2 / var[ok]) / (ok.sum() - 1)) if ok.sum() > 1 \
+    return (
+        float(np.sum((px[ok] - py[ok]) ** 2 / var[ok]) / (ok.sum() - 1))
+        if ok.sum() > 1
         else float("nan")
+    )
 
 
 def triangular(
@@ -216,16 +227,20 @@ def triangular(
     """
     x, wx = _sample(x, wx, "truth")
     y, wy = _sample(y, wy, "prediction")
-    edges = (common_bins(x, y, wx=wx, wy=wy, bins=int(bins), min_entries=0)  # type: ignore[arg-type]
-             if np.ndim(bins) == 0 else np.asarray(bins))
+    edges = (
+        common_bins(x, y, wx=wx, wy=wy, bins=int(bins), min_entries=0)  # type: ignore[arg-type]
+        if np.ndim(bins) == 0
+        else np.asarray(bins)
+    )
     px, py, _, _ = _hists(x, y, wx, wy, edges)
     s = px + py
     ok = s > 0
     return float(0.5 * np.sum((px[ok] - py[ok]) ** 2 / s[ok]))
 
 
-def all_1d(x: Any, y: Any, *, wx: Any = None, wy: Any = None,
-           bins: int = DEFAULT_BINS) -> dict[str, float]:
+def all_1d(
+    x: Any, y: Any, *, wx: Any = None, wy: Any = None, bins: int = DEFAULT_BINS
+) -> dict[str, float]:
     """The four per-observable metrics ``W``, ``chi2_r``, ``KS``, ``triangular`` at once."""
     x, wx = _sample(x, wx, "truth")
     y, wy = _sample(y, wy, "prediction")

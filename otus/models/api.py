@@ -33,14 +33,23 @@ class Surrogate:
     module: Any  # otus.models.module.OtusModule, imported lazily
     run_dir: Path
 
-    def _apply(self, rows: np.ndarray, level: str, *, seed: int, repeats: int,
-               batch_size: int, with_pass: bool = False) -> Any:
+    def _apply(
+        self,
+        rows: np.ndarray,
+        level: str,
+        *,
+        seed: int,
+        repeats: int,
+        batch_size: int,
+        with_pass: bool = False,
+    ) -> Any:
         p = self.process
         dim = p.dz if level == "z" else p.dx
         rows = np.asarray(rows)
         if rows.ndim != 2 or rows.shape[1] != dim:
-            raise OtusError(f"{level} rows have shape {rows.shape}, expected [N, {dim}] for "
-                            f"{p.name}")
+            raise OtusError(
+                f"{level} rows have shape {rows.shape}, expected [N, {dim}] for {p.name}"
+            )
         if not np.all(np.isfinite(rows)):
             bad = int(np.sum(~np.all(np.isfinite(rows), axis=1)))
             raise OtusError(f"{level} holds NaN or inf in {bad} events")
@@ -48,11 +57,14 @@ class Surrogate:
             raise OtusError(f"repeats must be >= 1, got {repeats}")
         m = self.module
         if level == "z":
+
             def fn(t: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
                 return m.simulate_with_pass(t, generator=g)
         else:
+
             def fn(t: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
                 return m.unfold(t, generator=g), torch.ones(len(t), dtype=torch.bool)
+
         dev = m.device
         gen = torch.Generator(device=dev).manual_seed(int(seed))
         rep = np.repeat(rows, repeats, axis=0) if repeats > 1 else rows
@@ -62,23 +74,32 @@ class Surrogate:
         # the preallocated float32 output (no list of parts, no concatenate, no extra copy)
         with torch.inference_mode():
             for a in range(0, len(rep), batch_size):
-                t = torch.as_tensor(rep[a:a + batch_size], dtype=torch.float32, device=dev)
+                t = torch.as_tensor(rep[a : a + batch_size], dtype=torch.float32, device=dev)
                 o, f = fn(t, gen)
-                out[a:a + len(t)] = o.cpu().numpy()
-                flags[a:a + len(t)] = f.cpu().numpy()
+                out[a : a + len(t)] = o.cpu().numpy()
+                flags[a : a + len(t)] = f.cpu().numpy()
         return (out, flags) if with_pass else out
 
-    def simulate(self, z: np.ndarray, *, seed: int, repeats: int = 1,
-                 batch_size: int = 65536, with_pass: bool = False) -> Any:
+    def simulate(
+        self,
+        z: np.ndarray,
+        *,
+        seed: int,
+        repeats: int = 1,
+        batch_size: int = 65536,
+        with_pass: bool = False,
+    ) -> Any:
         """Detector-level x̃ = D(z, ε) for parton-level rows z [N, Dz]; [N·repeats, Dx] with
         the repeats of one event adjacent. With ``with_pass`` also the pass flags [N·repeats]:
         a row passes with the learnt efficiency ε(z) and lies inside the acceptance
         (:meth:`OtusModule.simulate_with_pass`); failing rows are kept, not removed."""
-        return self._apply(z, "z", seed=seed, repeats=repeats, batch_size=batch_size,
-                           with_pass=with_pass)
+        return self._apply(
+            z, "z", seed=seed, repeats=repeats, batch_size=batch_size, with_pass=with_pass
+        )
 
-    def unfold(self, x: np.ndarray, *, seed: int, repeats: int = 1,
-               batch_size: int = 65536) -> np.ndarray:
+    def unfold(
+        self, x: np.ndarray, *, seed: int, repeats: int = 1, batch_size: int = 65536
+    ) -> np.ndarray:
         """Parton-level z̃ = E(x, ε) for detector-level rows x [N, Dx] (passing events)."""
         return self._apply(x, "x", seed=seed, repeats=repeats, batch_size=batch_size)
 
@@ -100,15 +121,23 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Any:
         module.load_state_dict(ck["state_dict"])
     except OtusError as err:
         raise InputFileError(f"{p}: bad configuration in checkpoint ({err})") from None
-    except (OSError, KeyError, RuntimeError, TypeError, ValueError, EOFError,
-            UnpicklingError) as err:  # UnpicklingError: weights_only refused an object
+    except (
+        OSError,
+        KeyError,
+        RuntimeError,
+        TypeError,
+        ValueError,
+        EOFError,
+        UnpicklingError,
+    ) as err:  # UnpicklingError: weights_only refused an object
         msg = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise InputFileError(f"{p}: not an otus checkpoint ({msg})") from None
     return module.eval()
 
 
-def load_run(run_dir: str | os.PathLike[str], *, process: str | None = None,
-             device: str = "cpu") -> Surrogate:
+def load_run(
+    run_dir: str | os.PathLike[str], *, process: str | None = None, device: str = "cpu"
+) -> Surrogate:
     """Load ``run_dir/last.ckpt``; ``process``, when given, must match the run's."""
     run = Path(run_dir)
     if not run.is_dir():

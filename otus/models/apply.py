@@ -40,8 +40,10 @@ def _io(module: str) -> Any:
     try:
         return importlib.import_module(f"otus.io.{module}")
     except ModuleNotFoundError:
-        raise OtusError(f"this installation cannot read or write {module.upper()} files "
-                        f"(otus.io.{module} missing); use .h5 instead") from None
+        raise OtusError(
+            f"this installation cannot read or write {module.upper()} files "
+            f"(otus.io.{module} missing); use .h5 instead"
+        ) from None
 
 
 def _input_chunks(sur: Surrogate, path: Path, level: str) -> Iterator[Events]:
@@ -75,8 +77,14 @@ def _input_chunks(sur: Surrogate, path: Path, level: str) -> Iterator[Events]:
 
 
 def _prov(sur: Surrogate, inp: Path, command: str, seed: int, repeats: int) -> dict[str, Any]:
-    return provenance(seed=seed, inputs=[str(inp)], command=command, run=str(sur.run_dir),
-                      repeats=repeats, process=sur.process.name)
+    return provenance(
+        seed=seed,
+        inputs=[str(inp)],
+        command=command,
+        run=str(sur.run_dir),
+        repeats=repeats,
+        process=sur.process.name,
+    )
 
 
 class _Sink:
@@ -101,8 +109,15 @@ class _Sink:
         return np.concatenate([getattr(e, name) for e in self.parts])
 
 
-def simulate_file(sur: Surrogate, inp: str | os.PathLike[str], out: str | os.PathLike[str], *,
-                  seed: int, repeats: int = 1, batch_size: int = CHUNK) -> int:
+def simulate_file(
+    sur: Surrogate,
+    inp: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    seed: int,
+    repeats: int = 1,
+    batch_size: int = CHUNK,
+) -> int:
     """Simulate detector-level events for every z in ``inp``; return the rows written."""
     inp, out = Path(inp), Path(out)
     osuf = _suffix(out)
@@ -112,11 +127,19 @@ def simulate_file(sur: Surrogate, inp: str | os.PathLike[str], out: str | os.Pat
     sink = _Sink(out, p, _prov(sur, inp, "simulate", seed, repeats), osuf != ".root")
     try:
         for k, ev in enumerate(_input_chunks(sur, inp, "z")):
-            x, x_pass = sur.simulate(ev.z, seed=seed + 7919 * k, repeats=repeats,
-                                     batch_size=batch_size, with_pass=True)
+            x, x_pass = sur.simulate(
+                ev.z, seed=seed + 7919 * k, repeats=repeats, batch_size=batch_size, with_pass=True
+            )
             x[~x_pass] = np.nan
-            sink.append(Events(p, np.repeat(ev.z, repeats, axis=0), x, x_pass,
-                               np.repeat(ev.weight, repeats) / repeats))
+            sink.append(
+                Events(
+                    p,
+                    np.repeat(ev.z, repeats, axis=0),
+                    x,
+                    x_pass,
+                    np.repeat(ev.weight, repeats) / repeats,
+                )
+            )
     except BaseException:
         sink.abort()
         raise
@@ -125,13 +148,19 @@ def simulate_file(sur: Surrogate, inp: str | os.PathLike[str], out: str | os.Pat
         return sink.writer.n
     dl = _io("delphes")
     x = sink.column("x")
-    dl.write_delphes(out, dl.collections_from_x(p, x, sink.column("x_pass")),
-                     sink.column("weight"))
+    dl.write_delphes(out, dl.collections_from_x(p, x, sink.column("x_pass")), sink.column("weight"))
     return len(x)
 
 
-def unfold_file(sur: Surrogate, inp: str | os.PathLike[str], out: str | os.PathLike[str], *,
-                seed: int, repeats: int = 1, batch_size: int = CHUNK) -> int:
+def unfold_file(
+    sur: Surrogate,
+    inp: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    seed: int,
+    repeats: int = 1,
+    batch_size: int = CHUNK,
+) -> int:
     """Unfold every passing detector-level event of ``inp``; return the rows written."""
     inp, out = Path(inp), Path(out)
     osuf = _suffix(out)
@@ -150,8 +179,15 @@ def unfold_file(sur: Surrogate, inp: str | os.PathLike[str], out: str | os.PathL
             n_pass += len(x)
             z = sur.unfold(x, seed=seed + 7919 * k, repeats=repeats, batch_size=batch_size)
             xr = np.repeat(x, repeats, axis=0)
-            sink.append(Events(p, z, xr, np.ones(len(xr), bool),
-                               np.repeat(ev.weight[ev.x_pass], repeats) / repeats))
+            sink.append(
+                Events(
+                    p,
+                    z,
+                    xr,
+                    np.ones(len(xr), bool),
+                    np.repeat(ev.weight[ev.x_pass], repeats) / repeats,
+                )
+            )
         if n_pass == 0:
             raise InputFileError(f"{inp}: holds no passing detector-level events to unfold")
     except BaseException:

@@ -113,8 +113,13 @@ class Config:
         return d
 
 
-_SECTIONS = {"net": NetConfig, "loss": LossConfig, "data": DataConfig, "optim": OptimConfig,
-             "trainer": TrainerConfig}
+_SECTIONS = {
+    "net": NetConfig,
+    "loss": LossConfig,
+    "data": DataConfig,
+    "optim": OptimConfig,
+    "trainer": TrainerConfig,
+}
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
@@ -129,8 +134,11 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
         default = getattr(cls(), k) if cls is not Config else None
         if isinstance(default, bool) and not isinstance(v, bool):
             raise ConfigError(f"{where}.{k}: expected true/false, got {v!r}")
-        if isinstance(default, int) and not isinstance(default, bool) and (
-                isinstance(v, bool) or not isinstance(v, int)):
+        if (
+            isinstance(default, int)
+            and not isinstance(default, bool)
+            and (isinstance(v, bool) or not isinstance(v, int))
+        ):
             raise ConfigError(f"{where}.{k}: expected an integer, got {v!r}")
         if isinstance(default, float) and (isinstance(v, bool) or not isinstance(v, int | float)):
             raise ConfigError(f"{where}.{k}: expected a number, got {v!r}")
@@ -146,26 +154,34 @@ def _validate(cfg: Config) -> None:
     if cfg.process not in PROCESSES:
         raise ConfigError(f"process {cfg.process!r} unknown; choose one of {', '.join(PROCESSES)}")
     if cfg.net.decoder_activation not in ("silu", "relu"):
-        raise ConfigError(f"net.decoder_activation {cfg.net.decoder_activation!r} unknown; "
-                          f"choose silu or relu")
+        raise ConfigError(
+            f"net.decoder_activation {cfg.net.decoder_activation!r} unknown; choose silu or relu"
+        )
     if cfg.net.coords not in COORDS:
         raise ConfigError(f"net.coords {cfg.net.coords!r} unknown; choose {', '.join(COORDS)}")
     bad = [f for f in cfg.loss.features if f not in FEATURES]
     if bad or not cfg.loss.features:
         raise ConfigError(f"loss.features {bad} unknown; choose from {', '.join(FEATURES)}")
-    for name, v in (("net.hidden", cfg.net.hidden), ("net.depth", cfg.net.depth),
-                    ("data.batch_size", cfg.data.batch_size),
-                    ("loss.n_projections", cfg.loss.n_projections),
-                    ("trainer.max_epochs", cfg.trainer.max_epochs),
-                    ("trainer.num_nodes", cfg.trainer.num_nodes)):
+    for name, v in (
+        ("net.hidden", cfg.net.hidden),
+        ("net.depth", cfg.net.depth),
+        ("data.batch_size", cfg.data.batch_size),
+        ("loss.n_projections", cfg.loss.n_projections),
+        ("trainer.max_epochs", cfg.trainer.max_epochs),
+        ("trainer.num_nodes", cfg.trainer.num_nodes),
+    ):
         if v < 1:
             raise ConfigError(f"{name} must be >= 1, got {v}")
     if cfg.net.efficiency and cfg.data.z_passing_only:
-        raise ConfigError("data.z_passing_only drops the failing events that net.efficiency "
-                          "learns from; the efficiency model weights the prior by the pass "
-                          "flags itself: set one of them false")
-    for name, v in (("net.decoder_hidden", cfg.net.decoder_hidden),
-                    ("net.decoder_depth", cfg.net.decoder_depth)):
+        raise ConfigError(
+            "data.z_passing_only drops the failing events that net.efficiency "
+            "learns from; the efficiency model weights the prior by the pass "
+            "flags itself: set one of them false"
+        )
+    for name, v in (
+        ("net.decoder_hidden", cfg.net.decoder_hidden),
+        ("net.decoder_depth", cfg.net.decoder_depth),
+    ):
         if v < 0:
             raise ConfigError(f"{name} must be >= 0 (0: same as the encoder), got {v}")
     for name in ("paired", "paired_unfold"):
@@ -177,8 +193,9 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"optim.lr must be > 0, got {cfg.optim.lr}")
 
 
-def config_from_dict(d: dict[str, Any], *, process: str | None = None,
-                     where: str = "config") -> Config:
+def config_from_dict(
+    d: dict[str, Any], *, process: str | None = None, where: str = "config"
+) -> Config:
     """Build and validate a :class:`Config`; ``process`` fills or must match ``d['process']``."""
     if not isinstance(d, dict):
         raise ConfigError(f"{where}: expected a mapping at the top level")
@@ -195,8 +212,9 @@ def config_from_dict(d: dict[str, Any], *, process: str | None = None,
     sections = {}
     for k, v in d.items():
         if k not in _SECTIONS:
-            raise ConfigError(f"{where}: unknown key {k!r}; known: process, seed, "
-                              f"{', '.join(_SECTIONS)}")
+            raise ConfigError(
+                f"{where}: unknown key {k!r}; known: process, seed, {', '.join(_SECTIONS)}"
+            )
         sections[k] = _build(_SECTIONS[k], v or {}, f"{where}: {k}")
     if not isinstance(top.get("seed", 0), int):
         raise ConfigError(f"{where}: seed must be an integer")

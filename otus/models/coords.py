@@ -64,8 +64,10 @@ class Coordinates:
             raise ConfigError(f"coordinates {kind!r} unknown; choose one of {', '.join(COORDS)}")
         self.kind = kind
         self.objects = _kinds(process, level)
-        per = {"ptetaphi": {"fixed": 3, "free": 4, "transverse": 2},
-               "cartesian": {"fixed": 3, "free": 4, "transverse": 2}}[kind]
+        per = {
+            "ptetaphi": {"fixed": 3, "free": 4, "transverse": 2},
+            "cartesian": {"fixed": 3, "free": 4, "transverse": 2},
+        }[kind]
         self.sizes = [per[k] for k, _ in self.objects]
         self.dim = sum(self.sizes)
         # Index of the φ coordinate of each object (for wrapping), -1 if none.
@@ -109,14 +111,15 @@ class Coordinates:
         out: list[Tensor] = []
         i = 0
         for (k, m), s in zip(self.objects, self.sizes, strict=True):
-            u = c[:, i:i + s]
+            u = c[:, i : i + s]
             i += s
             if self.kind == "ptetaphi":
                 pt = torch.exp(u[:, 0].clamp(max=12.0))
                 if k == "transverse":
                     z = torch.zeros_like(pt)
-                    out.append(torch.stack([pt * torch.cos(u[:, 1]), pt * torch.sin(u[:, 1]),
-                                            z, pt], -1))
+                    out.append(
+                        torch.stack([pt * torch.cos(u[:, 1]), pt * torch.sin(u[:, 1]), z, pt], -1)
+                    )
                     continue
                 eta = u[:, 1].clamp(-10.0, 10.0)
                 mass = torch.expm1(u[:, 3].clamp(0.0, 10.0)) if k == "free" else m
@@ -236,8 +239,7 @@ def recoil_columns(process: Process, level: str, features: tuple[str, ...]) -> l
 def _aco(p: Tensor) -> Tensor:
     """asinh of the pair recoil's components along (a_L) and across (a_T) the axis
     t = p̂T1 − p̂T2 of objects 0 and 1 [N, 2]."""
-    u = [p[:, i, :2] / torch.sqrt((p[:, i, :2] ** 2).sum(-1, keepdim=True) + 1e-12)
-         for i in (0, 1)]
+    u = [p[:, i, :2] / torch.sqrt((p[:, i, :2] ** 2).sum(-1, keepdim=True) + 1e-12) for i in (0, 1)]
     t = u[0] - u[1]
     t = t / torch.sqrt((t**2).sum(-1, keepdim=True) + 1e-12)
     q = p[:, 0, :2] + p[:, 1, :2]
@@ -267,8 +269,9 @@ def loss_features(process: Process, level: str, p4: Tensor, features: tuple[str,
         cols.append(torch.log1p(pt_sum)[:, None])
     if "aco" in features:
         if process.name != "zee":
-            raise ConfigError(f"loss feature 'aco' needs a two-object final state (zee), "
-                              f"not {process.name}")
+            raise ConfigError(
+                f"loss feature 'aco' needs a two-object final state (zee), not {process.name}"
+            )
         cols.append(_aco(p))
     if "masses" in features:
         for combo in _mass_combos(process, level):

@@ -34,8 +34,15 @@ from otus.processes import Process
 Batch = tuple[torch.Tensor, ...]
 
 
-def _rows(path: Path, level: str, process: Process, start: int,
-          stop: int, chunk: int, partner: bool = False) -> Iterator[tuple[np.ndarray, ...]]:
+def _rows(
+    path: Path,
+    level: str,
+    process: Process,
+    start: int,
+    stop: int,
+    chunk: int,
+    partner: bool = False,
+) -> Iterator[tuple[np.ndarray, ...]]:
     """(rows, weights) per chunk; z levels add the events' pass flags (1/0 as float, NaN
     where the file has no detector level), which the efficiency model ε(z) learns from, and
     with ``partner`` each z event's own detector-level row (paired files; the supervised
@@ -43,8 +50,11 @@ def _rows(path: Path, level: str, process: Process, start: int,
     for ev in iter_chunks(path, chunk, process.name, start, stop):
         if level == "z":
             assert ev.z is not None
-            flag = (ev.x_pass.astype(np.float32) if ev.x_pass is not None
-                    else np.full(len(ev.z), np.nan, np.float32))
+            flag = (
+                ev.x_pass.astype(np.float32)
+                if ev.x_pass is not None
+                else np.full(len(ev.z), np.nan, np.float32)
+            )
             if partner:
                 assert ev.x is not None
                 yield ev.z, ev.weight, flag, ev.x
@@ -60,17 +70,25 @@ def _rows(path: Path, level: str, process: Process, start: int,
             yield ev.x[ev.x_pass], ev.weight[ev.x_pass]
 
 
-def _stream(path: Path, level: str, process: Process, start: int, stop: int, *, chunk: int,
-            batch: int, rng: np.random.Generator | None, partner: bool = False
-            ) -> Iterator[Batch]:
+def _stream(
+    path: Path,
+    level: str,
+    process: Process,
+    start: int,
+    stop: int,
+    *,
+    chunk: int,
+    batch: int,
+    rng: np.random.Generator | None,
+    partner: bool = False,
+) -> Iterator[Batch]:
     """One pass over rows [start, stop) as batches (shuffled when ``rng`` is given)."""
     starts = np.arange(start, stop, chunk)
     if rng is not None:
         starts = rng.permutation(starts)
     buf: list[tuple[np.ndarray, ...]] = []
     for a in starts:
-        for cols in _rows(path, level, process, int(a), int(min(a + chunk, stop)), chunk,
-                          partner):
+        for cols in _rows(path, level, process, int(a), int(min(a + chunk, stop)), chunk, partner):
             if rng is not None:
                 perm = rng.permutation(len(cols[0]))
                 cols = tuple(c[perm] for c in cols)
@@ -82,7 +100,7 @@ def _stream(path: Path, level: str, process: Process, start: int, stop: int, *, 
         cat = tuple(np.concatenate(parts) for parts in zip(*buf, strict=True))
         n_full = n_buf // batch * batch
         for b in range(0, n_full, batch):
-            yield tuple(torch.from_numpy(c[b:b + batch]) for c in cat)
+            yield tuple(torch.from_numpy(c[b : b + batch]) for c in cat)
         buf = [tuple(c[n_full:] for c in cat)] if n_full < n_buf else []
     if buf and rng is None:
         yield tuple(torch.from_numpy(np.concatenate(parts)) for parts in zip(*buf, strict=True))
@@ -106,13 +124,24 @@ class _Pairs(IterableDataset):
             first = True
             while True:
                 got = False
-                for item in _stream(path, level, dm.process, a, e, chunk=dm.cfg.chunk_size,
-                                    batch=b, rng=rng, partner=dm.paired and level != "x"):
+                for item in _stream(
+                    path,
+                    level,
+                    dm.process,
+                    a,
+                    e,
+                    chunk=dm.cfg.chunk_size,
+                    batch=b,
+                    rng=rng,
+                    partner=dm.paired and level != "x",
+                ):
                     got = True
                     yield first, item
                 if not got:
-                    raise InputFileError(f"{path}: too few {level} events for one batch of "
-                                         f"{b} in the {self.split} split")
+                    raise InputFileError(
+                        f"{path}: too few {level} events for one batch of "
+                        f"{b} in the {self.split} split"
+                    )
                 first = False
                 if not train:
                     return
@@ -137,8 +166,16 @@ class _Pairs(IterableDataset):
 class OtusDataModule(pl.LightningDataModule):
     """Unpaired z/x batches for :class:`otus.models.module.OtusModule`."""
 
-    def __init__(self, process: Process, x_path: str | Path, z_path: str | Path | None = None,
-                 *, cfg: DataConfig | None = None, seed: int = 0, paired: bool = False) -> None:
+    def __init__(
+        self,
+        process: Process,
+        x_path: str | Path,
+        z_path: str | Path | None = None,
+        *,
+        cfg: DataConfig | None = None,
+        seed: int = 0,
+        paired: bool = False,
+    ) -> None:
         super().__init__()
         self.process = process
         self.x_path = Path(x_path)
@@ -153,20 +190,25 @@ class OtusDataModule(pl.LightningDataModule):
         self.z_level = "z"
         self.z_has_flags = fz.has_x  # pass flags for the efficiency model ε(z)
         if paired and not fz.has_x:
-            raise ConfigError(f"loss.paired needs a paired file; {self.z_path} holds no "
-                              f"detector-level events")
+            raise ConfigError(
+                f"loss.paired needs a paired file; {self.z_path} holds no detector-level events"
+            )
         self.paired = paired  # z batches carry each event's own x (loss.paired)
         if self.cfg.z_passing_only:
             if not fz.has_x:
-                raise ConfigError(f"data.z_passing_only needs a paired file; {self.z_path} "
-                                  f"holds no detector-level pass flags")
+                raise ConfigError(
+                    f"data.z_passing_only needs a paired file; {self.z_path} "
+                    f"holds no detector-level pass flags"
+                )
             self.z_level = "z|pass"
         self.n = {"z": fz.n, "x": fx.n}
         for level, path in (("z", self.z_path), ("x", self.x_path)):
             n_val = self.n[level] - self._n_train(level)
             if self._n_train(level) < 2 or n_val < 1:
-                raise InputFileError(f"{path}: holds {self.n[level]} events, too few to train "
-                                     f"(need a training and a validation split)")
+                raise InputFileError(
+                    f"{path}: holds {self.n[level]} events, too few to train "
+                    f"(need a training and a validation split)"
+                )
 
     def next_epoch(self) -> int:
         """The epoch whose shuffle comes next: the trainer's epoch when attached (so a
@@ -213,11 +255,14 @@ class OtusDataModule(pl.LightningDataModule):
                 acc["f"].append(loss_features(self.process, level, t, features).numpy())
             for key, parts in acc.items():
                 if not parts or sum(len(p) for p in parts) < 2:
-                    raise InputFileError(f"{path}: fewer than 2 usable {level} events in the "
-                                         f"training split")
+                    raise InputFileError(
+                        f"{path}: fewer than 2 usable {level} events in the training split"
+                    )
                 if not w_sum > 0:
-                    raise InputFileError(f"{path}: the weights of the usable {level} events in "
-                                         f"the training split sum to {w_sum:.3g}; need > 0")
+                    raise InputFileError(
+                        f"{path}: the weights of the usable {level} events in "
+                        f"the training split sum to {w_sum:.3g}; need > 0"
+                    )
                 arr = np.concatenate(parts)
                 mu, sd = arr.mean(0), arr.std(0)
                 sd = np.where(sd > 1e-6 * np.maximum(np.abs(mu), 1.0), sd, 1.0)

@@ -36,8 +36,13 @@ class Efficiency(nn.Module):
 
     def __init__(self, d_in: int, hidden: int = 64) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(d_in, hidden), nn.SiLU(), nn.Linear(hidden, hidden),
-                                 nn.SiLU(), nn.Linear(hidden, 1))
+        self.net = nn.Sequential(
+            nn.Linear(d_in, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, 1),
+        )
 
     def forward(self, s: Tensor) -> Tensor:
         return self.net(s).squeeze(-1)
@@ -53,14 +58,19 @@ class Efficiency(nn.Module):
         silu = nn.functional.silu
         out = c.new_empty(c.shape[1])
         for a in range(0, c.shape[1], tile):
-            h = silu(torch.addmm(b1, w1, c[:, a:a + tile]), inplace=True)
+            h = silu(torch.addmm(b1, w1, c[:, a : a + tile]), inplace=True)
             h = silu(torch.addmm(b2, l2.weight, h), inplace=True)
-            out[a:a + tile] = torch.addmm(b3, l3.weight, h)[0]
+            out[a : a + tile] = torch.addmm(b3, l3.weight, h)[0]
         return out
 
 
-def draw_accepted(process: Process, decode: Callable[[Tensor], Tensor], z: Tensor,
-                  want: Tensor | None, retries: int) -> tuple[Tensor, Tensor]:
+def draw_accepted(
+    process: Process,
+    decode: Callable[[Tensor], Tensor],
+    z: Tensor,
+    want: Tensor | None,
+    retries: int,
+) -> tuple[Tensor, Tensor]:
     """x = D(z) with up to ``retries`` redraws of the rows in ``want`` (all rows when None)
     whose reconstruction falls outside the acceptance; returns (x, accepted). A row whose
     redraws all fail keeps its first draw.

@@ -72,12 +72,22 @@ def _one_minus_cos(a: Tensor, b: Tensor) -> Tensor:
     return 1.0 - torch.nn.functional.cosine_similarity(a, b, dim=-1, eps=1e-8)
 
 
-def _sw_blocks(a: Tensor, b: Tensor, wa: Tensor, wb: Tensor, gen: torch.Generator, *,
-               n_projections: int = 1000, block: int = 100) -> Tensor:
+def _sw_blocks(
+    a: Tensor,
+    b: Tensor,
+    wa: Tensor,
+    wb: Tensor,
+    gen: torch.Generator,
+    *,
+    n_projections: int = 1000,
+    block: int = 100,
+) -> Tensor:
     """SW2 with ``n_projections`` slices drawn in blocks: SW2² is the mean over slices of
     W2², so averaging the blocks' means is exact, and peak memory is that of one block."""
-    parts = [sliced_wasserstein(a, b, a=wa, b=wb, n_projections=block, generator=gen,
-                                root=False) for _ in range(n_projections // block)]
+    parts = [
+        sliced_wasserstein(a, b, a=wa, b=wb, n_projections=block, generator=gen, root=False)
+        for _ in range(n_projections // block)
+    ]
     return torch.stack(parts).mean().sqrt()
 
 
@@ -90,24 +100,39 @@ class OtusModule(pl.LightningModule):
         self.cfg: Config = config_from_dict(config)
         self.process = get_process(self.cfg.process)
         n = self.cfg.net
-        kw = {"hidden": n.hidden, "depth": n.depth, "noise_dim": n.noise_dim,
-              "identity_bias": n.identity_bias, "coords": n.coords}
-        self.decoder = Transport(self.process, "decode", **{
-            **kw, "hidden": n.decoder_hidden or n.hidden, "depth": n.decoder_depth or n.depth,
-            "activation": n.decoder_activation})
+        kw = {
+            "hidden": n.hidden,
+            "depth": n.depth,
+            "noise_dim": n.noise_dim,
+            "identity_bias": n.identity_bias,
+            "coords": n.coords,
+        }
+        self.decoder = Transport(
+            self.process,
+            "decode",
+            **{
+                **kw,
+                "hidden": n.decoder_hidden or n.hidden,
+                "depth": n.decoder_depth or n.depth,
+                "activation": n.decoder_activation,
+            },
+        )
         self.encoder = Transport(self.process, "encode", **kw)
-        self.efficiency = (Efficiency(self.decoder.c_in.dim, n.efficiency_hidden)
-                           if n.efficiency else None)
-        fz = loss_features(self.process, "z", torch.zeros(1, self.process.dz),
-                           self.cfg.loss.features).shape[1]
-        fx = loss_features(self.process, "x", torch.ones(1, self.process.dx),
-                           self.cfg.loss.features).shape[1]
+        self.efficiency = (
+            Efficiency(self.decoder.c_in.dim, n.efficiency_hidden) if n.efficiency else None
+        )
+        fz = loss_features(
+            self.process, "z", torch.zeros(1, self.process.dz), self.cfg.loss.features
+        ).shape[1]
+        fx = loss_features(
+            self.process, "x", torch.ones(1, self.process.dx), self.cfg.loss.features
+        ).shape[1]
         for name, d, level in (("fz", fz, "z"), ("fx", fx, "x")):
             self.register_buffer(f"{name}_mu", torch.zeros(d))
             self.register_buffer(f"{name}_sd", torch.ones(d))
             scale = torch.ones(d)
             if "masses" in self.cfg.loss.features:  # the mass block comes last
-                scale[d - n_masses(self.process, level):] = self.cfg.loss.mass_scale
+                scale[d - n_masses(self.process, level) :] = self.cfg.loss.mass_scale
             self.register_buffer(f"{name}_scale", scale, persistent=False)
         self._gen: torch.Generator | None = None
 
@@ -140,12 +165,16 @@ class OtusModule(pl.LightningModule):
         assert self.efficiency is not None
         d = self.decoder
         if not torch.is_grad_enabled() and d.c_in.kind == "ptetaphi":  # inference fast path
-            return self.efficiency.logit_fast(d.c_in.encode_t(z.t().contiguous()), d.mu_in,
-                                              d.sd_in)
+            return self.efficiency.logit_fast(d.c_in.encode_t(z.t().contiguous()), d.mu_in, d.sd_in)
         return self.efficiency((d.c_in.encode(z) - d.mu_in) / d.sd_in)
 
-    def simulate_with_pass(self, z: Tensor, *, generator: torch.Generator | None = None,
-                           retries: int = SIMULATE_RETRIES) -> tuple[Tensor, Tensor]:
+    def simulate_with_pass(
+        self,
+        z: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        retries: int = SIMULATE_RETRIES,
+    ) -> tuple[Tensor, Tensor]:
         """(x, x_pass) as a detector gives them: without the efficiency model, x = D(z) and
         x_pass its acceptance; with it, the event passes with probability ε(z) and its x is
         drawn from D(z) conditioned on the acceptance (see :mod:`otus.models.efficiency`)."""
@@ -154,12 +183,14 @@ class OtusModule(pl.LightningModule):
             return x, acceptance(self.process, x)
         u = torch.rand(z.shape[0], generator=generator, dtype=z.dtype, device=z.device)
         keep = u < torch.sigmoid(self.efficiency_logit(z))
-        x, acc = draw_accepted(self.process, lambda t: self.simulate(t, generator=generator),
-                               z, keep, retries)
+        x, acc = draw_accepted(
+            self.process, lambda t: self.simulate(t, generator=generator), z, keep, retries
+        )
         return x, keep & acc
 
-    def _simulated_batch(self, z: Tensor, wz: Tensor, generator: torch.Generator | None,
-                         retries: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
+    def _simulated_batch(
+        self, z: Tensor, wz: Tensor, generator: torch.Generator | None, retries: int
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
         """(D(z), accepted, weights, pass rate, ε-logits or None) for the τ term."""
         if self.efficiency is None:
             x_sim = self.simulate(z, generator=generator)
@@ -167,9 +198,9 @@ class OtusModule(pl.LightningModule):
             return x_sim, acc, wz, acc.to(z.dtype).mean().detach(), None
         logit = self.efficiency_logit(z)
         eps = torch.sigmoid(logit).detach()
-        x_sim, acc = draw_accepted(self.process,
-                                   lambda t: self.simulate(t, generator=generator), z, None,
-                                   retries)
+        x_sim, acc = draw_accepted(
+            self.process, lambda t: self.simulate(t, generator=generator), z, None, retries
+        )
         return x_sim, acc, wz * eps, _wmean(eps * acc.to(z.dtype), wz).detach(), logit
 
     # -- losses --------------------------------------------------------------------------
@@ -177,9 +208,18 @@ class OtusModule(pl.LightningModule):
         lc = self.cfg.loss
         return lc.anchor if epoch < lc.anchor_until_epoch else lc.anchor_after
 
-    def losses(self, z: Tensor, wz: Tensor, x: Tensor, wx: Tensor, *,
-               generator: torch.Generator | None, n_projections: int,
-               z_pass: Tensor | None = None, zx: Tensor | None = None) -> dict[str, Tensor]:
+    def losses(
+        self,
+        z: Tensor,
+        wz: Tensor,
+        x: Tensor,
+        wx: Tensor,
+        *,
+        generator: torch.Generator | None,
+        n_projections: int,
+        z_pass: Tensor | None = None,
+        zx: Tensor | None = None,
+    ) -> dict[str, Tensor]:
         """Every loss term for one batch of unpaired z and (passing) x events; ``z_pass``
         holds the z events' pass flags (1/0) for the efficiency model, ``zx`` (paired files)
         each z event's own detector-level row, used where the flag is 1."""
@@ -188,8 +228,9 @@ class OtusModule(pl.LightningModule):
         z_t = self.unfold(x, generator=generator)
         x_hat = self.simulate(z_t, generator=generator)
         acc_hat = acceptance(p, x_hat)
-        x_sim, acc_sim, w_sim, pass_rate, logit = self._simulated_batch(z, wz, generator,
-                                                                        TRAIN_RETRIES)
+        x_sim, acc_sim, w_sim, pass_rate, logit = self._simulated_batch(
+            z, wz, generator, TRAIN_RETRIES
+        )
         fx = self.features("x", x)
         out: dict[str, Tensor] = {"pass_rate": pass_rate}
         if bool(acc_hat.any()):
@@ -199,39 +240,52 @@ class OtusModule(pl.LightningModule):
             out["data"] = zero
         if logit is not None and z_pass is not None:
             bce = torch.nn.functional.binary_cross_entropy_with_logits(
-                logit, z_pass.to(logit.dtype), reduction="none")
+                logit, z_pass.to(logit.dtype), reduction="none"
+            )
             out["efficiency"] = _wmean(bce, wz)
             out["pass_rate_true"] = _wmean(z_pass.to(wz.dtype), wz).detach()
         z_prior, w_prior = self._prior_target(z, wz, z_pass)
         fz = self.features("z", z_prior)
-        out["prior"] = self._sw(self.features("z", z_t), fz, wx, w_prior, n_projections,
-                                generator)
+        out["prior"] = self._sw(self.features("z", z_t), fz, wx, w_prior, n_projections, generator)
         if int(acc_sim.sum()) >= 2:
-            out["sim"] = self._sw(self.features("x", x_sim[acc_sim]), fx, w_sim[acc_sim], wx,
-                                  n_projections, generator)
+            out["sim"] = self._sw(
+                self.features("x", x_sim[acc_sim]), fx, w_sim[acc_sim], wx, n_projections, generator
+            )
         else:
             out["sim"] = zero
         iz, ix = p.anchor
-        out["anchor"] = (
-            _wmean(_one_minus_cos(x[:, 4 * ix:4 * ix + 3], z_t[:, 4 * iz:4 * iz + 3]), wx)
-            + _wmean(_one_minus_cos(z[:, 4 * iz:4 * iz + 3], x_sim[:, 4 * ix:4 * ix + 3]), wz)
-        )
+        out["anchor"] = _wmean(
+            _one_minus_cos(x[:, 4 * ix : 4 * ix + 3], z_t[:, 4 * iz : 4 * iz + 3]), wx
+        ) + _wmean(_one_minus_cos(z[:, 4 * iz : 4 * iz + 3], x_sim[:, 4 * ix : 4 * ix + 3]), wz)
         lc = self.cfg.loss
         if zx is not None and z_pass is not None and lc.uses_pairs:
             out.update(self._paired(z, wz, z_pass, zx, x_sim, acc_sim, generator))
         if self.decoder.c_out.has_free_energy or self.encoder.c_out.has_free_energy:
-            out["minkowski"] = minkowski_penalty(x_sim) + minkowski_penalty(x_hat) \
-                + minkowski_penalty(z_t)
-        out["loss"] = (lc.data * out["data"] + lc.prior * out["prior"] + lc.sim * out["sim"]
-                       + self.anchor_weight(self.current_epoch) * out["anchor"]
-                       + lc.minkowski * out.get("minkowski", zero)
-                       + lc.efficiency * out.get("efficiency", zero)
-                       + lc.paired * out.get("paired", zero)
-                       + lc.paired_unfold * out.get("paired_unfold", zero))
+            out["minkowski"] = (
+                minkowski_penalty(x_sim) + minkowski_penalty(x_hat) + minkowski_penalty(z_t)
+            )
+        out["loss"] = (
+            lc.data * out["data"]
+            + lc.prior * out["prior"]
+            + lc.sim * out["sim"]
+            + self.anchor_weight(self.current_epoch) * out["anchor"]
+            + lc.minkowski * out.get("minkowski", zero)
+            + lc.efficiency * out.get("efficiency", zero)
+            + lc.paired * out.get("paired", zero)
+            + lc.paired_unfold * out.get("paired_unfold", zero)
+        )
         return out
 
-    def _paired(self, z: Tensor, wz: Tensor, z_pass: Tensor, zx: Tensor, x_sim: Tensor,
-                acc_sim: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
+    def _paired(
+        self,
+        z: Tensor,
+        wz: Tensor,
+        z_pass: Tensor,
+        zx: Tensor,
+        x_sim: Tensor,
+        acc_sim: Tensor,
+        generator: torch.Generator | None,
+    ) -> dict[str, Tensor]:
         """Energy scores of the passing pairs (z, x): ``paired``, x under D(z) (two accepted
         draws, the first shared with the τ term), and ``paired_unfold``, z under E(x) (two
         draws); each only when its weight is > 0."""
@@ -243,21 +297,25 @@ class OtusModule(pl.LightningModule):
         out: dict[str, Tensor] = {}
         lc = self.cfg.loss
         if lc.paired > 0:
-            x2, acc2 = draw_accepted(self.process,
-                                     lambda t: self.simulate(t, generator=generator), zs, None,
-                                     TRAIN_RETRIES)
+            x2, acc2 = draw_accepted(
+                self.process,
+                lambda t: self.simulate(t, generator=generator),
+                zs,
+                None,
+                TRAIN_RETRIES,
+            )
             ok = (acc_sim[sel] & acc2).to(w.dtype)
             f1, f2, ft = (self.features("x", v) for v in (x_sim[sel], x2, xt))
-            out["paired"] = (_wmean(_norm(f1 - ft) - 0.5 * _norm(f1 - f2), w * ok)
-                             if bool(ok.any()) else zero)
+            out["paired"] = (
+                _wmean(_norm(f1 - ft) - 0.5 * _norm(f1 - f2), w * ok) if bool(ok.any()) else zero
+            )
         if lc.paired_unfold > 0:
             u1, u2 = self.unfold(xt, generator=generator), self.unfold(xt, generator=generator)
             g1, g2, gz = (self.features("z", v) for v in (u1, u2, zs))
             out["paired_unfold"] = _wmean(_norm(g1 - gz) - 0.5 * _norm(g1 - g2), w)
         return out
 
-    def _prior_target(self, z: Tensor, wz: Tensor,
-                      z_pass: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _prior_target(self, z: Tensor, wz: Tensor, z_pass: Tensor | None) -> tuple[Tensor, Tensor]:
         """The z the unfolder must recover: with the efficiency model and known pass flags,
         the passing events (when at least two are in the batch); otherwise all of them."""
         if self.efficiency is None or z_pass is None:
@@ -265,25 +323,33 @@ class OtusModule(pl.LightningModule):
         sel = z_pass > 0.5
         return (z[sel], wz[sel]) if int(sel.sum()) >= 2 else (z, wz)
 
-    def _sw(self, a: Tensor, b: Tensor, wa: Tensor, wb: Tensor, n: int,
-            generator: torch.Generator | None) -> Tensor:
+    def _sw(
+        self,
+        a: Tensor,
+        b: Tensor,
+        wa: Tensor,
+        wb: Tensor,
+        n: int,
+        generator: torch.Generator | None,
+    ) -> Tensor:
         """SW₂² over random slices, plus ``loss.axis_weight`` × the mean W₂² of the
         marginals (each loss feature, e.g. m_ee, as its own slice)."""
         d = a.shape[1]
-        sw = sliced_wasserstein(a, b, a=wa, b=wb, root=False,
-                                projections=self._projections(d, n, generator, a))
+        sw = sliced_wasserstein(
+            a, b, a=wa, b=wb, root=False, projections=self._projections(d, n, generator, a)
+        )
         aw = self.cfg.loss.axis_weight
         if aw > 0:
             eye = torch.eye(d, dtype=a.dtype, device=a.device)
             sw = sw + aw * sliced_wasserstein(a, b, a=wa, b=wb, root=False, projections=eye)
         return sw
 
-    def _projections(self, d: int, n: int, generator: torch.Generator | None,
-                     like: Tensor) -> Tensor:
+    def _projections(
+        self, d: int, n: int, generator: torch.Generator | None, like: Tensor
+    ) -> Tensor:
         """n random directions, plus the d feature axes when ``loss.axis_projections``
         (so every marginal, e.g. m_ee, is matched explicitly)."""
-        theta = random_projections(d, n, generator=generator, dtype=like.dtype,
-                                   device=like.device)
+        theta = random_projections(d, n, generator=generator, dtype=like.dtype, device=like.device)
         if self.cfg.loss.axis_projections:
             theta = torch.cat([torch.eye(d, dtype=like.dtype, device=like.device), theta], 1)
         return theta
@@ -293,7 +359,8 @@ class OtusModule(pl.LightningModule):
             return torch.Generator(device=self.device).manual_seed(VAL_SEED)
         if self._gen is None or self._gen.device != self.device:
             self._gen = torch.Generator(device=self.device).manual_seed(
-                self.cfg.seed * 1000 + self.global_rank + 1)
+                self.cfg.seed * 1000 + self.global_rank + 1
+            )
         return self._gen
 
     def on_train_epoch_start(self) -> None:
@@ -302,7 +369,8 @@ class OtusModule(pl.LightningModule):
         # run (issue 8; tests/reliability/test_interrupt.py).
         base = self.cfg.seed * 1000 + self.global_rank + 1
         self._gen = torch.Generator(device=self.device).manual_seed(
-            base * 1_000_003 + self.current_epoch)
+            base * 1_000_003 + self.current_epoch
+        )
 
     def _step(self, batch: tuple[Tensor, ...], stage: str) -> Tensor:
         zx = None
@@ -315,31 +383,61 @@ class OtusModule(pl.LightningModule):
             (z, wz, x, wx), z_pass = batch, None
         z, wz, x, wx = (t.to(self.dtype) for t in (z, wz, x, wx))
         gen = self._generator(stage)
-        terms = self.losses(z, wz, x, wx, generator=gen, z_pass=z_pass, zx=zx,
-                            n_projections=self.cfg.loss.n_projections)
+        terms = self.losses(
+            z,
+            wz,
+            x,
+            wx,
+            generator=gen,
+            z_pass=z_pass,
+            zx=zx,
+            n_projections=self.cfg.loss.n_projections,
+        )
         loss = terms["loss"]
         if stage == "train" and not bool(torch.isfinite(loss)):
             raise TrainingError(
                 f"the loss became {float(loss.detach())} at epoch {self.current_epoch}, step "
                 f"{self.global_step} (diverging; try a smaller optim.lr); training stopped, "
-                f"the last good checkpoint is kept")
+                f"the last good checkpoint is kept"
+            )
         bs = int(x.shape[0])
-        self.log_dict({f"{stage}/{k}": v.detach() for k, v in terms.items()},
-                      on_step=stage == "train", on_epoch=True, batch_size=bs,
-                      prog_bar=False, sync_dist=stage != "train")
-        self.log(f"{stage}/anchor_weight", self.anchor_weight(self.current_epoch),
-                 on_step=False, on_epoch=True, batch_size=bs)
+        self.log_dict(
+            {f"{stage}/{k}": v.detach() for k, v in terms.items()},
+            on_step=stage == "train",
+            on_epoch=True,
+            batch_size=bs,
+            prog_bar=False,
+            sync_dist=stage != "train",
+        )
+        self.log(
+            f"{stage}/anchor_weight",
+            self.anchor_weight(self.current_epoch),
+            on_step=False,
+            on_epoch=True,
+            batch_size=bs,
+        )
         if stage != "train":
             with torch.no_grad():
                 gen = self._generator(stage)
                 x_sim, acc, w_sim, _, _ = self._simulated_batch(z, wz, gen, SIMULATE_RETRIES)
-                sw_sim = _sw_blocks(self.features("x", x_sim[acc]), self.features("x", x),
-                                    w_sim[acc], wx, gen)
+                sw_sim = _sw_blocks(
+                    self.features("x", x_sim[acc]), self.features("x", x), w_sim[acc], wx, gen
+                )
                 zt, wt = self._prior_target(z, wz, z_pass)
-                sw_unf = _sw_blocks(self.features("z", self.unfold(x, generator=gen)),
-                                    self.features("z", zt), wx, wt, gen)
-            self.log_dict({f"{stage}/sw_sim": sw_sim, f"{stage}/sw_unfold": sw_unf},
-                          on_epoch=True, batch_size=bs, prog_bar=True, sync_dist=True)
+                sw_unf = _sw_blocks(
+                    self.features("z", self.unfold(x, generator=gen)),
+                    self.features("z", zt),
+                    wx,
+                    wt,
+                    gen,
+                )
+            self.log_dict(
+                {f"{stage}/sw_sim": sw_sim, f"{stage}/sw_unfold": sw_unf},
+                on_epoch=True,
+                batch_size=bs,
+                prog_bar=True,
+                sync_dist=True,
+            )
         return loss
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
@@ -354,5 +452,6 @@ class OtusModule(pl.LightningModule):
         if not o.cosine:
             return opt
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-            opt, T_max=max(self.cfg.trainer.max_epochs, 1), eta_min=o.lr * 0.02)
+            opt, T_max=max(self.cfg.trainer.max_epochs, 1), eta_min=o.lr * 0.02
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}

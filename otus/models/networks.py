@@ -31,8 +31,10 @@ Tensor = torch.Tensor
 
 # Hidden activations (parameter-free, so the choice does not change the state dict). ReLU is
 # several times cheaper than SiLU on a CPU; SiLU is smooth (results/speed.md, model.md).
-ACTIVATIONS = {"silu": (nn.SiLU, torch.nn.functional.silu),
-               "relu": (nn.ReLU, torch.nn.functional.relu)}
+ACTIVATIONS = {
+    "silu": (nn.SiLU, torch.nn.functional.silu),
+    "relu": (nn.ReLU, torch.nn.functional.relu),
+}
 
 
 class _Residual(nn.Module):
@@ -51,8 +53,16 @@ class _Residual(nn.Module):
 class StochasticMLP(nn.Module):
     """Residual MLP with learned, input-dependent noise injected at the input."""
 
-    def __init__(self, d_in: int, d_out: int, *, hidden: int = 128, depth: int = 2,
-                 noise_dim: int = 4, activation: str = "silu") -> None:
+    def __init__(
+        self,
+        d_in: int,
+        d_out: int,
+        *,
+        hidden: int = 128,
+        depth: int = 2,
+        noise_dim: int = 4,
+        activation: str = "silu",
+    ) -> None:
         super().__init__()
         self.noise_dim = noise_dim
         self.activation = activation
@@ -60,15 +70,17 @@ class StochasticMLP(nn.Module):
         self.noise_mu = nn.Linear(d_in, noise_dim)
         self.noise_scale = nn.Linear(d_in, noise_dim)
         self.inp = nn.Linear(d_in + noise_dim, hidden)
-        self.blocks = nn.Sequential(*[_Residual(hidden, activation)
-                                      for _ in range(max(depth - 1, 0))])
+        self.blocks = nn.Sequential(
+            *[_Residual(hidden, activation) for _ in range(max(depth - 1, 0))]
+        )
         self.out = nn.Linear(hidden, d_out)
         nn.init.zeros_(self.out.weight)  # start at the identity bias
         nn.init.zeros_(self.out.bias)
 
     def forward(self, s: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        xi = torch.randn(s.shape[0], self.noise_dim, generator=generator, dtype=s.dtype,
-                         device=s.device)
+        xi = torch.randn(
+            s.shape[0], self.noise_dim, generator=generator, dtype=s.dtype, device=s.device
+        )
         eps = self.noise_mu(s) + nn.functional.softplus(self.noise_scale(s)) * xi
         h = self.act(self.inp(torch.cat([s, eps], dim=-1)))
         return self.out(self.blocks(h))
@@ -97,9 +109,18 @@ class Transport(nn.Module):
     mu_out: Tensor
     sd_out: Tensor
 
-    def __init__(self, process: Process, direction: str, *, hidden: int, depth: int,
-                 noise_dim: int, identity_bias: bool = True, coords: str = "ptetaphi",
-                 activation: str = "silu") -> None:
+    def __init__(
+        self,
+        process: Process,
+        direction: str,
+        *,
+        hidden: int,
+        depth: int,
+        noise_dim: int,
+        identity_bias: bool = True,
+        coords: str = "ptetaphi",
+        activation: str = "silu",
+    ) -> None:
         super().__init__()
         if direction not in ("decode", "encode"):
             raise ValueError(f"direction must be 'decode' or 'encode', got {direction!r}")
@@ -108,16 +129,22 @@ class Transport(nn.Module):
         self.c_out = Coordinates(process, dst, coords)
         self.identity_bias = identity_bias
         self.sources, self.sorted_group = bias_sources(process, direction)
-        self.net = StochasticMLP(self.c_in.dim, self.c_out.dim, hidden=hidden, depth=depth,
-                                 noise_dim=noise_dim, activation=activation)
+        self.net = StochasticMLP(
+            self.c_in.dim,
+            self.c_out.dim,
+            hidden=hidden,
+            depth=depth,
+            noise_dim=noise_dim,
+            activation=activation,
+        )
         for name, d in (("in", self.c_in.dim), ("out", self.c_out.dim)):
             self.register_buffer(f"mu_{name}", torch.zeros(d))
             self.register_buffer(f"sd_{name}", torch.ones(d))
 
-    def set_standardisation(self, mu_in: Tensor, sd_in: Tensor, mu_out: Tensor,
-                            sd_out: Tensor) -> None:
-        for name, v in (("mu_in", mu_in), ("sd_in", sd_in), ("mu_out", mu_out),
-                        ("sd_out", sd_out)):
+    def set_standardisation(
+        self, mu_in: Tensor, sd_in: Tensor, mu_out: Tensor, sd_out: Tensor
+    ) -> None:
+        for name, v in (("mu_in", mu_in), ("sd_in", sd_in), ("mu_out", mu_out), ("sd_out", sd_out)):
             getattr(self, name).copy_(v)
 
     def _bias_p4(self, p4: Tensor) -> Tensor:
@@ -132,8 +159,11 @@ class Transport(nn.Module):
 
     def forward(self, p4: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """Map input four-momenta rows [N, 4n_in] to output rows [N, 4n_out]."""
-        if self.fast_inference and not torch.is_grad_enabled() \
-                and self.c_in.kind == "ptetaphi" == self.c_out.kind:
+        if (
+            self.fast_inference
+            and not torch.is_grad_enabled()
+            and self.c_in.kind == "ptetaphi" == self.c_out.kind
+        ):
             return self._forward_fast(p4, generator=generator)
         s = (self.c_in.encode(p4) - self.mu_in) / self.sd_in
         delta = self.net(s, generator=generator)
@@ -150,8 +180,7 @@ class Transport(nn.Module):
         becomes W/σ and b − W μ/σ), the last one returns Δ σ_out (+ μ_out without the
         identity bias), so that c_out = out + c_bias."""
         net, d_in = self.net, self.c_in.dim
-        w_first = torch.cat([net.noise_mu.weight, net.noise_scale.weight,
-                             net.inp.weight[:, :d_in]])
+        w_first = torch.cat([net.noise_mu.weight, net.noise_scale.weight, net.inp.weight[:, :d_in]])
         b_first = torch.cat([net.noise_mu.bias, net.noise_scale.bias, net.inp.bias])
         w = w_first / self.sd_in
         b = b_first - w @ self.mu_in
@@ -161,24 +190,28 @@ class Transport(nn.Module):
         for blk in net.blocks:
             l1, l2 = cast(_Residual, blk).linears()
             blocks += [l1.weight, l1.bias[:, None], l2.weight, l2.bias[:, None]]
-        return [w, b[:, None], net.inp.weight[:, d_in:].contiguous(), *blocks, wo,
-                bo[:, None]]
+        return [w, b[:, None], net.inp.weight[:, d_in:].contiguous(), *blocks, wo, bo[:, None]]
 
-    def _forward_fast(self, p4: Tensor, *, generator: torch.Generator | None = None,
-                      tile: int = 2048) -> Tensor:
+    def _forward_fast(
+        self, p4: Tensor, *, generator: torch.Generator | None = None, tile: int = 2048
+    ) -> Tensor:
         """Inference-only :meth:`forward` (no autograd), equal up to float rounding and with
         the same noise draws: feature-major coordinates, standardisation folded into the
         weights, and the MLP run over row tiles that stay in cache with in-place
         activations."""
         n = p4.shape[0]
-        xi = torch.randn(n, self.net.noise_dim, generator=generator, dtype=p4.dtype,
-                         device=p4.device).t()
+        xi = torch.randn(
+            n, self.net.noise_dim, generator=generator, dtype=p4.dtype, device=p4.device
+        ).t()
         pt = p4.t().contiguous()
         c = self.c_in.encode_t(pt)
         if not self.identity_bias:
             c_out = c.new_zeros(self.c_out.dim, n)
-        elif self.sorted_group or self.sources != list(range(len(self.c_in.objects))) \
-                or self.c_in.objects != self.c_out.objects:
+        elif (
+            self.sorted_group
+            or self.sources != list(range(len(self.c_in.objects)))
+            or self.c_in.objects != self.c_out.objects
+        ):
             c_out = self.c_out.encode_t(self._bias_p4(p4).t().contiguous())
         else:
             c_out = c.clone()
@@ -187,12 +220,12 @@ class Transport(nn.Module):
         c_out.add_(bo)
         act = self.net.act  # the network's activation (SiLU or ReLU), applied in place
         for a in range(0, n, tile):
-            y = torch.addmm(b, w, c[:, a:a + tile])
-            eps = torch.nn.functional.softplus(y[k:2 * k]).mul_(xi[:, a:a + tile]).add_(y[:k])
-            h = act(y[2 * k:].addmm_(w_eps, eps), inplace=True)
+            y = torch.addmm(b, w, c[:, a : a + tile])
+            eps = torch.nn.functional.softplus(y[k : 2 * k]).mul_(xi[:, a : a + tile]).add_(y[:k])
+            h = act(y[2 * k :].addmm_(w_eps, eps), inplace=True)
             for i in range(0, len(blocks), 4):
-                w1, b1, w2, b2 = blocks[i:i + 4]
+                w1, b1, w2, b2 = blocks[i : i + 4]
                 r = act(torch.addmm(b1, w1, h), inplace=True)
                 h = act(h.addmm_(w2, r).add_(b2), inplace=True)
-            c_out[:, a:a + tile].addmm_(wo, h)
+            c_out[:, a : a + tile].addmm_(wo, h)
         return self.c_out.decode_t(self.c_out.wrap_(c_out)).t().contiguous()

@@ -20,9 +20,13 @@ LAST = "last.ckpt"
 
 
 _IGNORED = (
-    ".*does not have many workers.*", ".*is smaller than the logging interval.*",
-    ".*GPU available but not used.*", ".*exists and is not empty.*", ".*LeafSpec.*",
-    ".*TPU available but not used.*", ".*dirpath has changed.*",
+    ".*does not have many workers.*",
+    ".*is smaller than the logging interval.*",
+    ".*GPU available but not used.*",
+    ".*exists and is not empty.*",
+    ".*LeafSpec.*",
+    ".*TPU available but not used.*",
+    ".*dirpath has changed.*",
 )
 
 
@@ -50,9 +54,16 @@ def _merge_metrics(old: Path, new: Path) -> None:
     old.unlink()
 
 
-def _fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str], *,
-        z_data: str | os.PathLike[str] | None = None, resume: bool = False,
-        progress: bool = True, fast_dev_run: bool = False) -> Path:
+def _fit(
+    cfg: Config,
+    data: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    z_data: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    fast_dev_run: bool = False,
+) -> Path:
     """Train on ``data`` (x, and z unless ``z_data`` gives another file); return the run dir.
 
     With ``resume`` the run continues from ``out/last.ckpt`` with the config stored there.
@@ -77,18 +88,26 @@ def _fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str],
     run.mkdir(parents=True, exist_ok=True)
     dm = OtusDataModule(get_process(cfg.process), data, z_data, cfg=cfg.data, seed=cfg.seed)
     if cfg.net.efficiency and not dm.z_has_flags and not resume:
-        print(f"otus fit: {dm.z_path} carries no detector pass flags; training without the "
-              f"efficiency model ε(z) (net.efficiency: false)", file=sys.stderr)
+        print(
+            f"otus fit: {dm.z_path} carries no detector pass flags; training without the "
+            f"efficiency model ε(z) (net.efficiency: false)",
+            file=sys.stderr,
+        )
         cfg = replace(cfg, "net", efficiency=False)
     if cfg.loss.uses_pairs and not dm.z_has_flags and not resume:
-        print(f"otus fit: {dm.z_path} is not paired (no detector level); training unpaired "
-              f"(loss.paired and loss.paired_unfold: 0)", file=sys.stderr)
+        print(
+            f"otus fit: {dm.z_path} is not paired (no detector level); training unpaired "
+            f"(loss.paired and loss.paired_unfold: 0)",
+            file=sys.stderr,
+        )
         cfg = replace(cfg, "loss", paired=0.0, paired_unfold=0.0)
     dm.paired = cfg.loss.uses_pairs
     if dm.paired and dm.z_path.resolve() != dm.x_path.resolve() and not resume:
-        print(f"otus fit: loss.paired learns p(x | z) from the detector level stored in "
-              f"{dm.z_path}; if {dm.x_path} is real data, train unpaired (loss.paired: 0)",
-              file=sys.stderr)
+        print(
+            f"otus fit: loss.paired learns p(x | z) from the detector level stored in "
+            f"{dm.z_path}; if {dm.x_path} is real data, train unpaired (loss.paired: 0)",
+            file=sys.stderr,
+        )
     # Initial weights come from torch's global generator: seed it first, so that the same
     # seed gives the same run (issue 8: bit-identical fits on CPU).
     torch.manual_seed(cfg.seed)
@@ -97,8 +116,9 @@ def _fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str],
         model.set_statistics(dm.fit_statistics(cfg.net.coords, cfg.loss.features))
         (run / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         inputs = [str(data)] + ([str(z_data)] if z_data is not None else [])
-        prov = provenance(seed=cfg.seed, inputs=inputs, deterministic=False,
-                          command="fit", process=cfg.process)
+        prov = provenance(
+            seed=cfg.seed, inputs=inputs, deterministic=False, command="fit", process=cfg.process
+        )
         (run / "provenance.json").write_text(json.dumps(prov, indent=1, sort_keys=True))
     t = cfg.trainer
     if t.num_threads > 0:
@@ -106,24 +126,49 @@ def _fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str],
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     torch.manual_seed(cfg.seed)  # Lightning-internal randomness only; otus uses generators
     k = t.checkpoint_every_n_epochs
-    periodic = ModelCheckpoint(dirpath=run, filename="epoch{epoch:04d}", save_top_k=-1,
-                               auto_insert_metric_name=False, every_n_epochs=k,
-                               save_last=k == 1)
+    periodic = ModelCheckpoint(
+        dirpath=run,
+        filename="epoch{epoch:04d}",
+        save_top_k=-1,
+        auto_insert_metric_name=False,
+        every_n_epochs=k,
+        save_last=k == 1,
+    )
     # last.ckpt after every epoch: a top-1 checkpoint without a monitor keeps the newest.
-    ckpts = [periodic] if k == 1 else [
-        ModelCheckpoint(dirpath=run, filename="last", save_top_k=1, every_n_epochs=1,
-                        enable_version_counter=False), periodic]
+    ckpts = (
+        [periodic]
+        if k == 1
+        else [
+            ModelCheckpoint(
+                dirpath=run,
+                filename="last",
+                save_top_k=1,
+                every_n_epochs=1,
+                enable_version_counter=False,
+            ),
+            periodic,
+        ]
+    )
     kw: dict[str, Any] = {}
     if t.max_time:
         kw["max_time"] = t.max_time
     try:
         trainer = pl.Trainer(
-            default_root_dir=run, max_epochs=t.max_epochs, accelerator=t.accelerator,
-            devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
+            default_root_dir=run,
+            max_epochs=t.max_epochs,
+            accelerator=t.accelerator,
+            devices=t.devices,
+            num_nodes=t.num_nodes,
+            strategy=t.strategy,
             log_every_n_steps=t.log_every_n_steps,
-            logger=CSVLogger(save_dir=run, name="", version=""), callbacks=ckpts,
-            enable_model_summary=False, enable_progress_bar=progress,
-            fast_dev_run=fast_dev_run, num_sanity_val_steps=0, **kw)
+            logger=CSVLogger(save_dir=run, name="", version=""),
+            callbacks=ckpts,
+            enable_model_summary=False,
+            enable_progress_bar=progress,
+            fast_dev_run=fast_dev_run,
+            num_sanity_val_steps=0,
+            **kw,
+        )
     except (ValueError, MisconfigurationException) as err:  # Lightning's option checks
         msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"bad trainer option: {msg}") from None
@@ -134,8 +179,9 @@ def _fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str],
         trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resume else None)
     except TrainingError as err:
         kept = f"last good checkpoint {last}" if last.is_file() else "no checkpoint was written"
-        raise TrainingError(f"{str(err).split('; training stopped')[0]}; training stopped, "
-                            f"{kept}") from None
+        raise TrainingError(
+            f"{str(err).split('; training stopped')[0]}; training stopped, {kept}"
+        ) from None
     finally:
         if saved.is_file():
             _merge_metrics(saved, metrics)
@@ -144,9 +190,16 @@ def _fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str],
     return run
 
 
-def fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str], *,
-        z_data: str | os.PathLike[str] | None = None, resume: bool = False,
-        progress: bool = True, fast_dev_run: bool = False) -> Path:
+def fit(
+    cfg: Config,
+    data: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    z_data: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    fast_dev_run: bool = False,
+) -> Path:
     """Train on ``data`` (x, and z unless ``z_data`` gives another file); return the run dir.
 
     With ``resume`` the run continues from ``out/last.ckpt``. A non-finite loss raises
@@ -154,5 +207,12 @@ def fit(cfg: Config, data: str | os.PathLike[str], out: str | os.PathLike[str], 
     """
     with warnings.catch_warnings():
         _quiet_lightning()
-        return _fit(cfg, data, out, z_data=z_data, resume=resume, progress=progress,
-                    fast_dev_run=fast_dev_run)
+        return _fit(
+            cfg,
+            data,
+            out,
+            z_data=z_data,
+            resume=resume,
+            progress=progress,
+            fast_dev_run=fast_dev_run,
+        )

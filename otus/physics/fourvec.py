@@ -156,9 +156,9 @@ def balance_transverse(flat: Array, masses: Array | None = None) -> Array:
         known = xp.asarray(np.nan_to_num(np.asarray(masses, dtype=np.float64), nan=-1.0))
         if _is_torch(flat):
             known = known.to(dtype=flat.dtype, device=flat.device)
-        m2 = xp.where(known >= 0, known ** 2, m2)
+        m2 = xp.where(known >= 0, known**2, m2)
     total = p[..., 0:2].sum(-2)[..., None, :] / n
     pxy = p[..., 0:2] - total
     pz = p[..., 2]
-    e = xp.sqrt(pxy[..., 0] ** 2 + pxy[..., 1] ** 2 + pz ** 2 + m2)
+    e = xp.sqrt(pxy[..., 0] ** 2 + pxy[..., 1] ** 2 + pz**2 + m2)
     return _stack([pxy[..., 0], pxy[..., 1], pz, e], p).reshape(flat.shape)

@@ -20,7 +20,15 @@ from otus.processes import Process
 M_W = 80.4
 M_TOP = 172.5
 
-_LABEL_UNITS = {"px": "GeV", "py": "GeV", "pz": "GeV", "E": "GeV", "pt": "GeV", "eta": "", "m": "GeV"}
+_LABEL_UNITS = {
+    "px": "GeV",
+    "py": "GeV",
+    "pz": "GeV",
+    "E": "GeV",
+    "pt": "GeV",
+    "eta": "",
+    "m": "GeV",
+}
 
 
 def neutrino_pz(lep: np.ndarray, met: np.ndarray, m_w: float = M_W) -> np.ndarray:

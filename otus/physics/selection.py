@@ -112,7 +112,7 @@ def acceptance(process: Process, x: Any) -> Any:
     pz2 = p[..., 2] ** 2
 
     def ok(sl: slice, pt_min: float, eta_max: float) -> Any:
-        return (pt2[..., sl] > pt_min ** 2) & (pz2[..., sl] < pt2[..., sl] * math.sinh(eta_max) ** 2)
+        return (pt2[..., sl] > pt_min**2) & (pz2[..., sl] < pt2[..., sl] * math.sinh(eta_max) ** 2)
 
     if process.name == "zee":
         return ok(slice(None), ELECTRON_PT_MIN, ELECTRON_ETA_MAX).all(-1)

@@ -95,17 +95,21 @@ class ICNN(nn.Module):
         # Hidden-to-hidden and output weights, used as max(W, 0). Hidden ones start at
         # |N(0, 1)| / width (pre-activations stay O(1)); the output weights start at zero, so
         # g = ½|x|² exactly and ∇g = id (identity initialisation).
-        self.raw_hh = nn.ParameterList([
-            nn.Parameter(torch.randn(hout, hin, generator=gen).abs() / hin)
-            for hin, hout in itertools.pairwise(hidden)
-        ])
+        self.raw_hh = nn.ParameterList(
+            [
+                nn.Parameter(torch.randn(hout, hin, generator=gen).abs() / hin)
+                for hin, hout in itertools.pairwise(hidden)
+            ]
+        )
         self.raw_out = nn.Parameter(torch.zeros(hidden[-1]))
         self.lin = nn.Parameter(torch.zeros(dim))
         self.quad = nn.Parameter(torch.eye(dim))  # L in ||L x||^2 / 2
         if cond_dim:
             self.embed = nn.Sequential(
-                nn.Linear(cond_dim, cond_hidden), nn.SiLU(),
-                nn.Linear(cond_hidden, cond_hidden), nn.SiLU(),
+                nn.Linear(cond_dim, cond_hidden),
+                nn.SiLU(),
+                nn.Linear(cond_hidden, cond_hidden),
+                nn.SiLU(),
             )
             self.cond_bias = nn.ModuleList([nn.Linear(cond_hidden, h, bias=False) for h in hidden])
             self.cond_lin = nn.Linear(cond_hidden, dim, bias=False)
@@ -113,8 +117,10 @@ class ICNN(nn.Module):
             with torch.no_grad():  # seeded init, no global RNG
                 for lin in self.embed:
                     if isinstance(lin, nn.Linear):
-                        lin.weight.copy_(torch.randn(lin.weight.shape, generator=gen)
-                                         / math.sqrt(lin.in_features))
+                        lin.weight.copy_(
+                            torch.randn(lin.weight.shape, generator=gen)
+                            / math.sqrt(lin.in_features)
+                        )
                         lin.bias.zero_()
             for m in (*self.cond_bias, self.cond_lin, self.cond_quad):
                 nn.init.zeros_(m.weight)

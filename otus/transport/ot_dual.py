@@ -47,31 +47,42 @@ def weighted_mean(v: Tensor, w: Tensor | None) -> Tensor:
     return (w * v).sum() / w.sum()
 
 
-def g_loss(f: ICNN, g: ICNN, x: Tensor, cx: Tensor | None = None,
-           wx: Tensor | None = None) -> Tensor:
+def g_loss(
+    f: ICNN, g: ICNN, x: Tensor, cx: Tensor | None = None, wx: Tensor | None = None
+) -> Tensor:
     """Loss minimised by ``g`` (the inner maximisation):
     :math:`-E_P[\\langle x, \\nabla g(x)\\rangle - f(\\nabla g(x))]`."""
     t = gradient(g, x, cx, create_graph=True)
     return -weighted_mean((x * t).sum(-1) - f(t, cx), wx)
 
 
-def f_loss(f: ICNN, t: Tensor, y: Tensor, *, cx: Tensor | None = None, cy: Tensor | None = None,
-           wx: Tensor | None = None, wy: Tensor | None = None) -> Tensor:
+def f_loss(
+    f: ICNN,
+    t: Tensor,
+    y: Tensor,
+    *,
+    cx: Tensor | None = None,
+    cy: Tensor | None = None,
+    wx: Tensor | None = None,
+    wy: Tensor | None = None,
+) -> Tensor:
     """Loss minimised by ``f`` given transported source points ``t`` = ∇g(x) (no gradient to g):
     :math:`E_Q[f(y)] - E_P[f(\\nabla g(x))]`."""
     return weighted_mean(f(y, cy), wy) - weighted_mean(f(t.detach(), cx), wx)
 
 
-def g_regression_loss(g: ICNN, x: Tensor, t_star: Tensor, cx: Tensor | None = None,
-                      wx: Tensor | None = None) -> Tensor:
+def g_regression_loss(
+    g: ICNN, x: Tensor, t_star: Tensor, cx: Tensor | None = None, wx: Tensor | None = None
+) -> Tensor:
     """Amortisation loss of ``g``: :math:`E_P\\lVert \\nabla g(x) - t^*(x)\\rVert^2` with the
     conjugate argmax ``t_star`` (no gradient to it)."""
     t = gradient(g, x, cx, create_graph=True)
     return weighted_mean(((t - t_star.detach()) ** 2).sum(-1), wx)
 
 
-def cycle_loss(f: ICNN, g: ICNN, x: Tensor, cx: Tensor | None = None,
-               wx: Tensor | None = None) -> Tensor:
+def cycle_loss(
+    f: ICNN, g: ICNN, x: Tensor, cx: Tensor | None = None, wx: Tensor | None = None
+) -> Tensor:
     """W2GN cycle-consistency :math:`E_P\\lVert \\nabla f(\\nabla g(x)) - x\\rVert^2`
     (differentiable w.r.t. the parameters of both potentials that require grad)."""
     t = gradient(g, x, cx, create_graph=True)
@@ -90,8 +101,15 @@ def _precond(f: ICNN) -> Tensor:
 
 
 @torch.no_grad()
-def conjugate(f: ICNN, x: Tensor, c: Tensor | None = None, t0: Tensor | None = None, *,
-              iters: int = 20, tol: float = 1e-5) -> Tensor:
+def conjugate(
+    f: ICNN,
+    x: Tensor,
+    c: Tensor | None = None,
+    t0: Tensor | None = None,
+    *,
+    iters: int = 20,
+    tol: float = 1e-5,
+) -> Tensor:
     """Argmax :math:`t^*(x) = \\arg\\max_t \\langle x, t\\rangle - f(t; c)`, i.e.
     :math:`\\nabla f^*(x)`, per point.
 
@@ -148,16 +166,25 @@ def transport(g: ICNN, x: Tensor, c: Tensor | None = None, *, batch_size: int = 
     dev = next(g.parameters()).device
     out = []
     for a in range(0, len(x), batch_size):
-        xb = x[a:a + batch_size].to(dev)
-        cb = None if c is None else c[a:a + batch_size].to(dev)
+        xb = x[a : a + batch_size].to(dev)
+        cb = None if c is None else c[a : a + batch_size].to(dev)
         out.append(gradient(g, xb, cb).to(x.device))
     return torch.cat(out) if out else x.new_zeros(0, x.shape[1])
 
 
 @torch.no_grad()
-def w2_estimates(f: ICNN, g: ICNN, x: Tensor, y: Tensor, *, cx: Tensor | None = None,
-                 cy: Tensor | None = None, wx: Tensor | None = None, wy: Tensor | None = None,
-                 batch_size: int = 65536) -> dict[str, float]:
+def w2_estimates(
+    f: ICNN,
+    g: ICNN,
+    x: Tensor,
+    y: Tensor,
+    *,
+    cx: Tensor | None = None,
+    cy: Tensor | None = None,
+    wx: Tensor | None = None,
+    wy: Tensor | None = None,
+    batch_size: int = 65536,
+) -> dict[str, float]:
     """Two estimates of :math:`W_2^2` and their gap.
 
     ``w2_dual`` = :math:`E\\lVert x\\rVert^2 + E\\lVert y\\rVert^2 - 2(E_Q f(y) + E_P[\\langle x,
@@ -165,45 +192,65 @@ def w2_estimates(f: ICNN, g: ICNN, x: Tensor, y: Tensor, *, cx: Tensor | None = 
     (the cost of the learned map), ``duality_gap`` = primal − dual; both agree at the optimum.
     """
     t = transport(g, x, cx, batch_size=batch_size)
-    fy = torch.cat([f(y[a:a + batch_size], None if cy is None else cy[a:a + batch_size])
-                    for a in range(0, len(y), batch_size)])
-    ft = torch.cat([f(t[a:a + batch_size], None if cx is None else cx[a:a + batch_size])
-                    for a in range(0, len(t), batch_size)])
+    fy = torch.cat(
+        [
+            f(y[a : a + batch_size], None if cy is None else cy[a : a + batch_size])
+            for a in range(0, len(y), batch_size)
+        ]
+    )
+    ft = torch.cat(
+        [
+            f(t[a : a + batch_size], None if cx is None else cx[a : a + batch_size])
+            for a in range(0, len(t), batch_size)
+        ]
+    )
     conj = (x * t).sum(-1) - ft
-    dual = (weighted_mean((x * x).sum(-1), wx) + weighted_mean((y * y).sum(-1), wy)
-            - 2 * (weighted_mean(fy, wy) + weighted_mean(conj, wx)))
+    dual = (
+        weighted_mean((x * x).sum(-1), wx)
+        + weighted_mean((y * y).sum(-1), wy)
+        - 2 * (weighted_mean(fy, wy) + weighted_mean(conj, wx))
+    )
     primal = weighted_mean(((x - t) ** 2).sum(-1), wx)
-    return {"w2_dual": float(dual), "w2_primal": float(primal),
-            "duality_gap": float(primal - dual)}
+    return {"w2_dual": float(dual), "w2_primal": float(primal), "duality_gap": float(primal - dual)}
 
 
-def check_samples(x: Tensor, y: Tensor, *, cx: Tensor | None = None, cy: Tensor | None = None,
-                  wx: Tensor | None = None, wy: Tensor | None = None,
-                  names: tuple[str, str] = ("source", "target")) -> None:
+def check_samples(
+    x: Tensor,
+    y: Tensor,
+    *,
+    cx: Tensor | None = None,
+    cy: Tensor | None = None,
+    wx: Tensor | None = None,
+    wy: Tensor | None = None,
+    names: tuple[str, str] = ("source", "target"),
+) -> None:
     """Raise :class:`OtusError` (one line) on shapes, NaNs or weights that make no sense."""
     src, tgt = names
     for name, a in ((src, x), (tgt, y)):
         if a.ndim != 2 or len(a) < 2:
             raise OtusError(f"{name} sample must be [N >= 2, D], got shape {tuple(a.shape)}")
     if x.shape[1] != y.shape[1]:
-        raise OtusError(f"dimension mismatch: {src} has {x.shape[1]} features, "
-                        f"{tgt} has {y.shape[1]}")
+        raise OtusError(
+            f"dimension mismatch: {src} has {x.shape[1]} features, {tgt} has {y.shape[1]}"
+        )
     if (cx is None) != (cy is None):
         raise OtusError(f"conditioning variables must be given for both {src} and {tgt}")
     for name, a, c, w in ((src, x, cx, wx), (tgt, y, cy, wy)):
         if c is not None and (c.ndim != 2 or len(c) != len(a)):
-            raise OtusError(f"{name} conditioning has shape {tuple(c.shape)}, "
-                            f"expected [{len(a)}, C]")
+            raise OtusError(
+                f"{name} conditioning has shape {tuple(c.shape)}, expected [{len(a)}, C]"
+            )
         for what, arr in (("features", a), ("conditioning variables", c), ("weights", w)):
             if arr is not None and not bool(torch.isfinite(arr).all()):
                 bad = int((~torch.isfinite(arr.reshape(len(arr), -1))).any(-1).sum())
                 raise OtusError(f"{name} {what} hold NaN or inf in {bad} rows")
         if w is not None:
             if w.shape != (len(a),):
-                raise OtusError(f"{name} weights have shape {tuple(w.shape)}, "
-                                f"expected ({len(a)},)")
+                raise OtusError(f"{name} weights have shape {tuple(w.shape)}, expected ({len(a)},)")
             if float(w.sum()) <= 0:
                 raise OtusError(f"{name} weights sum to {float(w.sum()):.4g}, must be positive")
     if cx is not None and cy is not None and cx.shape[1] != cy.shape[1]:
-        raise OtusError(f"dimension mismatch: {src} has {cx.shape[1]} conditioning variables, "
-                        f"{tgt} has {cy.shape[1]}")
+        raise OtusError(
+            f"dimension mismatch: {src} has {cx.shape[1]} conditioning variables, "
+            f"{tgt} has {cy.shape[1]}"
+        )

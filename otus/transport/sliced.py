@@ -167,9 +167,7 @@ def sliced_wasserstein(
             x.shape[1], n_projections, generator=generator, dtype=x.dtype, device=x.device
         )
     elif projections.ndim != 2 or projections.shape[0] != x.shape[1]:
-        raise ValueError(
-            f"projections must be [d={x.shape[1]}, L], got {tuple(projections.shape)}"
-        )
+        raise ValueError(f"projections must be [d={x.shape[1]}, L], got {tuple(projections.shape)}")
     projections = projections.to(dtype=x.dtype, device=x.device)
     w = wasserstein_1d(x @ projections, y @ projections, a=a, b=b, p=p).mean()
     return w.pow(1.0 / p) if root else w

@@ -43,8 +43,7 @@ def test_gaussian_init_equals_pot_linear_transport() -> None:
     gen = np.random.default_rng(1)
     xs = gen.normal(size=(4000, 3)) @ gen.normal(size=(3, 3))
     yt = gen.normal(size=(3000, 3)) * [1.0, 2.0, 0.5] + [3.0, 0.0, -1.0]
-    m = fit_ot_map(torch.tensor(xs), torch.tensor(yt), steps=1, lr=1e-9, val_fraction=0.0,
-                   **SMALL)
+    m = fit_ot_map(torch.tensor(xs), torch.tensor(yt), steps=1, lr=1e-9, val_fraction=0.0, **SMALL)
     lt = ot.da.LinearTransport().fit(Xs=xs, Xt=yt)
     ref = lt.transform(Xs=xs)
     pred = m.transport(torch.tensor(xs)).double().numpy()
@@ -53,7 +52,9 @@ def test_gaussian_init_equals_pot_linear_transport() -> None:
 
 def test_sample_to_itself_is_identity() -> None:
     gen = torch.Generator().manual_seed(2)
-    x = torch.cat([torch.randn(3000, 2, generator=gen) + 2, torch.randn(3000, 2, generator=gen) - 2])
+    x = torch.cat(
+        [torch.randn(3000, 2, generator=gen) + 2, torch.randn(3000, 2, generator=gen) - 2]
+    )
     m = fit_ot_map(x, x, init="identity", steps=100, seed=1, **SMALL)
     assert _uvp(m.transport(x), x) < 0.5
 

@@ -17,8 +17,15 @@ from otus.processes import TTBAR, ZEE
 
 def zee_x(n: int, seed: int, *, scale: float = 1.0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    objs = [fv.from_ptetaphim(scale * rng.uniform(20, 60, n), rng.uniform(-2.4, 2.4, n),
-                              rng.uniform(-np.pi, np.pi, n), 0.000511) for _ in range(2)]
+    objs = [
+        fv.from_ptetaphim(
+            scale * rng.uniform(20, 60, n),
+            rng.uniform(-2.4, 2.4, n),
+            rng.uniform(-np.pi, np.pi, n),
+            0.000511,
+        )
+        for _ in range(2)
+    ]
     return np.concatenate(objs, axis=1).astype(np.float32)
 
 
@@ -79,25 +86,29 @@ def test_bad_feature_choices() -> None:
 def test_conditioning_on_observables() -> None:
     x = zee_x(20, 3)
     m = feature_matrix(ZEE, x, ["m_ee"])[:, 0]
-    np.testing.assert_allclose(m, fv.invariant_mass(*fv.objects(x.astype(float), 2).transpose(1, 0, 2)), rtol=1e-6)
+    np.testing.assert_allclose(
+        m, fv.invariant_mass(*fv.objects(x.astype(float), 2).transpose(1, 0, 2)), rtol=1e-6
+    )
 
 
 def test_region_parser() -> None:
     obs = {"m_ee": np.array([70.0, 85.0, 95.0, 110.0]), "e-_eta": np.array([0.1, -2.0, 0.5, 0.0])}
     assert parse_region("80 < m_ee < 100")(obs).tolist() == [False, True, True, False]
     assert parse_region("not (80 < m_ee < 100)")(obs).tolist() == [True, False, False, True]
-    assert parse_region("m_ee > 80 and abs(e-_eta) < 1")(obs).tolist() == [
-        False, False, True, True]
+    assert parse_region("m_ee > 80 and abs(e-_eta) < 1")(obs).tolist() == [False, False, True, True]
     assert parse_region("m_ee < 80 or m_ee >= 110")(obs).tolist() == [True, False, False, True]
 
 
-@pytest.mark.parametrize(("expr", "match"), [
-    ("80 < m_ee <", "not a valid expression"),
-    ("__import__('os')", "Call is not allowed"),
-    ("m_ee + 1", "BinOp is not allowed"),
-    ("80 < mass < 100", "unknown observable 'mass'"),
-    ("m_ee == 91", "Compare is not allowed"),
-])
+@pytest.mark.parametrize(
+    ("expr", "match"),
+    [
+        ("80 < m_ee <", "not a valid expression"),
+        ("__import__('os')", "Call is not allowed"),
+        ("m_ee + 1", "BinOp is not allowed"),
+        ("80 < mass < 100", "unknown observable 'mass'"),
+        ("m_ee == 91", "Compare is not allowed"),
+    ],
+)
 def test_region_rejects(expr: str, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         parse_region(expr)

@@ -28,8 +28,7 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-FAST = ReweightConfig(k_folds=3, repeats=1, epochs=12, hidden=(32, 32), batch_size=1024,
-                      patience=3)
+FAST = ReweightConfig(k_folds=3, repeats=1, epochs=12, hidden=(32, 32), batch_size=1024, patience=3)
 
 
 def _phi(x: np.ndarray, s: float = 1.0) -> np.ndarray:

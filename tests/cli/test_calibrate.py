@@ -31,15 +31,32 @@ def files(tmp_path: Path) -> dict[str, Path]:
 
 def test_fit_and_apply(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     out = files["dir"] / "model"
-    rc = main(["calibrate", "fit", "--mc", str(files["mc"]), "--data", str(files["data"]),
-               "--features", "e-_logpt,e+_logpt", "--condition", "e-_eta",
-               "--region", "m_ee > 0", "--out", str(out), *FAST])
+    rc = main(
+        [
+            "calibrate",
+            "fit",
+            "--mc",
+            str(files["mc"]),
+            "--data",
+            str(files["data"]),
+            "--features",
+            "e-_logpt,e+_logpt",
+            "--condition",
+            "e-_eta",
+            "--region",
+            "m_ee > 0",
+            "--out",
+            str(out),
+            *FAST,
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     diag = json.loads((out / "diagnostics.json").read_text())
     assert diag["features"] == ["e-_logpt", "e+_logpt"] and diag["n_mc"] == 1480
     res = files["dir"] / "cal.h5"
-    assert main(["calibrate", "apply", str(out), "--input", str(files["mc"]),
-                 "--out", str(res)]) == 0
+    assert (
+        main(["calibrate", "apply", str(out), "--input", str(files["mc"]), "--out", str(res)]) == 0
+    )
     before, after = read_events(files["mc"]), read_events(res)
     assert np.array_equal(before.x_pass, after.x_pass)
     assert np.all(np.isnan(after.x[:20]))
@@ -50,21 +67,47 @@ def test_fit_and_apply(files: dict[str, Path], capsys: pytest.CaptureFixture[str
     assert np.max(np.abs(fv.mass2(p_a)) / p_a[..., 3] ** 2) < 1e-5
 
 
-@pytest.mark.parametrize(("extra", "match"), [
-    (["--data", "{tt}"], "dimension mismatch: .*zee events .*ttbar"),
-    (["--data", "{data}", "--condition", "e-_foo"], "unknown feature or observable 'e-_foo'"),
-    (["--data", "{data}", "--features", "e-_px,e-_eta"], "mix of Cartesian and collider"),
-    (["--data", "{data}", "--region", "m_ee > 1e9"], "only 0 passing events in region"),
-    (["--data", "{missing}"], "missing.h5: no such file"),
-    (["--data", "{data}", "--objective", "region"], "region objective needs a region"),
-    (["--data", "{data}", "--objective", "region", "--region", "m_ee > 0", "--solver",
-      "conjugate"], "--solver does not apply to the region objective"),
-    (["--data", "{data}", "--objective", "region", "--region", "m_ee > 0", "--iterations",
-      "2"], "iterations apply to the dual objective"),
-    (["--data", "{data}", "--projections", "8"], "--projections does not apply to the dual"),
-])
-def test_fit_bad_input(files: dict[str, Path], capsys: pytest.CaptureFixture[str],
-                       extra: list[str], match: str) -> None:
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--data", "{tt}"], "dimension mismatch: .*zee events .*ttbar"),
+        (["--data", "{data}", "--condition", "e-_foo"], "unknown feature or observable 'e-_foo'"),
+        (["--data", "{data}", "--features", "e-_px,e-_eta"], "mix of Cartesian and collider"),
+        (["--data", "{data}", "--region", "m_ee > 1e9"], "only 0 passing events in region"),
+        (["--data", "{missing}"], "missing.h5: no such file"),
+        (["--data", "{data}", "--objective", "region"], "region objective needs a region"),
+        (
+            [
+                "--data",
+                "{data}",
+                "--objective",
+                "region",
+                "--region",
+                "m_ee > 0",
+                "--solver",
+                "conjugate",
+            ],
+            "--solver does not apply to the region objective",
+        ),
+        (
+            [
+                "--data",
+                "{data}",
+                "--objective",
+                "region",
+                "--region",
+                "m_ee > 0",
+                "--iterations",
+                "2",
+            ],
+            "iterations apply to the dual objective",
+        ),
+        (["--data", "{data}", "--projections", "8"], "--projections does not apply to the dual"),
+    ],
+)
+def test_fit_bad_input(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str], extra: list[str], match: str
+) -> None:
     out = files["dir"] / "bad_model"
     paths = {k: str(v) for k, v in files.items()} | {"missing": str(files["dir"] / "missing.h5")}
     args = [a.format(**paths) for a in extra]
@@ -73,30 +116,69 @@ def test_fit_bad_input(files: dict[str, Path], capsys: pytest.CaptureFixture[str
     assert rc == 2
     assert err.startswith("otus calibrate: error: ") and "\n" not in err
     import re
+
     assert re.search(match, err), err
     assert not (out / "map.pt").exists()
 
 
 def test_apply_bad_input(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     out = files["dir"] / "model"
-    assert main(["calibrate", "fit", "--mc", str(files["mc"]), "--data", str(files["data"]),
-                 "--features", "e-_logpt", "--out", str(out), *FAST]) == 0
+    assert (
+        main(
+            [
+                "calibrate",
+                "fit",
+                "--mc",
+                str(files["mc"]),
+                "--data",
+                str(files["data"]),
+                "--features",
+                "e-_logpt",
+                "--out",
+                str(out),
+                *FAST,
+            ]
+        )
+        == 0
+    )
     res = files["dir"] / "res.h5"
-    assert main(["calibrate", "apply", str(out), "--input", str(files["tt"]),
-                 "--out", str(res)]) == 2
+    assert (
+        main(["calibrate", "apply", str(out), "--input", str(files["tt"]), "--out", str(res)]) == 2
+    )
     assert "the map calibrates zee events, the input holds ttbar" in capsys.readouterr().err
     assert not res.exists()
-    assert main(["calibrate", "apply", str(files["dir"]), "--input", str(files["mc"]),
-                 "--out", str(res)]) == 2
+    assert (
+        main(
+            [
+                "calibrate",
+                "apply",
+                str(files["dir"]),
+                "--input",
+                str(files["mc"]),
+                "--out",
+                str(res),
+            ]
+        )
+        == 2
+    )
     assert "not a calibrate model folder" in capsys.readouterr().err
 
 
 def test_self_consistent_region_selects_mc_by_its_calibrated_observables(
-        files: dict[str, Path]) -> None:
+    files: dict[str, Path],
+) -> None:
     from otus.calibrate.ot_events import _select, apply_map, fit_files
 
-    kw = {"features": ["e-_logpt", "e+_logpt"], "region": "m_ee > 60", "steps": 40,
-          "inner_steps": 2, "hidden": (8, 8), "batch_size": 128, "val_every": 20, "seed": 3}
+    kw = {
+        "features": ["e-_logpt", "e+_logpt"],
+        "region": "m_ee > 60",
+        "steps": 40,
+        "inner_steps": 2,
+        "hidden": (8, 8),
+        "batch_size": 128,
+        "val_every": 20,
+        "seed": 3,
+    }
     m1, s1 = fit_files(str(files["mc"]), str(files["data"]), **kw)
     _, s2 = fit_files(str(files["mc"]), str(files["data"]), iterations=2, **kw)
     assert s1["iterations"] == 1 and s2["iterations"] == 2
@@ -106,22 +188,47 @@ def test_self_consistent_region_selects_mc_by_its_calibrated_observables(
     assert moved != raw  # the data are 5 % harder: calibration moves events across the cut
     assert s2["n_mc_per_iteration"] == [raw, moved] and s2["n_mc"] == moved
     # no region: nothing to make self-consistent, one fit
-    _, s3 = fit_files(str(files["mc"]), str(files["data"]), iterations=3,
-                      **{**kw, "region": None})
+    _, s3 = fit_files(str(files["mc"]), str(files["data"]), iterations=3, **{**kw, "region": None})
     assert s3["iterations"] == 1
 
 
-def test_per_object_map_is_fitted_on_pooled_objects_and_moves_each(
-        files: dict[str, Path]) -> None:
+def test_per_object_map_is_fitted_on_pooled_objects_and_moves_each(files: dict[str, Path]) -> None:
     from otus.calibrate.ot_events import apply_map, fit_files, object_groups
     from otus.errors import ConfigError
 
     out = files["dir"] / "perobj"
-    assert main(["calibrate", "fit", "--mc", str(files["mc"]), "--data", str(files["data"]),
-                 "--features", "e-_logpt,e+_logpt", "--condition", "e-_eta,e+_eta",
-                 "--per-object", "--out", str(out), "--steps", "150", "--inner-steps", "2",
-                 "--hidden", "16,16", "--batch-size", "256", "--val-every", "25",
-                 "--solver", "conjugate"]) == 0
+    assert (
+        main(
+            [
+                "calibrate",
+                "fit",
+                "--mc",
+                str(files["mc"]),
+                "--data",
+                str(files["data"]),
+                "--features",
+                "e-_logpt,e+_logpt",
+                "--condition",
+                "e-_eta,e+_eta",
+                "--per-object",
+                "--out",
+                str(out),
+                "--steps",
+                "150",
+                "--inner-steps",
+                "2",
+                "--hidden",
+                "16,16",
+                "--batch-size",
+                "256",
+                "--val-every",
+                "25",
+                "--solver",
+                "conjugate",
+            ]
+        )
+        == 0
+    )
     diag = json.loads((out / "diagnostics.json").read_text())
     assert diag["groups"] == [[["e-_logpt"], ["e-_eta"]], [["e+_logpt"], ["e+_eta"]]]
     assert diag["n_mc"] == 1480  # events; the map saw 2 × 1480 electrons
@@ -141,12 +248,18 @@ def test_per_object_map_is_fitted_on_pooled_objects_and_moves_each(
     with pytest.raises(ConfigError, match="not calibrated"):
         object_groups(ZEE, ["e-_logpt"], ["e+_eta"])
     with pytest.raises(ConfigError, match="not an object feature"):
-        fit_files(str(files["mc"]), str(files["data"]), features=["e-_logpt", "e+_logpt"],
-                  condition=["m_ee"], per_object=True)
+        fit_files(
+            str(files["mc"]),
+            str(files["data"]),
+            features=["e-_logpt", "e+_logpt"],
+            condition=["m_ee"],
+            per_object=True,
+        )
 
 
 def test_region_objective_matches_the_calibrated_mc_that_lands_in_the_region(
-        files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     """The data are 5 % harder; the region cut (m_ee > 60) is on what the map moves. The
     fit must move the MC toward the data *as selected after calibration*, report the MC
     count of that selection, and keep the potential convex."""
@@ -155,11 +268,40 @@ def test_region_objective_matches_the_calibrated_mc_that_lands_in_the_region(
 
     out = files["dir"] / "region"
     region = "m_ee > 60"
-    assert main(["calibrate", "fit", "--mc", str(files["mc"]), "--data", str(files["data"]),
-                 "--features", "e-_logpt,e+_logpt", "--condition", "e-_eta,e+_eta",
-                 "--per-object", "--objective", "region", "--region", region,
-                 "--out", str(out), "--steps", "60", "--hidden", "16,16", "--lr", "1e-2",
-                 "--val-every", "10", "--projections", "16"]) == 0
+    assert (
+        main(
+            [
+                "calibrate",
+                "fit",
+                "--mc",
+                str(files["mc"]),
+                "--data",
+                str(files["data"]),
+                "--features",
+                "e-_logpt,e+_logpt",
+                "--condition",
+                "e-_eta,e+_eta",
+                "--per-object",
+                "--objective",
+                "region",
+                "--region",
+                region,
+                "--out",
+                str(out),
+                "--steps",
+                "60",
+                "--hidden",
+                "16,16",
+                "--lr",
+                "1e-2",
+                "--val-every",
+                "10",
+                "--projections",
+                "16",
+            ]
+        )
+        == 0
+    )
     assert "sliced W2² in the region" in capsys.readouterr().out
     diag = json.loads((out / "diagnostics.json").read_text())
     assert diag["objective"] == "region" and diag["best_step"] > 0
@@ -170,6 +312,8 @@ def test_region_objective_matches_the_calibrated_mc_that_lands_in_the_region(
     cal = apply_map(m, mc)
     assert diag["n_mc"] == int(_select(cal, region).sum()) != int(_select(mc, region).sum())
     for i in range(2):
-        lpt = [np.log(fv.pt(fv.objects(e.x[_select(e, region)].astype(float), 2)[:, i]))
-               for e in (mc, cal, data)]
+        lpt = [
+            np.log(fv.pt(fv.objects(e.x[_select(e, region)].astype(float), 2)[:, i]))
+            for e in (mc, cal, data)
+        ]
         assert abs(lpt[1].mean() - lpt[2].mean()) < 0.3 * abs(lpt[0].mean() - lpt[2].mean())

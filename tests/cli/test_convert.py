@@ -69,8 +69,18 @@ def test_paired_keeps_aligned_rows(testdata: Path, tmp_path: Path, capsys) -> No
     assert 0 < sel.selected.sum() < 150  # the file mixes ee and μμ events
     delphes = _delphes_like(tmp_path, sel)
     out = tmp_path / "ev.h5"
-    rc, err = _convert(capsys, "zee", "--lhe", testdata / LHE, "--delphes", delphes,
-                       "--max-events", 150, "--out", out)
+    rc, err = _convert(
+        capsys,
+        "zee",
+        "--lhe",
+        testdata / LHE,
+        "--delphes",
+        delphes,
+        "--max-events",
+        150,
+        "--out",
+        out,
+    )
     assert rc == 0, err
     assert f"skipped {150 - sel.selected.sum()} LHE events" in err
     ev = read_events(out, "zee")
@@ -97,8 +107,16 @@ def test_round_trip_through_written_files(testdata: Path, tmp_path: Path, capsys
     write_lhe(tmp_path / "p.lhe.gz", ZEE, z, w)
     write_delphes(tmp_path / "d.root", reco, w)
     out = tmp_path / "ev.h5"
-    rc, err = _convert(capsys, "zee", "--lhe", tmp_path / "p.lhe.gz", "--delphes",
-                       tmp_path / "d.root", "--out", out)
+    rc, err = _convert(
+        capsys,
+        "zee",
+        "--lhe",
+        tmp_path / "p.lhe.gz",
+        "--delphes",
+        tmp_path / "d.root",
+        "--out",
+        out,
+    )
     assert rc == 0, err
     ev = read_events(out, "zee")
     np.testing.assert_array_equal(ev.z, z)
@@ -134,8 +152,16 @@ def test_bad_inputs_exit_2_without_output(testdata: Path, tmp_path: Path, capsys
     out = tmp_path / "ev.h5"
     _fails(capsys, out, "zee", match="give --lhe, --delphes or both")
     _fails(capsys, out, "zee", "--lhe", tmp_path / "missing.lhe", match=r"missing\.lhe: no such")
-    _fails(capsys, out, "zee", "--lhe", testdata / JJ, "--max-events", 100,
-           match=r"pp_to_jj.*none of its 100 events")
+    _fails(
+        capsys,
+        out,
+        "zee",
+        "--lhe",
+        testdata / JJ,
+        "--max-events",
+        100,
+        match=r"pp_to_jj.*none of its 100 events",
+    )
     cut = tmp_path / "cut.lhe.gz"
     cut.write_bytes((testdata / LHE).read_bytes()[:50_000])
     _fails(capsys, out, "zee", "--lhe", cut, match=r"cut\.lhe\.gz: not a readable LHE file")
@@ -143,8 +169,16 @@ def test_bad_inputs_exit_2_without_output(testdata: Path, tmp_path: Path, capsys
     with uproot.recreate(other) as f:
         f.mktree("Events", {"x": np.float64}).extend({"x": np.arange(3.0)})
     _fails(capsys, out, "zee", "--delphes", other, match=r"other\.root: no 'Delphes' tree")
-    _fails(capsys, out, "zee", "--lhe", testdata / POWHEG, "--max-events", 0,
-           match="--max-events must be positive")
+    _fails(
+        capsys,
+        out,
+        "zee",
+        "--lhe",
+        testdata / POWHEG,
+        "--max-events",
+        0,
+        match="--max-events must be positive",
+    )
     with gzip.open(tmp_path / "nan.lhe.gz", "wt") as f:
         f.write((testdata / POWHEG).read_text().replace("4.332302359E+01", "nan", 1))
     _fails(capsys, out, "zee", "--lhe", tmp_path / "nan.lhe.gz", match="NaN or inf")
@@ -154,16 +188,36 @@ def test_bad_delphes_content(testdata: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "ev.h5"
     sel = select_lhe(testdata / POWHEG, "zee")
     d = _delphes_like(tmp_path, sel, n=60)
-    _fails(capsys, out, "zee", "--lhe", testdata / POWHEG, "--delphes", d,
-           match=r"holds 100 events but .*delphes\.root holds 60; paired")
+    _fails(
+        capsys,
+        out,
+        "zee",
+        "--lhe",
+        testdata / POWHEG,
+        "--delphes",
+        d,
+        match=r"holds 100 events but .*delphes\.root holds 60; paired",
+    )
     d = _delphes_like(tmp_path, sel, passing=False)
-    _fails(capsys, out, "zee", "--delphes", d,
-           match=r"delphes\.root: none of its 100 events passes the zee detector selection")
+    _fails(
+        capsys,
+        out,
+        "zee",
+        "--delphes",
+        d,
+        match=r"delphes\.root: none of its 100 events passes the zee detector selection",
+    )
     ele_only = tmp_path / "ele.root"
     reco = collections_from_x(ZEE, sel.z, np.ones(100, bool))
     write_delphes(ele_only, {"Electron": reco["Electron"]}, np.ones(100))
-    _fails(capsys, out, "ttbar", "--delphes", ele_only,
-           match=r"ele\.root: detector collections lack 'Muon'")
+    _fails(
+        capsys,
+        out,
+        "ttbar",
+        "--delphes",
+        ele_only,
+        match=r"ele\.root: detector collections lack 'Muon'",
+    )
     nan = tmp_path / "nan.root"
     bad = dict(reco)
     pt = bad["Electron"].PT
@@ -175,5 +229,11 @@ def test_bad_delphes_content(testdata: Path, tmp_path: Path, capsys) -> None:
 
 
 def test_missing_output_folder(testdata: Path, tmp_path: Path, capsys) -> None:
-    _fails(capsys, tmp_path / "no" / "ev.h5", "zee", "--lhe", testdata / POWHEG,
-           match="output folder .* does not exist")
+    _fails(
+        capsys,
+        tmp_path / "no" / "ev.h5",
+        "zee",
+        "--lhe",
+        testdata / POWHEG,
+        match="output folder .* does not exist",
+    )

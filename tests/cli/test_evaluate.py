@@ -18,13 +18,19 @@ def _zee(seed: int, n: int, *, smear: float = 0.0, fail: float = 0.1) -> Events:
     pt = rng.uniform(20, 50, (n, 2))
     phi = rng.uniform(-np.pi, np.pi, (n, 2))
     eta = rng.normal(0, 1, (n, 2))
-    z = np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta),
-                  pt * np.cosh(eta)], -1).reshape(n, 8)
+    z = np.stack(
+        [pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), pt * np.cosh(eta)], -1
+    ).reshape(n, 8)
     x = z * (1 + smear * rng.standard_normal((n, 1)))
     x_pass = rng.uniform(size=n) > fail
     x[~x_pass] = np.nan
-    return Events(ZEE, z=z.astype(np.float32), x=x.astype(np.float32), x_pass=x_pass,
-                  weight=rng.uniform(0.5, 1.5, n))
+    return Events(
+        ZEE,
+        z=z.astype(np.float32),
+        x=x.astype(np.float32),
+        x_pass=x_pass,
+        weight=rng.uniform(0.5, 1.5, n),
+    )
 
 
 @pytest.fixture
@@ -35,8 +41,18 @@ def files(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _args(t: Path, p: Path, out: Path, *extra: str) -> list[str]:
-    return ["evaluate", "--truth", str(t), "--pred", str(p), "--out", str(out),
-            "--projections", "50", *extra]
+    return [
+        "evaluate",
+        "--truth",
+        str(t),
+        "--pred",
+        str(p),
+        "--out",
+        str(out),
+        "--projections",
+        "50",
+        *extra,
+    ]
 
 
 def test_evaluate_writes_tables_and_plots(files, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -78,8 +94,21 @@ def test_plot_legends_name_the_samples(files, tmp_path: Path, monkeypatch) -> No
 
         monkeypatch.setattr(plots, fn, spy)
     t, p = files
-    assert main(_args(t, p, tmp_path / "ev", "--no-auc", "--truth-label", "data",
-                      "--pred-label", "reweighted MC")) == 0
+    assert (
+        main(
+            _args(
+                t,
+                p,
+                tmp_path / "ev",
+                "--no-auc",
+                "--truth-label",
+                "data",
+                "--pred-label",
+                "reweighted MC",
+            )
+        )
+        == 0
+    )
     assert seen == {("data (x)", "reweighted MC (x)")}
 
 
@@ -119,8 +148,9 @@ def test_bad_inputs(files, tmp_path: Path, capsys) -> None:  # type: ignore[no-u
     out = tmp_path / "bad"
     rng = np.random.default_rng(5)
     tt = write_events(tmp_path / "tt.h5", Events(TTBAR, z=rng.normal(size=(20, 24))))
-    _check_fails(_args(t, tt, out), out, capsys, "truth holds zee events but prediction holds "
-                 "ttbar")
+    _check_fails(
+        _args(t, tt, out), out, capsys, "truth holds zee events but prediction holds ttbar"
+    )
     zonly = write_events(tmp_path / "z.h5", Events(ZEE, z=_zee(1, 50).z))
     xonly = write_events(tmp_path / "x.h5", Events(ZEE, x=_zee(1, 50).x))
     _check_fails(_args(zonly, xonly, out), out, capsys, "no common level")
@@ -128,12 +158,14 @@ def test_bad_inputs(files, tmp_path: Path, capsys) -> None:  # type: ignore[no-u
     with h5py.File(tmp_path / "empty.h5", "w") as h:
         h.attrs["process"] = "zee"
         h["z"] = np.zeros((0, 8), np.float32)
-    _check_fails(_args(t, tmp_path / "empty.h5", out, "--level", "z"), out, capsys,
-                 "holds no events")
+    _check_fails(
+        _args(t, tmp_path / "empty.h5", out, "--level", "z"), out, capsys, "holds no events"
+    )
     nopass = _zee(2, 50, fail=1.1)
     write_events(tmp_path / "nopass.h5", nopass)
-    _check_fails(_args(t, tmp_path / "nopass.h5", out), out, capsys,
-                 "prediction holds no passing events")
+    _check_fails(
+        _args(t, tmp_path / "nopass.h5", out), out, capsys, "prediction holds no passing events"
+    )
     nan = _zee(2, 50)
     nan.z[:, 3] = np.nan
     with h5py.File(tmp_path / "nan.h5", "w") as h:
@@ -143,8 +175,13 @@ def test_bad_inputs(files, tmp_path: Path, capsys) -> None:  # type: ignore[no-u
     with h5py.File(tmp_path / "dims.h5", "w") as h:
         h.attrs["process"] = "zee"
         h["z"] = np.zeros((10, 7), np.float32)
-    _check_fails(_args(t, tmp_path / "dims.h5", out), out, capsys,
-                 "z has shape (10, 7), expected [N, 8] for zee")
+    _check_fails(
+        _args(t, tmp_path / "dims.h5", out),
+        out,
+        capsys,
+        "z has shape (10, 7), expected [N, 8] for zee",
+    )
     _check_fails(_args(t, tmp_path / "missing.h5", out), out, capsys, "no such file")
-    _check_fails(_args(t, p, out, "--weights-column", "nope"), out, capsys,
-                 "no weights dataset 'nope'")
+    _check_fails(
+        _args(t, p, out, "--weights-column", "nope"), out, capsys, "no weights dataset 'nope'"
+    )

@@ -35,8 +35,11 @@ def _zee_test(n: int, seed: int = 0) -> Events:
     pt = rng.uniform(20, 50, (n, 2))
     phi = rng.uniform(-np.pi, np.pi, (n, 2))
     eta = rng.normal(0, 1, (n, 2))
-    z = np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), pt * np.cosh(eta)],
-                 -1).reshape(n, 8).astype(np.float32)
+    z = (
+        np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), pt * np.cosh(eta)], -1)
+        .reshape(n, 8)
+        .astype(np.float32)
+    )
     x = (z * (1 + 0.05 * rng.standard_normal((n, 1)))).astype(np.float32)
     x_pass = acceptance(ZEE, x) & (rng.uniform(size=n) > 0.1)
     x[~x_pass] = np.nan
@@ -51,8 +54,9 @@ class LookupSurrogate:
     test: Events
     bias: float = 0.0
 
-    def simulate(self, z: np.ndarray, *, seed: int, repeats: int = 1,
-                 with_pass: bool = False) -> Any:
+    def simulate(
+        self, z: np.ndarray, *, seed: int, repeats: int = 1, with_pass: bool = False
+    ) -> Any:
         idx = {r.tobytes(): i for i, r in enumerate(self.test.z)}
         rows = [idx[r.tobytes()] for r in z.astype(np.float32)]
         x = self.test.x[rows].copy()
@@ -125,8 +129,9 @@ def test_ttbar_rows_and_published_cells() -> None:
 def test_markdown_side_by_side() -> None:
     test = _zee_test(2000, seed=2)
     r = fid.fidelity(test, LookupSurrogate(ZEE, test), n_projections=20, auc=False)
-    md = fid.markdown([r], {"command": "python experiments/fidelity.py --zee-run R",
-                            "machine": "m", "date": "d"})
+    md = fid.markdown(
+        [r], {"command": "python experiments/fidelity.py --zee-run R", "machine": "m", "date": "d"}
+    )
     assert "1.05, 37.6, 0.012" in md  # published x̃′ e+ py
     assert "| M_ee |" in md and "--zee-run R" in md and "arXiv:2101.08944" in md
     assert "0.98" in md  # published global SW z vs z̃
@@ -137,8 +142,9 @@ def test_plots(tmp_path: Path) -> None:
 
     @dataclass
     class Noisy(LookupSurrogate):
-        def simulate(self, z: np.ndarray, *, seed: int, repeats: int = 1,
-                     with_pass: bool = False) -> Any:
+        def simulate(
+            self, z: np.ndarray, *, seed: int, repeats: int = 1, with_pass: bool = False
+        ) -> Any:
             rng = np.random.default_rng(seed)
             x = np.repeat(z, repeats, axis=0)
             x = x * (1 + 0.03 * rng.standard_normal((len(x), 1)))

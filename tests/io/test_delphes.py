@@ -50,8 +50,9 @@ def test_zee_met_is_minus_visible_sum() -> None:
     met = collections_from_x(ZEE, x, x_pass)["MissingET"]
     o = fv.objects(x[x_pass].astype(np.float64), 2).sum(1)
     np.testing.assert_allclose(ak.to_numpy(ak.flatten(met.MET)), fv.pt(o), rtol=1e-6)
-    np.testing.assert_allclose(ak.to_numpy(ak.flatten(met.Phi)),
-                               np.arctan2(-o[:, 1], -o[:, 0]), atol=1e-6)
+    np.testing.assert_allclose(
+        ak.to_numpy(ak.flatten(met.Phi)), np.arctan2(-o[:, 1], -o[:, 0]), atol=1e-6
+    )
 
 
 def test_collections_from_x_bad_input() -> None:
@@ -79,13 +80,25 @@ def test_write_read_round_trip(tmp_path: Path, process) -> None:
     with uproot.open(out) as f:
         t = f["Delphes"]
         keys = set(t.keys())
-        assert {"Electron_size", "Electron.PT", "Electron.Eta", "Electron.Phi",
-                "Electron.Charge", "Muon.PT", "Jet.Mass", "MissingET.MET", "MissingET.Eta",
-                "MissingET.Phi", "Event.Weight", "Event_size"} <= keys
+        assert {
+            "Electron_size",
+            "Electron.PT",
+            "Electron.Eta",
+            "Electron.Phi",
+            "Electron.Charge",
+            "Muon.PT",
+            "Jet.Mass",
+            "MissingET.MET",
+            "MissingET.Eta",
+            "MissingET.Phi",
+            "Event.Weight",
+            "Event_size",
+        } <= keys
         assert t["Electron.PT"].interpretation.content.from_dtype == np.dtype(">f4")
         assert t["Electron.Charge"].interpretation.content.from_dtype == np.dtype(">i4")
-        np.testing.assert_array_equal(t["Jet_size"].array(library="np"),
-                                      np.where(x_pass, 4 if process is TTBAR else 0, 0))
+        np.testing.assert_array_equal(
+            t["Jet_size"].array(library="np"), np.where(x_pass, 4 if process is TTBAR else 0, 0)
+        )
         assert '"seed": 3' in str(f["otus_provenance"])
     part, w3 = read_delphes(out, entry_stop=7)
     assert len(w3) == 7 and len(part["Jet"]) == 7
@@ -113,24 +126,59 @@ def _real_layout(path: Path, n: int = 30, *, nan: bool = False, drop: str = "") 
     ne = rng.integers(0, 3, n)
     nj = rng.integers(0, 7, n)
     one = np.ones(n, dtype=np.int64)
-    ele = {"fUniqueID": u32, "fBits": u32, "PT": f32(10, 90), "Eta": f32(-2.4, 2.4),
-           "Phi": f32(-3, 3), "T": f32(0, 1), "Charge": i32, "EhadOverEem": f32(0, 1),
-           "IsolationVar": f32(0, 1)}
+    ele = {
+        "fUniqueID": u32,
+        "fBits": u32,
+        "PT": f32(10, 90),
+        "Eta": f32(-2.4, 2.4),
+        "Phi": f32(-3, 3),
+        "T": f32(0, 1),
+        "Charge": i32,
+        "EhadOverEem": f32(0, 1),
+        "IsolationVar": f32(0, 1),
+    }
     data = {
-        "Event": coll(one, {"fUniqueID": u32, "fBits": u32,
-                            "Number": (lambda k: np.arange(k, dtype=np.int64)),
-                            "Weight": f32(0.5, 2), "CrossSection": f32(1, 2)}),
+        "Event": coll(
+            one,
+            {
+                "fUniqueID": u32,
+                "fBits": u32,
+                "Number": (lambda k: np.arange(k, dtype=np.int64)),
+                "Weight": f32(0.5, 2),
+                "CrossSection": f32(1, 2),
+            },
+        ),
         "Weight": coll(one, {"fUniqueID": u32, "fBits": u32, "Weight": f32(0.5, 2)}),
         "Electron": coll(ne, ele),
-        "Photon": coll(rng.integers(0, 2, n), {"fUniqueID": u32, "fBits": u32,
-                                               "PT": f32(10, 50), "E": f32(10, 50)}),
+        "Photon": coll(
+            rng.integers(0, 2, n),
+            {"fUniqueID": u32, "fBits": u32, "PT": f32(10, 50), "E": f32(10, 50)},
+        ),
         "Muon": coll(rng.integers(0, 2, n), ele),
-        "Jet": coll(nj, {"fUniqueID": u32, "fBits": u32, "PT": f32(15, 200),
-                         "Eta": f32(-3, 3), "Phi": f32(-3, 3), "T": f32(0, 1),
-                         "Mass": f32(0, 20), "BTag": (lambda k: np.zeros(k, np.uint32)),
-                         "Flavor": (lambda k: np.zeros(k, np.uint32))}),
-        "MissingET": coll(one, {"fUniqueID": u32, "fBits": u32, "MET": f32(0, 100),
-                                "Eta": f32(-1, 1), "Phi": f32(-3, 3)}),
+        "Jet": coll(
+            nj,
+            {
+                "fUniqueID": u32,
+                "fBits": u32,
+                "PT": f32(15, 200),
+                "Eta": f32(-3, 3),
+                "Phi": f32(-3, 3),
+                "T": f32(0, 1),
+                "Mass": f32(0, 20),
+                "BTag": (lambda k: np.zeros(k, np.uint32)),
+                "Flavor": (lambda k: np.zeros(k, np.uint32)),
+            },
+        ),
+        "MissingET": coll(
+            one,
+            {
+                "fUniqueID": u32,
+                "fBits": u32,
+                "MET": f32(0, 100),
+                "Eta": f32(-1, 1),
+                "Phi": f32(-3, 3),
+            },
+        ),
         "ScalarHT": coll(one, {"fUniqueID": u32, "fBits": u32, "HT": f32(0, 500)}),
     }
     if nan:
@@ -138,9 +186,12 @@ def _real_layout(path: Path, n: int = 30, *, nan: bool = False, drop: str = "") 
         pt[0] = np.nan
         data["Electron"] = ak.with_field(data["Electron"], ak.unflatten(pt, ne), "PT")
     with uproot.recreate(path) as f:
-        t = f.mktree("Delphes", {k: v.type.content for k, v in data.items()},
-                     counter_name=lambda c: f"{c}_size",
-                     field_name=lambda o, i: f"{o}.{i}")
+        t = f.mktree(
+            "Delphes",
+            {k: v.type.content for k, v in data.items()},
+            counter_name=lambda c: f"{c}_size",
+            field_name=lambda o, i: f"{o}.{i}",
+        )
         t.extend(data)
     return data
 
@@ -162,9 +213,16 @@ def test_reads_real_delphes_layout(tmp_path: Path) -> None:
 def test_leaf_map_finds_split_tclonesarray_leaves() -> None:
     class Tree:  # the keys uproot reports for a file written by Delphes itself
         def keys(self, recursive: bool = True) -> list[str]:
-            return ["Event", "Event/Event.fUniqueID", "Event/Event.Weight", "Event_size",
-                    "Electron", "Electron/Electron.fBits", "Electron/Electron.PT",
-                    "Electron_size"]
+            return [
+                "Event",
+                "Event/Event.fUniqueID",
+                "Event/Event.Weight",
+                "Event_size",
+                "Electron",
+                "Electron/Electron.fBits",
+                "Electron/Electron.PT",
+                "Electron_size",
+            ]
 
     m = _leaf_map(Tree())
     assert m["Electron.PT"] == "Electron/Electron.PT"
@@ -195,8 +253,11 @@ def test_read_bad_inputs(tmp_path: Path) -> None:
 
 def test_read_missing_field_nan_and_empty(tmp_path: Path) -> None:
     _real_layout(tmp_path / "a.root", drop="Charge")
-    with pytest.raises(InputFileError, match=r"a\.root: the 'Delphes' tree lacks branch "
-                                             r"Electron\.Charge"):
+    with pytest.raises(
+        InputFileError,
+        match=r"a\.root: the 'Delphes' tree lacks branch "
+        r"Electron\.Charge",
+    ):
         read_delphes(tmp_path / "a.root")
     _real_layout(tmp_path / "b.root", nan=True)
     with pytest.raises(InputFileError, match=r"b\.root: Electron\.PT holds NaN or inf in 1 "):

@@ -16,8 +16,13 @@ from otus.processes import ZEE
 def _events(n: int = 60) -> Events:
     rng = np.random.default_rng(4)
     pt, eta, phi = rng.uniform(20, 60, n), rng.uniform(-2, 2, (2, n)), rng.uniform(-3, 3, n)
-    z = np.concatenate([fv.from_ptetaphim(pt, eta[0], phi, 0.000511),
-                        fv.from_ptetaphim(pt, eta[1], phi + np.pi, 0.000511)], 1)
+    z = np.concatenate(
+        [
+            fv.from_ptetaphim(pt, eta[0], phi, 0.000511),
+            fv.from_ptetaphim(pt, eta[1], phi + np.pi, 0.000511),
+        ],
+        1,
+    )
     z = z.astype(np.float32)
     x = z.copy()
     x_pass = rng.random(n) > 0.3
@@ -27,7 +32,12 @@ def _events(n: int = 60) -> Events:
 
 def test_file_kind() -> None:
     assert [file_kind(p) for p in ("a.h5", "b.HDF5", "c.lhe", "d.lhe.gz", "e.root")] == [
-        "h5", "h5", "lhe", "lhe", "root"]
+        "h5",
+        "h5",
+        "lhe",
+        "lhe",
+        "root",
+    ]
     with pytest.raises(OtusError, match=r"f\.csv: unknown event-file type"):
         file_kind("f.csv")
 

@@ -51,8 +51,10 @@ def test_only_x(tmp_path) -> None:
 
 def test_failed_write_leaves_nothing(tmp_path) -> None:
     ev = _events()
-    with pytest.raises(RuntimeError), EventWriter(tmp_path / "o.h5", ZEE, has_z=True,
-                                                   has_x=True) as w:
+    with (
+        pytest.raises(RuntimeError),
+        EventWriter(tmp_path / "o.h5", ZEE, has_z=True, has_x=True) as w,
+    ):
         w.append(ev)
         raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []

@@ -34,8 +34,11 @@ def _count_ee(path: Path) -> tuple[int, int]:
     events = re.findall(r"<event[^>]*>(.*?)</event>", _text(path), flags=re.S)
     n_ee = 0
     for ev in events:
-        rows = [line.split() for line in ev.strip().splitlines()[1:]
-                if line.strip() and line.split()[0].lstrip("-").isdigit()]
+        rows = [
+            line.split()
+            for line in ev.strip().splitlines()[1:]
+            if line.strip() and line.split()[0].lstrip("-").isdigit()
+        ]
         c = Counter((int(r[0]), int(r[1])) for r in rows if len(r) >= 13)
         n_ee += c[(11, 1)] == 1 and c[(-11, 1)] == 1
     return len(events), n_ee
@@ -85,8 +88,10 @@ def test_real_ttbar_file(testdata: Path) -> None:
     e, nu, b, bb, q, qb = (o[:, i] for i in range(6))
     # The chosen objects rebuild the record's resonances exactly (masses from the file).
     records = [ev for ev, s in zip(_parse(path), sel.selected, strict=True) if s]
-    mass_of = {pid: np.array([next(p.m for p in ev.particles if p.id == pid) for ev in records])
-               for pid in (24, -24, 6, -6)}
+    mass_of = {
+        pid: np.array([next(p.m for p in ev.particles if p.id == pid) for ev in records])
+        for pid in (24, -24, 6, -6)
+    }
     np.testing.assert_allclose(fv.invariant_mass(e, nu), mass_of[-24], rtol=1e-4)
     np.testing.assert_allclose(fv.invariant_mass(q, qb), mass_of[24], rtol=1e-4)
     np.testing.assert_allclose(fv.invariant_mass(b, q, qb), mass_of[6], rtol=1e-4)
@@ -94,14 +99,17 @@ def test_real_ttbar_file(testdata: Path) -> None:
     np.testing.assert_allclose(fv.mass(b), 4.8, atol=1e-3)  # pythia-6 b mass, kept as is
 
 
-@pytest.mark.parametrize(("name", "process", "match"), [
-    (JJ, "zee", "none of its 300 events holds exactly one status-1 e- and e+"),
-    (JJ, "ttbar", "none of its 300 events holds a semileptonic ttbar"),
-    (PR29, "zee", "none of its 300 events"),
-    (WBJ, "ttbar", "none of its 59 events"),
-    (WBJ, "zee", "none of its 59 events"),
-    (POWHEG_Z, "ttbar", "none of its 100 events"),
-])
+@pytest.mark.parametrize(
+    ("name", "process", "match"),
+    [
+        (JJ, "zee", "none of its 300 events holds exactly one status-1 e- and e+"),
+        (JJ, "ttbar", "none of its 300 events holds a semileptonic ttbar"),
+        (PR29, "zee", "none of its 300 events"),
+        (WBJ, "ttbar", "none of its 59 events"),
+        (WBJ, "zee", "none of its 59 events"),
+        (POWHEG_Z, "ttbar", "none of its 100 events"),
+    ],
+)
 def test_files_without_the_process(testdata: Path, name: str, process: str, match: str) -> None:
     path = testdata / "lhe" / name
     with pytest.raises(InputFileError, match=re.escape(str(path)) + ".*" + re.escape(match)):
@@ -139,17 +147,28 @@ _EVENT = """<event>
  -11 1 3 3 0 0 -30 -{px} 5 {e} 0 0 9
 </event>
 """
-_HEAD = '<LesHouchesEvents version="3.0">\n<init>\n2212 2212 6500 6500 0 0 0 0 3 1\n1 0 1 1\n</init>\n'
+_HEAD = (
+    '<LesHouchesEvents version="3.0">\n<init>\n2212 2212 6500 6500 0 0 0 0 3 1\n1 0 1 1\n</init>\n'
+)
 
 
-@pytest.mark.parametrize(("body", "match"), [
-    (_HEAD + _EVENT.format(px=20, e=45) + "<event>\n 5 1 1.0", "malformed LHE XML"),
-    (_HEAD.replace("<init>", "<init>\n<oops") + "</LesHouchesEvents>", "malformed LHE XML|not a readable"),
-    ("<html><body>no events</body></html>", "not a readable LHE file"),
-    (_HEAD + "</LesHouchesEvents>\n", "holds no events"),
-    (_HEAD + _EVENT.format(px="nan", e=45) + "</LesHouchesEvents>\n", "NaN or inf"),
-    (_HEAD + _EVENT.format(px=20, e="abc") + "</LesHouchesEvents>\n", "not a readable LHE file"),
-])
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        (_HEAD + _EVENT.format(px=20, e=45) + "<event>\n 5 1 1.0", "malformed LHE XML"),
+        (
+            _HEAD.replace("<init>", "<init>\n<oops") + "</LesHouchesEvents>",
+            "malformed LHE XML|not a readable",
+        ),
+        ("<html><body>no events</body></html>", "not a readable LHE file"),
+        (_HEAD + "</LesHouchesEvents>\n", "holds no events"),
+        (_HEAD + _EVENT.format(px="nan", e=45) + "</LesHouchesEvents>\n", "NaN or inf"),
+        (
+            _HEAD + _EVENT.format(px=20, e="abc") + "</LesHouchesEvents>\n",
+            "not a readable LHE file",
+        ),
+    ],
+)
 def test_malformed_files(tmp_path: Path, body: str, match: str) -> None:
     bad = tmp_path / "bad.lhe"
     bad.write_text(body)
@@ -186,22 +205,23 @@ def _check_event(ev: pylhe.LHEEvent) -> None:
     assert all(v == 0 for k, v in col.items() if k)
     for i, p in enumerate(parts):
         assert 0 <= p.mother1 <= i and 0 <= p.mother2 <= i
-        assert np.isclose(p.m, np.sqrt(max(p.e**2 - p.px**2 - p.py**2 - p.pz**2, 0)),
-                          atol=1e-3 * p.e)
+        assert np.isclose(
+            p.m, np.sqrt(max(p.e**2 - p.px**2 - p.py**2 - p.pz**2, 0)), atol=1e-3 * p.e
+        )
 
 
 @pytest.mark.parametrize("suffix", [".lhe", ".lhe.gz"])
 def test_write_read_round_trip_zee(testdata: Path, tmp_path: Path, suffix: str) -> None:
     ev = read_lhe(testdata / "lhe" / POWHEG_Z, "zee")
-    out = write_lhe(tmp_path / f"z{suffix}", ZEE, ev.z, ev.weight,
-                    provenance={"note": "a--b", "seed": 3})
+    out = write_lhe(
+        tmp_path / f"z{suffix}", ZEE, ev.z, ev.weight, provenance={"note": "a--b", "seed": 3}
+    )
     assert (out.read_bytes()[:2] == b"\x1f\x8b") == suffix.endswith(".gz")
     back = read_lhe(out, "zee")
     np.testing.assert_array_equal(back.z, ev.z)
     np.testing.assert_array_equal(back.weight, ev.weight)
     lhef = pylhe.LHEFile.fromfile(out)
-    assert json.loads(lhef.comment.removeprefix("otus provenance:")) == {"note": "a--b",
-                                                                         "seed": 3}
+    assert json.loads(lhef.comment.removeprefix("otus provenance:")) == {"note": "a--b", "seed": 3}
     assert lhef.init.initInfo.beamA == 2212 and lhef.init.initInfo.energyA == 6500
     events = _parse(out)
     assert len(events) == len(ev)
@@ -245,16 +265,19 @@ def test_write_synthetic_no_recoil(tmp_path: Path) -> None:
     assert all(len(e.particles) == 5 for e in _parse(out))
 
 
-@pytest.mark.parametrize(("kw", "match"), [
-    ({"z": np.zeros((3, 7))}, r"z has shape \(3, 7\)"),
-    ({"z": np.zeros((0, 8))}, "no events to write"),
-    ({"weight": np.ones(2)}, r"weight has shape \(2,\)"),
-    ({"weight": np.array([1.0, np.nan, 1.0])}, "NaN or inf"),
-    ({"incoming_pdg": np.array([[21, 21]] * 3)}, r"incoming_pdg row 0 is \[21, 21\]"),
-    ({"incoming_pdg": np.array([[2, -1]] * 3)}, "incoming_pdg row 0"),
-    ({"incoming_pdg": np.array([[2, -2]])}, r"incoming_pdg has shape \(1, 2\)"),
-    ({"beam_energy": 10.0}, "more than the beam energy"),
-])
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"z": np.zeros((3, 7))}, r"z has shape \(3, 7\)"),
+        ({"z": np.zeros((0, 8))}, "no events to write"),
+        ({"weight": np.ones(2)}, r"weight has shape \(2,\)"),
+        ({"weight": np.array([1.0, np.nan, 1.0])}, "NaN or inf"),
+        ({"incoming_pdg": np.array([[21, 21]] * 3)}, r"incoming_pdg row 0 is \[21, 21\]"),
+        ({"incoming_pdg": np.array([[2, -1]] * 3)}, "incoming_pdg row 0"),
+        ({"incoming_pdg": np.array([[2, -2]])}, r"incoming_pdg has shape \(1, 2\)"),
+        ({"beam_energy": 10.0}, "more than the beam energy"),
+    ],
+)
 def test_write_bad_input_leaves_no_file(tmp_path: Path, kw: dict, match: str) -> None:
     e1 = fv.from_ptetaphim(np.full(3, 40.0), np.zeros(3), np.zeros(3), 0.0)
     e2 = fv.from_ptetaphim(np.full(3, 40.0), np.zeros(3), np.full(3, np.pi), 0.0)
@@ -266,15 +289,19 @@ def test_write_bad_input_leaves_no_file(tmp_path: Path, kw: dict, match: str) ->
 
 
 @pytest.mark.parametrize(("name", "process"), [(POWHEG_Z, ZEE), (PY6_TT, TTBAR)])
-def test_pythia_accepts_written_events(testdata: Path, tmp_path: Path, name: str,
-                                       process) -> None:
+def test_pythia_accepts_written_events(testdata: Path, tmp_path: Path, name: str, process) -> None:
     """Pythia 8 showers every written event (its momentum/colour checks pass)."""
     p8 = pytest.importorskip("pythia8mc")
     ev = read_lhe(testdata / "lhe" / name, process, max_events=20)
     out = write_lhe(tmp_path / "ev.lhe.gz", process, ev.z, ev.weight)
     py = p8.Pythia("", False)
-    for s in (f"Beams:LHEF = {out}", "Beams:frameType = 4", "HadronLevel:all = off",
-              "PartonLevel:MPI = off", "Print:quiet = on"):
+    for s in (
+        f"Beams:LHEF = {out}",
+        "Beams:frameType = 4",
+        "HadronLevel:all = off",
+        "PartonLevel:MPI = off",
+        "Print:quiet = on",
+    ):
         py.readString(s)
     assert py.init()
     ok = 0

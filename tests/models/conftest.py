@@ -27,14 +27,25 @@ def zee_events(n: int = 2000, seed: int = 0) -> Events:
     ch, sh = np.cosh(y), np.sinh(y)
 
     def boost(p: np.ndarray) -> np.ndarray:
-        return np.stack([p[:, 0], p[:, 1], ch * p[:, 2] + sh * p[:, 3],
-                         sh * p[:, 2] + ch * p[:, 3]], -1)
+        return np.stack(
+            [p[:, 0], p[:, 1], ch * p[:, 2] + sh * p[:, 3], sh * p[:, 2] + ch * p[:, 3]], -1
+        )
 
     z = np.concatenate([boost(pe), boost(pp)], -1)
     zo = fv.objects(z)
     pts = fv.pt(zo) * rng.lognormal(0, 0.05, (n, 2))
-    x = np.concatenate([fv.from_ptetaphim(pts[:, i], fv.eta(zo[:, i]) + rng.normal(0, .01, n),
-                                          fv.phi(zo[:, i]), ELECTRON_MASS) for i in range(2)], -1)
+    x = np.concatenate(
+        [
+            fv.from_ptetaphim(
+                pts[:, i],
+                fv.eta(zo[:, i]) + rng.normal(0, 0.01, n),
+                fv.phi(zo[:, i]),
+                ELECTRON_MASS,
+            )
+            for i in range(2)
+        ],
+        -1,
+    )
     x_pass = (rng.random(n) < 0.9) & np.all((pts > 10) & (np.abs(fv.eta(zo)) < 2.5), -1)
     x = x.astype(np.float32)
     x[~x_pass] = np.nan
@@ -72,6 +83,21 @@ def zee_run(tmp_path_factory: pytest.TempPathFactory, tiny_config: Path) -> tupl
     d = tmp_path_factory.mktemp("zee")
     data = write_events(d / "zee.h5", zee_events(3000, seed=1))
     run = d / "run"
-    assert main(["fit", "zee", "--data", str(data), "--config", str(tiny_config),
-                 "--out", str(run), "--seed", "3"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                "zee",
+                "--data",
+                str(data),
+                "--config",
+                str(tiny_config),
+                "--out",
+                str(run),
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     return run, data

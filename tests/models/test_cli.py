@@ -33,8 +33,15 @@ def test_fit_writes_a_complete_run(zee_run: tuple[Path, Path]) -> None:
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["process"] == "zee" and cfg["seed"] == 3 and cfg["net"]["hidden"] == 16
     header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
-    for col in ("train/data_step", "train/prior_step", "train/sim_step", "train/anchor_step",
-                "val/sw_sim", "val/sw_unfold", "train/anchor_weight"):
+    for col in (
+        "train/data_step",
+        "train/prior_step",
+        "train/sim_step",
+        "train/anchor_step",
+        "val/sw_sim",
+        "val/sw_unfold",
+        "train/anchor_weight",
+    ):
         assert col in header, col
     # The standardisation travelled in the checkpoint (not the identity defaults).
     ck = torch.load(run / "last.ckpt", weights_only=True)
@@ -44,8 +51,23 @@ def test_fit_writes_a_complete_run(zee_run: tuple[Path, Path]) -> None:
 def test_simulate_and_unfold_files_read_back(zee_run: tuple[Path, Path], tmp_path: Path) -> None:
     run, data = zee_run
     sim, unf = tmp_path / "sim.h5", tmp_path / "unf.h5"
-    assert main(["simulate", str(run), "--input", str(data), "--out", str(sim),
-                 "--repeats", "3", "--seed", "1"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                str(run),
+                "--input",
+                str(data),
+                "--out",
+                str(sim),
+                "--repeats",
+                "3",
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
     ev = read_events(sim, "zee")
     src = read_events(data)
     assert len(ev) == 3 * len(src)
@@ -90,10 +112,15 @@ def test_resume_continues(zee_run: tuple[Path, Path], tmp_path: Path) -> None:
     copy.mkdir()
     for f in run.iterdir():
         (copy / f.name).write_bytes(f.read_bytes())
-    assert main(["fit", "zee", "--data", str(data), "--out", str(copy), "--resume",
-                 "--max-epochs", "3"]) == 0
-    epochs = {int(line.split(",")[0]) for line in
-              (copy / "metrics.csv").read_text().splitlines()[1:]}
+    assert (
+        main(
+            ["fit", "zee", "--data", str(data), "--out", str(copy), "--resume", "--max-epochs", "3"]
+        )
+        == 0
+    )
+    epochs = {
+        int(line.split(",")[0]) for line in (copy / "metrics.csv").read_text().splitlines()[1:]
+    }
     assert max(epochs) == 2
     assert yaml.safe_load((copy / "config.yaml").read_text())["trainer"]["max_epochs"] == 3
 
@@ -104,39 +131,64 @@ def _ttbar_file(path: Path, n: int = 50) -> Path:
     return write_events(path, Events(TTBAR, z=z, x=z.copy()))
 
 
-def test_bad_inputs_give_one_line_and_no_output(zee_run: tuple[Path, Path], tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_inputs_give_one_line_and_no_output(
+    zee_run: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run, data = zee_run
     out = tmp_path / "o.h5"
     tt = _ttbar_file(tmp_path / "tt.h5")
-    _fail(capsys, ["simulate", str(run), "--input", str(tt), "--out", str(out)],
-          "holds ttbar events, expected zee")
+    _fail(
+        capsys,
+        ["simulate", str(run), "--input", str(tt), "--out", str(out)],
+        "holds ttbar events, expected zee",
+    )
     # wrong dimension: a zee-labelled file with 24 columns
     with h5py.File(tmp_path / "dim.h5", "w") as f:
         f.attrs["process"] = "zee"
         f["z"] = np.zeros((10, 24), np.float32)
-    _fail(capsys, ["simulate", str(run), "--input", str(tmp_path / "dim.h5"), "--out", str(out)],
-          "expected [N, 8]")
+    _fail(
+        capsys,
+        ["simulate", str(run), "--input", str(tmp_path / "dim.h5"), "--out", str(out)],
+        "expected [N, 8]",
+    )
     with h5py.File(tmp_path / "empty.h5", "w") as f:
         f.attrs["process"] = "zee"
         f["z"] = np.zeros((0, 8), np.float32)
-    _fail(capsys, ["simulate", str(run), "--input", str(tmp_path / "empty.h5"), "--out",
-                   str(out)], "holds no events")
+    _fail(
+        capsys,
+        ["simulate", str(run), "--input", str(tmp_path / "empty.h5"), "--out", str(out)],
+        "holds no events",
+    )
     with h5py.File(tmp_path / "nan.h5", "w") as f:
         f.attrs["process"] = "zee"
         z = zee_events(20).z
         z[3, 2] = np.nan
         f["z"] = z
-    _fail(capsys, ["simulate", str(run), "--input", str(tmp_path / "nan.h5"), "--out", str(out)],
-          "NaN")
-    _fail(capsys, ["unfold", str(run), "--input", str(tmp_path / "nan.h5"), "--out", str(out)],
-          "no detector-level x")
-    _fail(capsys, ["simulate", str(tmp_path), "--input", str(data), "--out", str(out)],
-          "no such checkpoint")
-    _fail(capsys, ["simulate", str(run), "--input", str(data), "--out", str(tmp_path / "o.csv")],
-          "unsupported output format")
-    _fail(capsys, ["fit", "ttbar", "--data", str(data), "--out", str(tmp_path / "r")],
-          "holds zee events, expected ttbar")
+    _fail(
+        capsys,
+        ["simulate", str(run), "--input", str(tmp_path / "nan.h5"), "--out", str(out)],
+        "NaN",
+    )
+    _fail(
+        capsys,
+        ["unfold", str(run), "--input", str(tmp_path / "nan.h5"), "--out", str(out)],
+        "no detector-level x",
+    )
+    _fail(
+        capsys,
+        ["simulate", str(tmp_path), "--input", str(data), "--out", str(out)],
+        "no such checkpoint",
+    )
+    _fail(
+        capsys,
+        ["simulate", str(run), "--input", str(data), "--out", str(tmp_path / "o.csv")],
+        "unsupported output format",
+    )
+    _fail(
+        capsys,
+        ["fit", "ttbar", "--data", str(data), "--out", str(tmp_path / "r")],
+        "holds zee events, expected ttbar",
+    )
     _fail(capsys, ["fit", "zee", "--data", str(data), "--out", str(run)], "already holds")
     assert not out.exists() and not (tmp_path / "r" / "last.ckpt").exists()
     assert not list(tmp_path.glob("*.tmp"))
@@ -153,24 +205,38 @@ def test_checkpoint_of_another_process_is_refused(zee_run: tuple[Path, Path]) ->
         sur.simulate(np.full((3, 8), np.nan, np.float32), seed=0)
 
 
-def test_bad_config(tmp_path: Path, zee_run: tuple[Path, Path],
-                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_config(
+    tmp_path: Path, zee_run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     _, data = zee_run
     cfg = tmp_path / "c.yaml"
     cfg.write_text("net: {hiden: 3}\n")
-    _fail(capsys, ["fit", "zee", "--data", str(data), "--config", str(cfg), "--out",
-                   str(tmp_path / "r")], "unknown key 'hiden'")
+    _fail(
+        capsys,
+        ["fit", "zee", "--data", str(data), "--config", str(cfg), "--out", str(tmp_path / "r")],
+        "unknown key 'hiden'",
+    )
     cfg.write_text("process: ttbar\n")
-    _fail(capsys, ["fit", "zee", "--data", str(data), "--config", str(cfg), "--out",
-                   str(tmp_path / "r")], "is for process 'ttbar'")
+    _fail(
+        capsys,
+        ["fit", "zee", "--data", str(data), "--config", str(cfg), "--out", str(tmp_path / "r")],
+        "is for process 'ttbar'",
+    )
     cfg.write_text("optim: {lr: fast}\n")
-    _fail(capsys, ["fit", "zee", "--data", str(data), "--config", str(cfg), "--out",
-                   str(tmp_path / "r")], "expected a number")
+    _fail(
+        capsys,
+        ["fit", "zee", "--data", str(data), "--config", str(cfg), "--out", str(tmp_path / "r")],
+        "expected a number",
+    )
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(
-        zee_run: tuple[Path, Path], tiny_config: Path, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    zee_run: tuple[Path, Path],
+    tiny_config: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from otus.models.module import OtusModule
 
     _, data = zee_run
@@ -184,8 +250,11 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(
 
     monkeypatch.setattr(OtusModule, "losses", poisoned)
     run = tmp_path / "run"
-    line = _fail(capsys, ["fit", "zee", "--data", str(data), "--config", str(tiny_config),
-                          "--out", str(run)], "the loss became nan at epoch 1")
+    line = _fail(
+        capsys,
+        ["fit", "zee", "--data", str(data), "--config", str(tiny_config), "--out", str(run)],
+        "the loss became nan at epoch 1",
+    )
     assert "last good checkpoint" in line
     ck = torch.load(run / "last.ckpt", weights_only=True)
     assert ck["epoch"] == 0
@@ -193,12 +262,17 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(
 
 
 def test_last_checkpoint_every_epoch_with_periodic_every_second(
-        zee_run: tuple[Path, Path], tiny_config: Path, tmp_path: Path) -> None:
+    zee_run: tuple[Path, Path], tiny_config: Path, tmp_path: Path
+) -> None:
     _, data = zee_run
     cfg = tmp_path / "c.yaml"
     cfg.write_text(tiny_config.read_text().replace("max_epochs: 2", "max_epochs: 1"))
-    assert main(["fit", "zee", "--data", str(data), "--config", str(cfg),
-                 "--out", str(tmp_path / "r")]) == 0
+    assert (
+        main(
+            ["fit", "zee", "--data", str(data), "--config", str(cfg), "--out", str(tmp_path / "r")]
+        )
+        == 0
+    )
     assert (tmp_path / "r" / "last.ckpt").is_file()
     assert not list((tmp_path / "r").glob("epoch*.ckpt"))
     assert torch.load(tmp_path / "r" / "last.ckpt", weights_only=True)["epoch"] == 0
@@ -213,13 +287,26 @@ def test_lhe_and_delphes_formats(zee_run: tuple[Path, Path], tmp_path: Path) -> 
     run, _ = zee_run
     ev = zee_events(300, seed=8)
     lhe = write_lhe(tmp_path / "in.lhe.gz", ZEE, ev.z, ev.weight)
-    root = write_delphes(tmp_path / "in.root", collections_from_x(ZEE, ev.x, ev.x_pass),
-                         ev.weight)
-    assert main(["simulate", str(run), "--input", str(lhe), "--out",
-                 str(tmp_path / "sim.root")]) == 0
+    root = write_delphes(tmp_path / "in.root", collections_from_x(ZEE, ev.x, ev.x_pass), ev.weight)
+    assert (
+        main(["simulate", str(run), "--input", str(lhe), "--out", str(tmp_path / "sim.root")]) == 0
+    )
     sim = read_input(tmp_path / "sim.root", "zee")
     assert len(sim) == 300 and sim.x_pass.mean() > 0.5
-    assert main(["unfold", str(run), "--input", str(root), "--out",
-                 str(tmp_path / "unf.lhe.gz"), "--repeats", "2"]) == 0
+    assert (
+        main(
+            [
+                "unfold",
+                str(run),
+                "--input",
+                str(root),
+                "--out",
+                str(tmp_path / "unf.lhe.gz"),
+                "--repeats",
+                "2",
+            ]
+        )
+        == 0
+    )
     unf = read_input(tmp_path / "unf.lhe.gz", "zee")
     assert len(unf) == 2 * int(ev.x_pass.sum()) and np.all(np.isfinite(unf.z))

@@ -69,8 +69,9 @@ def test_unpaired_streams_and_training_split_statistics(tmp_path: Path) -> None:
     pf = write_events(tmp_path / "p.h5", ev)
     dmp = OtusDataModule(ZEE, pf, cfg=cfg.data, seed=0)
     assert dmp.z_has_flags and not dm.z_has_flags
-    lookup = {tuple(r): bool(f) for r, f in zip(ev.z[:2700].tolist(), ev.x_pass[:2700],
-                                                 strict=True)}
+    lookup = {
+        tuple(r): bool(f) for r, f in zip(ev.z[:2700].tolist(), ev.x_pass[:2700], strict=True)
+    }
     for z, _, zp, _, _ in list(dmp.train_dataloader())[:3]:
         got = [bool(f) for f in zp.tolist()]
         assert got == [lookup[tuple(r)] for r in z.tolist()]
@@ -91,9 +92,10 @@ def test_data_module_bad_files(tmp_path: Path) -> None:
 def test_z_passing_only(tmp_path: Path) -> None:
     ev = zee_events(2000, seed=3)
     f = write_events(tmp_path / "p.h5", ev)
-    cfg = config_from_dict({"net": {"efficiency": False},
-                            "data": {"batch_size": 100, "z_passing_only": True}},
-                           process="zee")
+    cfg = config_from_dict(
+        {"net": {"efficiency": False}, "data": {"batch_size": 100, "z_passing_only": True}},
+        process="zee",
+    )
     dm = OtusDataModule(ZEE, f, cfg=cfg.data)
     passing = {tuple(r) for r in ev.z[ev.x_pass]}
     zs = torch.cat([b[0] for b in dm.train_dataloader()])

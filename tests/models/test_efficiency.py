@@ -21,14 +21,19 @@ from otus.processes import ZEE
 
 def _zee(n: int, seed: int = 0) -> torch.Tensor:
     g = np.random.default_rng(seed)
-    z = fv.from_ptetaphim(g.uniform(15, 60, (n, 2)), g.uniform(-3, 3, (n, 2)),
-                          g.uniform(-3, 3, (n, 2)), ZEE.z_masses[0]).reshape(n, 8)
+    z = fv.from_ptetaphim(
+        g.uniform(15, 60, (n, 2)),
+        g.uniform(-3, 3, (n, 2)),
+        g.uniform(-3, 3, (n, 2)),
+        ZEE.z_masses[0],
+    ).reshape(n, 8)
     return torch.tensor(z, dtype=torch.float32)
 
 
 def _module(**net: object) -> OtusModule:
-    cfg = config_from_dict({"net": {"hidden": 16, **net}, "loss": {"n_projections": 8}},
-                           process="zee")
+    cfg = config_from_dict(
+        {"net": {"hidden": 16, **net}, "loss": {"n_projections": 8}}, process="zee"
+    )
     return OtusModule(cfg.to_dict())
 
 
@@ -43,8 +48,7 @@ def test_efficiency_learns_an_eta_dependent_pass_probability() -> None:
     opt = torch.optim.Adam(m.efficiency.parameters(), lr=1e-2)
     for _ in range(300):
         opt.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(m.efficiency_logit(z),
-                                                                    flags)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(m.efficiency_logit(z), flags)
         loss.backward()
         opt.step()
     with torch.no_grad():
@@ -88,8 +92,15 @@ def test_prior_target_is_the_passing_z_and_flags_are_weighted() -> None:
     w = torch.ones(256)
 
     def prior(fl: torch.Tensor | None) -> float:
-        t = m.losses(z, w, x, torch.ones(128), generator=torch.Generator().manual_seed(1),
-                     n_projections=8, z_pass=fl)
+        t = m.losses(
+            z,
+            w,
+            x,
+            torch.ones(128),
+            generator=torch.Generator().manual_seed(1),
+            n_projections=8,
+            z_pass=fl,
+        )
         if fl is not None:
             assert float(t["pass_rate_true"]) == pytest.approx(0.5)
             assert float(t["efficiency"].detach()) == pytest.approx(np.log(2.0), abs=0.1)
@@ -101,8 +112,9 @@ def test_prior_target_is_the_passing_z_and_flags_are_weighted() -> None:
 def test_efficiency_and_z_passing_only_are_exclusive() -> None:
     with pytest.raises(ConfigError, match="z_passing_only"):
         config_from_dict({"data": {"z_passing_only": True}}, process="zee")
-    cfg = config_from_dict({"net": {"efficiency": False}, "data": {"z_passing_only": True}},
-                           process="zee")
+    cfg = config_from_dict(
+        {"net": {"efficiency": False}, "data": {"z_passing_only": True}}, process="zee"
+    )
     assert OtusModule(cfg.to_dict()).efficiency is None
 
 
@@ -138,8 +150,9 @@ def test_efficiency_logit_inference_path_matches_the_training_path() -> None:
     torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-4)
 
 
-def test_fit_without_pass_flags_trains_without_efficiency(tmp_path: Path,
-                                                          tiny_config: Path) -> None:
+def test_fit_without_pass_flags_trains_without_efficiency(
+    tmp_path: Path, tiny_config: Path
+) -> None:
     from conftest import zee_events
 
     from otus.cli import main
@@ -149,8 +162,25 @@ def test_fit_without_pass_flags_trains_without_efficiency(tmp_path: Path,
     zf = write_events(tmp_path / "z.h5", Events(ZEE, z=ev.z))  # parton level only: no flags
     xf = write_events(tmp_path / "x.h5", ev)
     run = tmp_path / "run"
-    assert main(["fit", "zee", "--data", str(xf), "--z-data", str(zf), "--config",
-                 str(tiny_config), "--out", str(run), "--max-epochs", "1"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                "zee",
+                "--data",
+                str(xf),
+                "--z-data",
+                str(zf),
+                "--config",
+                str(tiny_config),
+                "--out",
+                str(run),
+                "--max-epochs",
+                "1",
+            ]
+        )
+        == 0
+    )
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["net"]["efficiency"] is False
     sur = load_run(run)

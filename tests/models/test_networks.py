@@ -13,8 +13,9 @@ from otus.processes import TTBAR, ZEE
 
 
 def _module(process: str, **net: object) -> OtusModule:
-    cfg = config_from_dict({"net": {"hidden": 16, "depth": 2, **net},
-                            "loss": {"n_projections": 8}}, process=process)
+    cfg = config_from_dict(
+        {"net": {"hidden": 16, "depth": 2, **net}, "loss": {"n_projections": 8}}, process=process
+    )
     m = OtusModule(cfg.to_dict())
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():  # leave the identity start so every path is exercised
@@ -33,27 +34,36 @@ def _ttbar_rows(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     eta_x = eta.copy()
     eta_x[:, 1] = 0.0  # MET is transverse
     x = fv.from_ptetaphim(pt, eta_x, phi, xm)
-    return (torch.tensor(z.reshape(n, 24), dtype=torch.float32),
-            torch.tensor(x.reshape(n, 24), dtype=torch.float32))
+    return (
+        torch.tensor(z.reshape(n, 24), dtype=torch.float32),
+        torch.tensor(x.reshape(n, 24), dtype=torch.float32),
+    )
 
 
 def _zee_rows(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = np.random.default_rng(1)
-    z = fv.from_ptetaphim(g.uniform(20, 60, (n, 2)), g.uniform(-2, 2, (n, 2)),
-                          g.uniform(-3, 3, (n, 2)), ZEE.z_masses[0]).reshape(n, 8)
+    z = fv.from_ptetaphim(
+        g.uniform(20, 60, (n, 2)),
+        g.uniform(-2, 2, (n, 2)),
+        g.uniform(-3, 3, (n, 2)),
+        ZEE.z_masses[0],
+    ).reshape(n, 8)
     z = torch.tensor(z, dtype=torch.float32)
     return z, z * 1.01
 
 
-@pytest.mark.parametrize("process,coords", [("zee", "ptetaphi"), ("zee", "cartesian"),
-                                            ("ttbar", "ptetaphi"), ("ttbar", "cartesian")])
+@pytest.mark.parametrize(
+    "process,coords",
+    [("zee", "ptetaphi"), ("zee", "cartesian"), ("ttbar", "ptetaphi"), ("ttbar", "cartesian")],
+)
 def test_every_parameter_gets_a_gradient(process: str, coords: str) -> None:
     m = _module(process, coords=coords)
     z, x = _zee_rows(256) if process == "zee" else _ttbar_rows(256)
     w = torch.ones(len(z))
     flags = (torch.arange(len(z)) % 2).float()  # pass flags train the efficiency ε(z)
-    terms = m.losses(z, w, x, w, generator=torch.Generator().manual_seed(1), n_projections=8,
-                     z_pass=flags)
+    terms = m.losses(
+        z, w, x, w, generator=torch.Generator().manual_seed(1), n_projections=8, z_pass=flags
+    )
     assert {"data", "prior", "sim", "anchor", "efficiency", "loss"} <= set(terms)
     terms["loss"].backward()
     missing = [n for n, p in m.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
@@ -109,8 +119,11 @@ def test_minkowski_penalty_and_features() -> None:
     assert float(minkowski_penalty(good)) == 0.0 and float(minkowski_penalty(bad)) > 0
     z, _ = _zee_rows(10)
     f = loss_features(ZEE, "z", z.double(), ("masses",))
-    np.testing.assert_allclose(f[:, 0].numpy(), fv.invariant_mass(
-        fv.objects(z.double())[:, 0], fv.objects(z.double())[:, 1]).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        f[:, 0].numpy(),
+        fv.invariant_mass(fv.objects(z.double())[:, 0], fv.objects(z.double())[:, 1]).numpy(),
+        rtol=1e-6,
+    )
 
 
 def test_noise_depends_on_generator() -> None:
@@ -124,8 +137,9 @@ def test_noise_depends_on_generator() -> None:
 
 
 def test_axis_projections_include_every_feature_axis() -> None:
-    cfg = config_from_dict({"net": {"hidden": 8}, "loss": {"axis_projections": True}},
-                           process="zee")
+    cfg = config_from_dict(
+        {"net": {"hidden": 8}, "loss": {"axis_projections": True}}, process="zee"
+    )
     m = OtusModule(cfg.to_dict())
     theta = m._projections(5, 3, torch.Generator().manual_seed(0), torch.zeros(1))
     assert theta.shape == (5, 8)
@@ -141,8 +155,7 @@ def test_axis_weight_adds_the_marginal_term() -> None:
     w = torch.ones(64)
     vals = []
     for aw in (0.0, 2.0):
-        cfg = config_from_dict({"net": {"hidden": 8}, "loss": {"axis_weight": aw}},
-                               process="zee")
+        cfg = config_from_dict({"net": {"hidden": 8}, "loss": {"axis_weight": aw}}, process="zee")
         m = OtusModule(cfg.to_dict())
         t = m.losses(z, w, x, w, generator=torch.Generator().manual_seed(1), n_projections=4)
         vals.append(float(t["sim"].detach()))
@@ -152,15 +165,15 @@ def test_axis_weight_adds_the_marginal_term() -> None:
 def test_mass_scale_scales_only_the_mass_features() -> None:
     out = []
     for ms in (1.0, 3.0):
-        cfg = config_from_dict({"net": {"hidden": 8}, "loss": {"mass_scale": ms}},
-                               process="ttbar")
+        cfg = config_from_dict({"net": {"hidden": 8}, "loss": {"mass_scale": ms}}, process="ttbar")
         out.append(OtusModule(cfg.to_dict()).features("x", _ttbar_rows(20)[1]))
     torch.testing.assert_close(out[1][:, :-10], out[0][:, :-10])
     torch.testing.assert_close(out[1][:, -10:], 3.0 * out[0][:, -10:])
 
 
 def test_recoil_feature_is_zero_for_back_to_back_pairs_and_floored_in_statistics(
-        tmp_path: object) -> None:
+    tmp_path: object,
+) -> None:
     from otus.io.h5 import Events, write_events
     from otus.models.coords import RECOIL_SD_MIN, recoil_columns
     from otus.models.data import OtusDataModule
@@ -178,40 +191,60 @@ def test_recoil_feature_is_zero_for_back_to_back_pairs_and_floored_in_statistics
     assert recoil_columns(ZEE, "z", ("p4", "recoil", "masses")) == [-2]
     # 0 up to the 0.01 GeV smoothing of pT at zero (log1p(0.01) ≈ 0.00995)
     torch.testing.assert_close(f[:, rc], torch.zeros(n, dtype=f.dtype), atol=0.0101, rtol=0)
-    torch.testing.assert_close(f[:, [al, at]], torch.zeros(n, 2, dtype=f.dtype), atol=1e-5,
-                               rtol=0)
+    torch.testing.assert_close(f[:, [al, at]], torch.zeros(n, 2, dtype=f.dtype), atol=1e-5, rtol=0)
     kick = z.copy()
     kick[:, 0] += 10.0  # 10 GeV of px on e-: recoil log(1 + ~10)
     fk = loss_features(ZEE, "x", torch.tensor(kick), feats)
     assert bool((fk[:, rc] > 2.0).all())
     # a_L and a_T are the recoil's components on an orthonormal pair of axes
     a = torch.sinh(fk[:, [al, at]])
-    torch.testing.assert_close((a**2).sum(-1), torch.full((n,), 100.0, dtype=a.dtype),
-                               rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(
+        (a**2).sum(-1), torch.full((n,), 100.0, dtype=a.dtype), rtol=1e-4, atol=1e-3
+    )
     with pytest.raises(ConfigError, match="two-object"):
         loss_features(TTBAR, "x", torch.ones(3, TTBAR.dx), ("p4", "aco"))
-    path = write_events(tmp_path / "p.h5", Events(ZEE, z=z.astype("f4"), x=kick.astype("f4"),  # type: ignore[operator]
-                                                  x_pass=np.ones(n, bool)))
+    path = write_events(
+        tmp_path / "p.h5",
+        Events(
+            ZEE,
+            z=z.astype("f4"),
+            x=kick.astype("f4"),  # type: ignore[operator]
+            x_pass=np.ones(n, bool),
+        ),
+    )
     cfg = config_from_dict({"loss": {"features": list(feats)}}, process="zee")
     st = OtusDataModule(ZEE, path, cfg=cfg.data).fit_statistics("ptetaphi", feats)
     for c in (rc, al, at):  # zero spread at LO: floored, not ÷0
         assert float(st["fz_sd"][c]) == RECOIL_SD_MIN
 
 
-@pytest.mark.parametrize("process,identity_bias,act", [
-    ("zee", True, "silu"), ("zee", False, "silu"), ("ttbar", True, "silu"),
-    ("ttbar", False, "silu"), ("zee", True, "relu")])
-def test_inference_fast_path_equals_the_autograd_path(process: str, identity_bias: bool,
-                                                      act: str) -> None:
+@pytest.mark.parametrize(
+    "process,identity_bias,act",
+    [
+        ("zee", True, "silu"),
+        ("zee", False, "silu"),
+        ("ttbar", True, "silu"),
+        ("ttbar", False, "silu"),
+        ("zee", True, "relu"),
+    ],
+)
+def test_inference_fast_path_equals_the_autograd_path(
+    process: str, identity_bias: bool, act: str
+) -> None:
     m = _module(process, identity_bias=identity_bias, depth=3, decoder_activation=act)
-    assert isinstance(m.decoder.net.blocks[0].f[1],
-                      torch.nn.ReLU if act == "relu" else torch.nn.SiLU)
+    assert isinstance(
+        m.decoder.net.blocks[0].f[1], torch.nn.ReLU if act == "relu" else torch.nn.SiLU
+    )
     z, x = _zee_rows(300) if process == "zee" else _ttbar_rows(300)
     g = torch.Generator().manual_seed(0)
     for t in (m.decoder, m.encoder):  # non-trivial standardisation, folded on the fast path
         d_in, d_out = t.c_in.dim, t.c_out.dim
-        t.set_standardisation(torch.randn(d_in, generator=g), torch.rand(d_in, generator=g) + 0.5,
-                              torch.randn(d_out, generator=g), torch.rand(d_out, generator=g) + 0.5)
+        t.set_standardisation(
+            torch.randn(d_in, generator=g),
+            torch.rand(d_in, generator=g) + 0.5,
+            torch.randn(d_out, generator=g),
+            torch.rand(d_out, generator=g) + 0.5,
+        )
     for t, rows in ((m.decoder, z), (m.encoder, x)):
         ref = t(rows, generator=torch.Generator().manual_seed(4)).detach()  # grad enabled
         with torch.inference_mode():
@@ -240,8 +273,9 @@ def test_feature_major_coordinates_match_and_asinh_is_accurate() -> None:
 def test_decoder_may_be_smaller_than_the_encoder() -> None:
     old = OtusModule(config_from_dict({"net": {"hidden": 16, "depth": 3}}, process="zee").to_dict())
     assert old.decoder.net.inp.out_features == 16 and len(old.decoder.net.blocks) == 2
-    cfg = config_from_dict({"net": {"hidden": 16, "depth": 3, "decoder_hidden": 8,
-                                    "decoder_depth": 1}}, process="zee")
+    cfg = config_from_dict(
+        {"net": {"hidden": 16, "depth": 3, "decoder_hidden": 8, "decoder_depth": 1}}, process="zee"
+    )
     m = OtusModule(cfg.to_dict())
     assert m.decoder.net.inp.out_features == 8 and len(m.decoder.net.blocks) == 0
     assert m.encoder.net.inp.out_features == 16 and len(m.encoder.net.blocks) == 2

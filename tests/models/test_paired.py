@@ -19,8 +19,13 @@ from otus.processes import ZEE
 
 
 def _module(paired: float = 1.0) -> OtusModule:
-    cfg = config_from_dict({"net": {"hidden": 16, "noise_dim": 2},
-                            "loss": {"n_projections": 8, "paired": paired, "paired_unfold": paired}}, process="zee")
+    cfg = config_from_dict(
+        {
+            "net": {"hidden": 16, "noise_dim": 2},
+            "loss": {"n_projections": 8, "paired": paired, "paired_unfold": paired},
+        },
+        process="zee",
+    )
     return OtusModule(cfg.to_dict())
 
 
@@ -29,8 +34,9 @@ def test_paired_batches_carry_each_z_events_own_x(tmp_path: Path) -> None:
     f = write_events(tmp_path / "p.h5", ev)
     cfg = config_from_dict({"data": {"batch_size": 200, "chunk_size": 700}}, process="zee")
     dm = OtusDataModule(ZEE, f, cfg=cfg.data, seed=0, paired=True)
-    partner = {tuple(r): (bool(p), x) for r, p, x in zip(ev.z.tolist(), ev.x_pass, ev.x,
-                                                          strict=True)}
+    partner = {
+        tuple(r): (bool(p), x) for r, p, x in zip(ev.z.tolist(), ev.x_pass, ev.x, strict=True)
+    }
     batches = list(dm.train_dataloader())
     assert batches and all(len(b) == 6 for b in batches)
     for z, _, zp, _, _, zx in batches[:3]:
@@ -53,28 +59,58 @@ def test_energy_score_trains_both_maps_and_prefers_the_true_partner() -> None:
     x = zx[p]
     m = _module()
     gen = torch.Generator().manual_seed(0)
-    t = m.losses(z, torch.ones(len(z)), x, torch.ones(len(x)), generator=gen,
-                 n_projections=8, z_pass=p.float(), zx=zx)
+    t = m.losses(
+        z,
+        torch.ones(len(z)),
+        x,
+        torch.ones(len(x)),
+        generator=gen,
+        n_projections=8,
+        z_pass=p.float(),
+        zx=zx,
+    )
     for term, net in (("paired", m.decoder), ("paired_unfold", m.encoder)):
         assert torch.isfinite(t[term])
         m.zero_grad()
         t[term].backward(retain_graph=True)
-        assert any(q.grad is not None and float(q.grad.abs().sum()) > 0
-                   for q in net.parameters())
+        assert any(q.grad is not None and float(q.grad.abs().sum()) > 0 for q in net.parameters())
     # A wrong pairing (x of other events) scores worse than the true one.
     with torch.no_grad():
-        good = m.losses(z, torch.ones(len(z)), x, torch.ones(len(x)), n_projections=8,
-                        generator=torch.Generator().manual_seed(1), z_pass=p.float(), zx=zx)
+        good = m.losses(
+            z,
+            torch.ones(len(z)),
+            x,
+            torch.ones(len(x)),
+            n_projections=8,
+            generator=torch.Generator().manual_seed(1),
+            z_pass=p.float(),
+            zx=zx,
+        )
         perm = torch.roll(torch.arange(len(z)), 7)
-        bad = m.losses(z, torch.ones(len(z)), x, torch.ones(len(x)), n_projections=8,
-                       generator=torch.Generator().manual_seed(1), z_pass=(p & p[perm]).float(),
-                       zx=zx[perm])
+        bad = m.losses(
+            z,
+            torch.ones(len(z)),
+            x,
+            torch.ones(len(x)),
+            n_projections=8,
+            generator=torch.Generator().manual_seed(1),
+            z_pass=(p & p[perm]).float(),
+            zx=zx[perm],
+        )
     assert float(bad["paired"]) > 2 * float(good["paired"])
     assert float(bad["paired_unfold"]) > 2 * float(good["paired_unfold"])
     # weight 0 (the default): no paired term in the loss
     m0 = _module(0.0)
-    t0 = m0.losses(z, torch.ones(len(z)), x, torch.ones(len(x)), generator=gen,
-                   n_projections=8, z_pass=p.float(), zx=zx)
+    t0 = m0.losses(
+        z,
+        torch.ones(len(z)),
+        x,
+        torch.ones(len(x)),
+        generator=gen,
+        n_projections=8,
+        z_pass=p.float(),
+        zx=zx,
+    )
     assert "paired" not in t0 and "paired_unfold" not in t0
 
 
@@ -93,11 +129,43 @@ def test_paired_config_checks_and_unpaired_fallback(tmp_path: Path, tiny_config:
     cf = tmp_path / "c.yaml"
     cf.write_text(yaml.safe_dump(cfg))
     run = tmp_path / "run"
-    assert main(["fit", "zee", "--data", str(xf), "--z-data", str(zf), "--config", str(cf),
-                 "--out", str(run), "--max-epochs", "1"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                "zee",
+                "--data",
+                str(xf),
+                "--z-data",
+                str(zf),
+                "--config",
+                str(cf),
+                "--out",
+                str(run),
+                "--max-epochs",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert yaml.safe_load((run / "config.yaml").read_text())["loss"]["paired"] == 0.0
     run2 = tmp_path / "run2"
-    assert main(["fit", "zee", "--data", str(xf), "--config", str(cf), "--out", str(run2),
-                 "--max-epochs", "1"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                "zee",
+                "--data",
+                str(xf),
+                "--config",
+                str(cf),
+                "--out",
+                str(run2),
+                "--max-epochs",
+                "1",
+            ]
+        )
+        == 0
+    )
     got = np.genfromtxt(run2 / "metrics.csv", delimiter=",", names=True)
     assert np.isfinite(got["trainpaired_epoch"]).any()

@@ -67,8 +67,12 @@ def test_objects_shape_check() -> None:
 def test_balance_transverse_zeroes_the_total_pt_and_keeps_masses() -> None:
     g = np.random.default_rng(5)
     n = 100
-    p = fv.from_ptetaphim(g.uniform(10, 80, (n, 3)), g.uniform(-2, 2, (n, 3)),
-                          g.uniform(-3, 3, (n, 3)), np.array([0.000511, 4.7, 80.4]))
+    p = fv.from_ptetaphim(
+        g.uniform(10, 80, (n, 3)),
+        g.uniform(-2, 2, (n, 3)),
+        g.uniform(-3, 3, (n, 3)),
+        np.array([0.000511, 4.7, 80.4]),
+    )
     flat = p.reshape(n, 12)
     for arr in (flat, torch.tensor(flat)):
         out = fv.balance_transverse(arr, [0.000511, np.nan, 80.4])

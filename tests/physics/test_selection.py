@@ -16,10 +16,12 @@ def _ele(pt, eta, phi, q):
 
 
 def test_zee_selection() -> None:
-    ele = _ele([[40.0, 30.0], [40.0], [40.0, 30.0], [20.0, 25.0, 30.0]],
-               [[0.1, -0.5], [0.0], [1.0, 1.0], [0, 0, 0]],
-               [[0.0, 3.0], [0.0], [0.0, 1.0], [0, 1, 2]],
-               [[1, -1], [-1], [-1, -1], [1, -1, 1]])
+    ele = _ele(
+        [[40.0, 30.0], [40.0], [40.0, 30.0], [20.0, 25.0, 30.0]],
+        [[0.1, -0.5], [0.0], [1.0, 1.0], [0, 0, 0]],
+        [[0.0, 3.0], [0.0], [0.0, 1.0], [0, 1, 2]],
+        [[1, -1], [-1], [-1, -1], [1, -1, 1]],
+    )
     x, ok = build_x(ZEE, {"Electron": ele})
     assert ok.tolist() == [True, False, False, False]
     # e- comes first in x even when it is second in the collection.
@@ -32,16 +34,23 @@ def _ttbar_reco(jet_pts):
     return {
         "Electron": _ele([[50.0]] * n, [[0.0]] * n, [[0.0]] * n, [[-1]] * n),
         "Muon": _ele([[]] * n, [[]] * n, [[]] * n, [[]] * n),
-        "Jet": ak.zip({"PT": jet_pts, "Eta": [[0.5] * len(j) for j in jet_pts],
-                       "Phi": [[float(i) for i in range(len(j))] for j in jet_pts],
-                       "Mass": [[5.0] * len(j) for j in jet_pts]}),
+        "Jet": ak.zip(
+            {
+                "PT": jet_pts,
+                "Eta": [[0.5] * len(j) for j in jet_pts],
+                "Phi": [[float(i) for i in range(len(j))] for j in jet_pts],
+                "Mass": [[5.0] * len(j) for j in jet_pts],
+            }
+        ),
         "MissingET": ak.zip({"MET": [[30.0]] * n, "Eta": [[0.0]] * n, "Phi": [[1.0]] * n}),
     }
 
 
 def test_ttbar_selection_orders_jets() -> None:
-    x, ok = build_x(TTBAR, _ttbar_reco([[30.0, 80.0, 60.0, 25.0], [30.0, 80.0, 60.0],
-                                         [30.0, 80.0, 60.0, 25.0, 22.0]]))
+    x, ok = build_x(
+        TTBAR,
+        _ttbar_reco([[30.0, 80.0, 60.0, 25.0], [30.0, 80.0, 60.0], [30.0, 80.0, 60.0, 25.0, 22.0]]),
+    )
     assert ok.tolist() == [True, False, False]
     jets = fv.objects(x[:1], 6)[0, 2:]
     np.testing.assert_allclose(fv.pt(jets), [80, 60, 30, 25], rtol=1e-5)
@@ -51,20 +60,26 @@ def test_ttbar_selection_orders_jets() -> None:
 
 
 def test_acceptance_numpy_and_torch() -> None:
-    x = np.concatenate([fv.from_ptetaphim(np.array([40.0, 5.0]), np.zeros(2), np.zeros(2), 0.0),
-                        fv.from_ptetaphim(np.array([40.0, 40.0]), np.array([0.0, 0.0]),
-                                          np.ones(2), 0.0)], axis=1)
+    x = np.concatenate(
+        [
+            fv.from_ptetaphim(np.array([40.0, 5.0]), np.zeros(2), np.zeros(2), 0.0),
+            fv.from_ptetaphim(np.array([40.0, 40.0]), np.array([0.0, 0.0]), np.ones(2), 0.0),
+        ],
+        axis=1,
+    )
     assert acceptance(ZEE, x).tolist() == [True, False]
     assert acceptance(ZEE, torch.tensor(x)).tolist() == [True, False]
 
 
 def test_neutrino_pz_solves_w_mass() -> None:
     rng = np.random.default_rng(3)
-    lep = fv.from_ptetaphim(rng.uniform(20, 60, 50), rng.uniform(-2, 2, 50),
-                            rng.uniform(-3, 3, 50), 0.0)
+    lep = fv.from_ptetaphim(
+        rng.uniform(20, 60, 50), rng.uniform(-2, 2, 50), rng.uniform(-3, 3, 50), 0.0
+    )
     # Build W decays: neutrino such that m(l nu) = 80.4 exists when discriminant >= 0.
-    nu = fv.from_ptetaphim(rng.uniform(20, 60, 50), rng.uniform(-2, 2, 50),
-                           rng.uniform(-3, 3, 50), 0.0)
+    nu = fv.from_ptetaphim(
+        rng.uniform(20, 60, 50), rng.uniform(-2, 2, 50), rng.uniform(-3, 3, 50), 0.0
+    )
     met = nu.copy()
     met[:, 2] = 0
     m_true = fv.invariant_mass(lep, nu)
@@ -91,15 +106,19 @@ def test_acceptance_equals_the_pt_and_eta_cuts(proc: object) -> None:
 
     rng = np.random.default_rng(3)
     n, k = 20000, len(proc.x_objects)  # type: ignore[attr-defined]
-    p = fv.from_ptetaphim(rng.uniform(0, 60, (n, k)), rng.uniform(-4, 4, (n, k)),
-                          rng.uniform(-3, 3, (n, k)), 0.0).reshape(n, 4 * k)
+    p = fv.from_ptetaphim(
+        rng.uniform(0, 60, (n, k)), rng.uniform(-4, 4, (n, k)), rng.uniform(-3, 3, (n, k)), 0.0
+    ).reshape(n, 4 * k)
     o = fv.objects(p)
     pts, ae = fv.pt(o), np.abs(fv.eta(o))
     if proc is ZEE:
         ref = ((pts > ELECTRON_PT_MIN) & (ae < ELECTRON_ETA_MAX)).all(-1)
     else:
-        ref = ((pts[:, 0] > ELECTRON_PT_MIN) & (ae[:, 0] < ELECTRON_ETA_MAX)
-               & ((pts[:, 2:] > JET_PT_MIN) & (ae[:, 2:] < JET_ETA_MAX)).all(-1))
+        ref = (
+            (pts[:, 0] > ELECTRON_PT_MIN)
+            & (ae[:, 0] < ELECTRON_ETA_MAX)
+            & ((pts[:, 2:] > JET_PT_MIN) & (ae[:, 2:] < JET_ETA_MAX)).all(-1)
+        )
     assert 0.01 < ref.mean() < 0.99
     np.testing.assert_array_equal(acceptance(proc, p), ref)  # type: ignore[arg-type]
     np.testing.assert_array_equal(acceptance(proc, torch.tensor(p)).numpy(), ref)  # type: ignore[arg-type]

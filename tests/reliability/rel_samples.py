@@ -31,8 +31,9 @@ def toy_momenta(n_obj: int, masses: tuple[float, ...], n: int, seed: int) -> np.
     return np.stack([px, py, pz, e], -1).reshape(n, 4 * n_obj).astype(np.float32)
 
 
-def toy_events(proc: Process, n: int = 40, seed: int = 0, *, z: bool = True,
-               x: bool = True) -> Events:
+def toy_events(
+    proc: Process, n: int = 40, seed: int = 0, *, z: bool = True, x: bool = True
+) -> Events:
     """Paired toy events; every fifth event fails reconstruction (x NaN, x_pass False)."""
     zz = toy_momenta(len(proc.z_objects), proc.z_masses, n, seed) if z else None
     xx = x_pass = None
@@ -62,8 +63,14 @@ class Samples:
         return out
 
 
-_NAMES = {"lhe": "parton.lhe", "lhe_gz": "parton.lhe.gz", "h5": "events.h5",
-          "h5_z": "parton.h5", "h5_x": "detector.h5", "root": "delphes.root"}
+_NAMES = {
+    "lhe": "parton.lhe",
+    "lhe_gz": "parton.lhe.gz",
+    "h5": "events.h5",
+    "h5_z": "parton.h5",
+    "h5_x": "detector.h5",
+    "root": "delphes.root",
+}
 
 
 def make_samples(root_dir: Path, n: int = 40) -> Samples:
@@ -77,8 +84,7 @@ def make_samples(root_dir: Path, n: int = 40) -> Samples:
         write_lhe(d / _NAMES["lhe_gz"], proc, ev.z, ev.weight)
         write_events(d / _NAMES["h5"], ev)
         write_events(d / _NAMES["h5_z"], Events(proc, z=ev.z, weight=ev.weight))
-        write_events(d / _NAMES["h5_x"], Events(proc, x=ev.x, x_pass=ev.x_pass,
-                                                weight=ev.weight))
+        write_events(d / _NAMES["h5_x"], Events(proc, x=ev.x, x_pass=ev.x_pass, weight=ev.weight))
         write_delphes(d / _NAMES["root"], collections_from_x(proc, ev.x, ev.x_pass), ev.weight)
     return Samples(root_dir)
 
@@ -119,8 +125,20 @@ def trained_run(s: Samples) -> Path:
 
         data = training_file(s)
         with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-            rc = main(["fit", "zee", "--data", str(data), "--config",
-                       str(tiny_config(s.root_dir)), "--out", str(run), "--seed", "1"])
+            rc = main(
+                [
+                    "fit",
+                    "zee",
+                    "--data",
+                    str(data),
+                    "--config",
+                    str(tiny_config(s.root_dir)),
+                    "--out",
+                    str(run),
+                    "--seed",
+                    "1",
+                ]
+            )
         if rc != 0:
             raise RuntimeError(f"training the sample run failed (exit {rc})")
     return run
@@ -145,8 +163,18 @@ def _quiet_main(argv: list[str]) -> int:
         return main(argv)
 
 
-CALIBRATE_ARGS = ("--steps", "4", "--inner-steps", "2", "--hidden", "8", "--val-every", "2",
-                  "--batch-size", "256")
+CALIBRATE_ARGS = (
+    "--steps",
+    "4",
+    "--inner-steps",
+    "2",
+    "--hidden",
+    "8",
+    "--val-every",
+    "2",
+    "--batch-size",
+    "256",
+)
 REWEIGHT_ARGS = ("--folds", "2", "--epochs", "2", "--hidden", "8", "--no-diagnostics")
 
 
@@ -155,8 +183,19 @@ def calibrated_model(s: Samples) -> Path:
     out = s.root_dir / "train" / "calibrate"
     if not (out / "map.pt").is_file():
         data = training_file(s)
-        rc = _quiet_main(["calibrate", "fit", "--mc", str(data), "--data",
-                          str(s.path("zee", "h5")), "--out", str(out), *CALIBRATE_ARGS])
+        rc = _quiet_main(
+            [
+                "calibrate",
+                "fit",
+                "--mc",
+                str(data),
+                "--data",
+                str(s.path("zee", "h5")),
+                "--out",
+                str(out),
+                *CALIBRATE_ARGS,
+            ]
+        )
         if rc != 0:
             raise RuntimeError(f"fitting the sample calibration failed (exit {rc})")
     return out
@@ -166,8 +205,19 @@ def reweight_model(s: Samples) -> Path:
     """A classifier reweighter fitted in two tiny epochs (once per session)."""
     out = s.root_dir / "train" / "reweight"
     if not (out / "model.pt").is_file():
-        rc = _quiet_main(["reweight", "fit", "--mc", str(training_file(s)), "--data",
-                          str(s.path("zee", "h5")), "--out", str(out), *REWEIGHT_ARGS])
+        rc = _quiet_main(
+            [
+                "reweight",
+                "fit",
+                "--mc",
+                str(training_file(s)),
+                "--data",
+                str(s.path("zee", "h5")),
+                "--out",
+                str(out),
+                *REWEIGHT_ARGS,
+            ]
+        )
         if rc != 0:
             raise RuntimeError(f"fitting the sample reweighter failed (exit {rc})")
     return out

@@ -17,8 +17,12 @@ from otus.io.delphes import read_delphes
 from otus.io.h5 import Events, iter_chunks, read_events
 from otus.io.lhe import read_lhe
 
-FUZZ = settings(max_examples=50, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=50,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 # A mutation: ("flip", [(relative position, byte)...]) | ("head", [(position in the first
 # 4 KiB, where HDF5 and ROOT keep their metadata, byte)...]) | ("cut", relative length) |
@@ -30,12 +34,34 @@ MUTATION = st.one_of(
     st.tuples(st.just("cut"), st.floats(0, 1)),
     st.tuples(st.just("insert"), st.floats(0, 1), st.binary(min_size=1, max_size=32)),
 )
-TOKEN_LIST = ["nan", "inf", "-inf", "", "abc", "1e999", "-1", "0", "99999999999",
-                          "<event>", "</event>", "<init>", "&", "<", "1.2.3", "\x00", "é",
-                          "-0", "1e-320"]
+TOKEN_LIST = [
+    "nan",
+    "inf",
+    "-inf",
+    "",
+    "abc",
+    "1e999",
+    "-1",
+    "0",
+    "99999999999",
+    "<event>",
+    "</event>",
+    "<init>",
+    "&",
+    "<",
+    "1.2.3",
+    "\x00",
+    "é",
+    "-0",
+    "1e-320",
+]
 TOKENS = st.sampled_from(TOKEN_LIST)
-LINE_EDIT = st.tuples(st.sampled_from(["token", "delete", "duplicate", "swap"]),
-                      st.floats(0, 1), st.floats(0, 1), TOKENS)
+LINE_EDIT = st.tuples(
+    st.sampled_from(["token", "delete", "duplicate", "swap"]),
+    st.floats(0, 1),
+    st.floats(0, 1),
+    TOKENS,
+)
 
 
 def mutate(data: bytes, m: tuple) -> bytes:
@@ -87,8 +113,7 @@ def _try(fn, *args) -> None:
         assert "\n" not in str(err), f"multi-line message: {err!r}"
 
 
-@pytest.mark.parametrize(("process", "kind"), [("zee", "lhe"), ("zee", "lhe_gz"),
-                                               ("ttbar", "lhe")])
+@pytest.mark.parametrize(("process", "kind"), [("zee", "lhe"), ("zee", "lhe_gz"), ("ttbar", "lhe")])
 @FUZZ
 @given(m=MUTATION)
 def test_read_lhe_mutated_bytes(samples: Samples, process: str, kind: str, m: tuple) -> None:

@@ -65,9 +65,26 @@ def kill_and_resume(samples: Samples, tmp_path: Path) -> dict:
     run = tmp_path / "killed"
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "otus", "fit", "zee", "--data", str(data), "--config", str(cfg),
-         "--out", str(run), "--seed", "1"],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "otus",
+            "fit",
+            "zee",
+            "--data",
+            str(data),
+            "--config",
+            str(cfg),
+            "--out",
+            str(run),
+            "--seed",
+            "1",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         t0 = _wait_for(run / "epoch0000.ckpt", proc, 300)
         t1 = _wait_for(run / "epoch0001.ckpt", proc, 120)
@@ -80,17 +97,21 @@ def kill_and_resume(samples: Samples, tmp_path: Path) -> dict:
         if proc.poll() is None:
             proc.kill()
     ck = torch.load(run / "last.ckpt", map_location="cpu", weights_only=True)  # intact
-    out = {"returncode": proc.returncode, "saved_epoch": int(ck["epoch"]),
-           "interval_s": interval, "lost_s": t_kill - (run / "last.ckpt").stat().st_mtime,
-           "leftovers": [p.name for p in run.glob("*.tmp")] + [p.name for p in
-                                                                run.glob(".*.tmp")]}
+    out = {
+        "returncode": proc.returncode,
+        "saved_epoch": int(ck["epoch"]),
+        "interval_s": interval,
+        "lost_s": t_kill - (run / "last.ckpt").stat().st_mtime,
+        "leftovers": [p.name for p in run.glob("*.tmp")] + [p.name for p in run.glob(".*.tmp")],
+    }
     _fit("--data", data, "--out", run, "--resume")
     a = torch.load(ref / "last.ckpt", map_location="cpu", weights_only=True)
     b = torch.load(run / "last.ckpt", map_location="cpu", weights_only=True)
     out["epochs"] = (int(a["epoch"]), int(b["epoch"]))
     out["steps"] = (int(a["global_step"]), int(b["global_step"]))
-    out["weights_differ"] = [k for k in a["state_dict"]
-                             if not torch.equal(a["state_dict"][k], b["state_dict"][k])]
+    out["weights_differ"] = [
+        k for k in a["state_dict"] if not torch.equal(a["state_dict"][k], b["state_dict"][k])
+    ]
     ra, rb = _last_val_row(ref), _last_val_row(run)
     out["val_ref"] = {k: v for k, v in ra.items() if k.startswith("val/")}
     out["val_resumed"] = {k: v for k, v in rb.items() if k.startswith("val/")}

@@ -60,10 +60,13 @@ def test_fit_is_bit_identical_per_seed(samples: Samples, tmp_path: Path) -> None
     ref = trained_run(samples)  # seed 1, the tiny config, the training file
     data, cfg = training_file(samples), tiny_config(samples.root_dir)
     for name, seed in (("same", 1), ("other", 2)):
-        _run("fit", "zee", "--data", data, "--config", cfg, "--out", tmp_path / name,
-             "--seed", seed)
-    sd = {k: torch.load(d / "last.ckpt", weights_only=True)["state_dict"]
-          for k, d in (("ref", ref), ("same", tmp_path / "same"), ("other", tmp_path / "other"))}
+        _run(
+            "fit", "zee", "--data", data, "--config", cfg, "--out", tmp_path / name, "--seed", seed
+        )
+    sd = {
+        k: torch.load(d / "last.ckpt", weights_only=True)["state_dict"]
+        for k, d in (("ref", ref), ("same", tmp_path / "same"), ("other", tmp_path / "other"))
+    }
     assert sd["ref"].keys() == sd["same"].keys()
     assert all(torch.equal(sd["ref"][k], sd["same"][k]) for k in sd["ref"])
     assert not all(torch.equal(sd["ref"][k], sd["other"][k]) for k in sd["ref"])
@@ -80,8 +83,25 @@ def test_reweight_is_bit_identical_per_seed(samples: Samples, tmp_path: Path) ->
     outs, model_hash = {}, {}
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         shutil.rmtree(model, ignore_errors=True)
-        _run("reweight", "fit", "--mc", mc, "--data", data, "--out", model, "--folds", 2,
-             "--epochs", 2, "--hidden", "8", "--no-diagnostics", "--seed", seed)
+        _run(
+            "reweight",
+            "fit",
+            "--mc",
+            mc,
+            "--data",
+            data,
+            "--out",
+            model,
+            "--folds",
+            2,
+            "--epochs",
+            2,
+            "--hidden",
+            "8",
+            "--no-diagnostics",
+            "--seed",
+            seed,
+        )
         model_hash[name] = file_hash(model / "model.pt")
         outs[name] = tmp_path / f"{name}.h5"
         _run("reweight", "apply", model, "--input", mc, "--out", outs[name])
@@ -126,8 +146,19 @@ def test_calibrate_is_bit_identical_per_seed(samples: Samples, tmp_path: Path) -
     model = tmp_path / "cal"  # one path: the model folder is recorded in the provenance
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         shutil.rmtree(model, ignore_errors=True)
-        _run("calibrate", "fit", "--mc", mc, "--data", data, "--out", model, *CALIBRATE_ARGS,
-             "--seed", seed)
+        _run(
+            "calibrate",
+            "fit",
+            "--mc",
+            mc,
+            "--data",
+            data,
+            "--out",
+            model,
+            *CALIBRATE_ARGS,
+            "--seed",
+            seed,
+        )
         maps[name] = torch.load(model / "map.pt", weights_only=True)
         outs[name] = tmp_path / f"{name}.h5"
         _run("calibrate", "apply", model, "--input", mc, "--out", outs[name], "--seed", seed)

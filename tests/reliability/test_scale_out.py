@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _trainer(rank: int, world: int, epoch: int) -> SimpleNamespace:
     progress = SimpleNamespace(current=SimpleNamespace(processed=epoch))
-    return SimpleNamespace(global_rank=rank, world_size=world,
-                           fit_loop=SimpleNamespace(epoch_progress=progress))
+    return SimpleNamespace(
+        global_rank=rank, world_size=world, fit_loop=SimpleNamespace(epoch_progress=progress)
+    )
 
 
 def _batches(dm: OtusDataModule, rank: int, world: int, epoch: int) -> list[tuple]:
@@ -46,8 +47,9 @@ def _rows(batches: list[tuple], i: int) -> Counter:
 
 @pytest.mark.parametrize("world", [2, 3])
 def test_ranks_get_disjoint_equal_shards(samples: Samples, world: int) -> None:
-    dm = OtusDataModule(ZEE, training_file(samples), cfg=DataConfig(batch_size=100,
-                                                                    chunk_size=300), seed=4)
+    dm = OtusDataModule(
+        ZEE, training_file(samples), cfg=DataConfig(batch_size=100, chunk_size=300), seed=4
+    )
     for epoch in (0, 1):
         single = _batches(dm, 0, 1, epoch)
         ranks = [_batches(dm, r, world, epoch) for r in range(world)]
@@ -87,15 +89,53 @@ def test_ddp_on_two_cpu_processes_trains_like_one(samples: Samples, tmp_path: Pa
     cfg.write_text(DDP_CONFIG)
     one = tmp_path / "one"
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-        assert main(["fit", "zee", "--data", str(data), "--config", str(cfg), "--out",
-                     str(one), "--seed", "2"]) == 0
+        assert (
+            main(
+                [
+                    "fit",
+                    "zee",
+                    "--data",
+                    str(data),
+                    "--config",
+                    str(cfg),
+                    "--out",
+                    str(one),
+                    "--seed",
+                    "2",
+                ]
+            )
+            == 0
+        )
     two = tmp_path / "two"
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     r = subprocess.run(
-        [sys.executable, "-m", "otus", "fit", "zee", "--data", str(data), "--config", str(cfg),
-         "--out", str(two), "--seed", "2", "--strategy", "ddp", "--devices", "2",
-         "--accelerator", "cpu"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "otus",
+            "fit",
+            "zee",
+            "--data",
+            str(data),
+            "--config",
+            str(cfg),
+            "--out",
+            str(two),
+            "--seed",
+            "2",
+            "--strategy",
+            "ddp",
+            "--devices",
+            "2",
+            "--accelerator",
+            "cpu",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     a = torch.load(one / "last.ckpt", weights_only=True)
     b = torch.load(two / "last.ckpt", weights_only=True)
@@ -127,13 +167,46 @@ def test_two_nodes_on_localhost(samples: Samples, tmp_path: Path) -> None:
     port = str(_free_port())
     procs = []
     for node in (0, 1):
-        env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1",
-                   MASTER_ADDR="127.0.0.1", MASTER_PORT=port, NODE_RANK=str(node))
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "otus", "fit", "zee", "--data", str(data), "--config",
-             str(cfg), "--out", str(run), "--seed", "2", "--strategy", "ddp",
-             "--accelerator", "cpu", "--devices", "1", "--num-nodes", "2"],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        env = dict(
+            os.environ,
+            PYTHONPATH=str(ROOT),
+            OMP_NUM_THREADS="1",
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=port,
+            NODE_RANK=str(node),
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "otus",
+                    "fit",
+                    "zee",
+                    "--data",
+                    str(data),
+                    "--config",
+                    str(cfg),
+                    "--out",
+                    str(run),
+                    "--seed",
+                    "2",
+                    "--strategy",
+                    "ddp",
+                    "--accelerator",
+                    "cpu",
+                    "--devices",
+                    "1",
+                    "--num-nodes",
+                    "2",
+                ],
+                cwd=tmp_path,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-1500:] for o in outs]
     ck = torch.load(run / "last.ckpt", weights_only=True)

@@ -83,35 +83,41 @@ def scan(source: str, where: str = "<string>") -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize(("source", "expect"), [
-    ("import torch\ntorch.load('a')", "without weights_only=True"),
-    ("import torch\ntorch.load('a', weights_only=False)", "without weights_only=True"),
-    ("import pickle\npickle.load(f)", "unpickl"),
-    ("pickle.loads(b)", "unpickles arbitrary objects"),
-    ("import subprocess\nsubprocess.run('ls', shell=True)", "shell=True"),
-    ("import os\nos.system('ls')", "runs a shell"),
-    ("eval('1+1')", "evaluates code"),
-    ("import yaml\nyaml.load(s)", "without a SafeLoader"),
-    ("import numpy as np\nnp.load('a.npy', allow_pickle=True)", "allow_pickle"),
-    ("from joblib import load", "import joblib"),
-    ("from pickle import Unpickler, UnpicklingError", "import pickle"),
-    ("import pickle\npickle.Unpickler(f).load()", "unpickles"),
-    ("import dill", "import dill"),
-])
+@pytest.mark.parametrize(
+    ("source", "expect"),
+    [
+        ("import torch\ntorch.load('a')", "without weights_only=True"),
+        ("import torch\ntorch.load('a', weights_only=False)", "without weights_only=True"),
+        ("import pickle\npickle.load(f)", "unpickl"),
+        ("pickle.loads(b)", "unpickles arbitrary objects"),
+        ("import subprocess\nsubprocess.run('ls', shell=True)", "shell=True"),
+        ("import os\nos.system('ls')", "runs a shell"),
+        ("eval('1+1')", "evaluates code"),
+        ("import yaml\nyaml.load(s)", "without a SafeLoader"),
+        ("import numpy as np\nnp.load('a.npy', allow_pickle=True)", "allow_pickle"),
+        ("from joblib import load", "import joblib"),
+        ("from pickle import Unpickler, UnpicklingError", "import pickle"),
+        ("import pickle\npickle.Unpickler(f).load()", "unpickles"),
+        ("import dill", "import dill"),
+    ],
+)
 def test_scanner_finds_risky_calls(source: str, expect: str) -> None:
     problems = scan(source)
     assert problems and expect in problems[0], problems
 
 
-@pytest.mark.parametrize("source", [
-    "import torch\ntorch.load('a', weights_only=True, map_location='cpu')",
-    "import yaml\nyaml.safe_load(s)",
-    "import yaml\nyaml.load(s, Loader=yaml.SafeLoader)",
-    "import subprocess\nsubprocess.run(['git', 'rev-parse', 'HEAD'], check=False)",
-    "# torch.load(x) in a comment\nx = 'eval(1)'",
-    "from pickle import UnpicklingError",
-    "import pickle\ntry:\n    pass\nexcept pickle.UnpicklingError:\n    pass",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import torch\ntorch.load('a', weights_only=True, map_location='cpu')",
+        "import yaml\nyaml.safe_load(s)",
+        "import yaml\nyaml.load(s, Loader=yaml.SafeLoader)",
+        "import subprocess\nsubprocess.run(['git', 'rev-parse', 'HEAD'], check=False)",
+        "# torch.load(x) in a comment\nx = 'eval(1)'",
+        "from pickle import UnpicklingError",
+        "import pickle\ntry:\n    pass\nexcept pickle.UnpicklingError:\n    pass",
+    ],
+)
 def test_scanner_accepts_safe_calls(source: str) -> None:
     assert scan(source) == []
 

@@ -10,8 +10,9 @@ from otus.transport.ot_dual import check_samples, transport, w2_estimates
 torch.set_num_threads(1)
 
 
-def _midpoint_violation(g: ICNN, n: int = 4000, seed: int = 1, scale: float = 3.0,
-                        c: torch.Tensor | None = None) -> float:
+def _midpoint_violation(
+    g: ICNN, n: int = 4000, seed: int = 1, scale: float = 3.0, c: torch.Tensor | None = None
+) -> float:
     """max over random pairs of g((a+b)/2) - (g(a)+g(b))/2 (<= 0 for a convex g)."""
     gen = torch.Generator().manual_seed(seed)
     a = scale * torch.randn(n, g.dim, generator=gen)
@@ -116,7 +117,10 @@ def test_bad_configuration() -> None:
         ({"y": torch.zeros(5, 3)}, "dimension mismatch: source has 2 features, target has 3"),
         ({"x": torch.tensor([[0.0, float("nan")], [1.0, 1.0]])}, "source features hold NaN"),
         ({"cx": torch.zeros(5, 1)}, "conditioning variables must be given for both"),
-        ({"cx": torch.zeros(5, 1), "cy": torch.zeros(5, 2)}, "source has 1 conditioning variables, target has 2"),
+        (
+            {"cx": torch.zeros(5, 1), "cy": torch.zeros(5, 2)},
+            "source has 1 conditioning variables, target has 2",
+        ),
         ({"wy": -torch.ones(5)}, "target weights sum to -5"),
     ],
 )

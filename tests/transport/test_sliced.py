@@ -24,16 +24,23 @@ def test_one_dimension_equals_exact_ot(p: int) -> None:
     rng = np.random.default_rng(3)
     u, v = rng.normal(0, 1, 37), rng.normal(0.5, 2, 53)
     a, b = rng.random(37), rng.random(53)
-    got = wasserstein_1d(torch.from_numpy(u), torch.from_numpy(v), a=torch.from_numpy(a),
-                         b=torch.from_numpy(b), p=p)
+    got = wasserstein_1d(
+        torch.from_numpy(u), torch.from_numpy(v), a=torch.from_numpy(a), b=torch.from_numpy(b), p=p
+    )
     ref = ot.wasserstein_1d(u, v, a / a.sum(), b / b.sum(), p=p)
     exact = ot.emd2(a / a.sum(), b / b.sum(), np.abs(u[:, None] - v[None, :]) ** p)
     np.testing.assert_allclose(float(got), ref, rtol=1e-10)
     np.testing.assert_allclose(float(got), exact, rtol=1e-8)
     # The sliced distance in one dimension is the 1-D distance (the direction is ±1).
-    sw = sliced_wasserstein(torch.from_numpy(u)[:, None], torch.from_numpy(v)[:, None],
-                            a=torch.from_numpy(a), b=torch.from_numpy(b), p=p, n_projections=4,
-                            generator=_gen())
+    sw = sliced_wasserstein(
+        torch.from_numpy(u)[:, None],
+        torch.from_numpy(v)[:, None],
+        a=torch.from_numpy(a),
+        b=torch.from_numpy(b),
+        p=p,
+        n_projections=4,
+        generator=_gen(),
+    )
     np.testing.assert_allclose(float(sw), exact ** (1 / p), rtol=1e-8)
 
 
@@ -43,13 +50,27 @@ def test_agrees_with_pot_for_same_projections(p: int) -> None:
     x, y = rng.normal(0, 1, (120, 6)), rng.normal(1, 1.5, (80, 6))
     a, b = rng.random(120), rng.random(80)
     proj = random_projections(6, 50, generator=_gen(5), dtype=torch.float64)
-    got = sliced_wasserstein(torch.from_numpy(x), torch.from_numpy(y), a=torch.from_numpy(a),
-                             b=torch.from_numpy(b), p=p, projections=proj)
-    ref = ot.sliced_wasserstein_distance(x, y, a / a.sum(), b / b.sum(), p=p,
-                                         projections=proj.numpy())
+    got = sliced_wasserstein(
+        torch.from_numpy(x),
+        torch.from_numpy(y),
+        a=torch.from_numpy(a),
+        b=torch.from_numpy(b),
+        p=p,
+        projections=proj,
+    )
+    ref = ot.sliced_wasserstein_distance(
+        x, y, a / a.sum(), b / b.sum(), p=p, projections=proj.numpy()
+    )
     np.testing.assert_allclose(float(got), ref, rtol=1e-10)
-    pp = sliced_wasserstein(torch.from_numpy(x), torch.from_numpy(y), a=torch.from_numpy(a),
-                            b=torch.from_numpy(b), p=p, projections=proj, root=False)
+    pp = sliced_wasserstein(
+        torch.from_numpy(x),
+        torch.from_numpy(y),
+        a=torch.from_numpy(a),
+        b=torch.from_numpy(b),
+        p=p,
+        projections=proj,
+        root=False,
+    )
     np.testing.assert_allclose(float(pp), ref**p, rtol=1e-10)
 
 
