@@ -26,6 +26,8 @@ ORDER = [
     "reweight_ema_zee200k",
     "reweight_ema_repeats4_seed0",
     "reweight_ema_repeats4_seed1",
+    "reweight_ema_mixture_seed2",
+    "reweight_ema_mixture_seed3",
     "reweight_fit_on_electrons",
     "ot",
     "reliability",
