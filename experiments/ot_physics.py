@@ -208,6 +208,7 @@ def main() -> None:
     t_fit = time.perf_counter() - t0
     ev_mc, ev_data = read_events(mc / "events.h5"), read_events(data / "events.h5")
     cal = apply_map(OTMap.load(model / "map.pt"), ev_mc)
+    ev_data2 = read_events(data2 / "events.h5") if args.floor else None
     res: dict = {
         "args": vars(args),
         "generate_s": t_gen,
@@ -221,7 +222,7 @@ def main() -> None:
             "after": compare(region_obs(cal, reg), d),
         }
         if args.floor:
-            res[reg_name]["floor"] = compare(region_obs(read_events(data2 / "events.h5"), reg), d)
+            res[reg_name]["floor"] = compare(region_obs(ev_data2, reg), d)
         print(reg_name, json.dumps(res[reg_name]), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1, default=float))

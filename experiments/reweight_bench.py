@@ -214,21 +214,13 @@ def run_physics(
         t: feature_matrix(ZEE, np.where(ev.x_pass[:, None], ev.x, 0.0), names)
         for t, ev in (("mc", mc), ("data", data))
     }
-    fit_cols = [names.index(n) if n in names else None for n in fit_names]
-    extra = (
-        {
-            t: feature_matrix(ZEE, np.where(ev.x_pass[:, None], ev.x, 0.0), fit_names)
-            for t, ev in (("mc", mc), ("data", data))
-        }
-        if None in fit_cols
-        else None
-    )
+    fit_feats = {
+        t: feature_matrix(ZEE, np.where(ev.x_pass[:, None], ev.x, 0.0), fit_names)
+        for t, ev in (("mc", mc), ("data", data))
+    }
 
     def fit_x(tag: str, part: str) -> np.ndarray:
-        m = split[tag][part]
-        if extra is not None:
-            return extra[tag][m]
-        return feats[tag][m][:, fit_cols]
+        return fit_feats[tag][split[tag][part]]
 
     wts = {"mc": mc.weight, "data": data.weight}
 

@@ -390,6 +390,7 @@ def fit_files(
             "x": torch.as_tensor(x, dtype=torch.float32),
             "c": torch.as_tensor(c, dtype=torch.float32),
             "w": torch.as_tensor(w, dtype=torch.float32),
+            "keep": keep,
         }
 
     src = columns(mc, ev_mc, ev_mc)
@@ -404,7 +405,7 @@ def fit_files(
         if objective == "region":
             from otus.calibrate.ot_region import fit_region_map
 
-            keep_m, keep_d = np.asarray(ev_mc.x_pass, bool), _select(ev_data, region)
+            keep_m, keep_d = np.asarray(ev_mc.x_pass, bool), target["keep"]
             m = fit_region_map(
                 proc,
                 ev_mc.x[keep_m],
@@ -415,15 +416,6 @@ def fit_files(
                 region=region,
                 **fit_kw,
             )
-            m.info.update(
-                {
-                    "process": proc.name,
-                    "features": features,
-                    "condition": condition,
-                    "groups": [[list(f), list(c)] for f, c in groups],
-                }
-            )
-            n_mc_history[-1] = int(_select(apply_map(m, ev_mc), region).sum())
         else:
             m = fit_ot_map(
                 src["x"],
@@ -442,11 +434,17 @@ def fit_files(
                 "condition": condition,
                 "groups": [[list(f), list(c)] for f, c in groups],
                 "region": region,
+                "objective": objective,
+            }
+        )
+        if objective == "region":  # the MC events the calibrated sample puts in the region
+            n_mc_history[-1] = int(_select(apply_map(m, ev_mc), region).sum())
+        m.info.update(
+            {
                 "n_mc": n_mc_history[-1],
                 "n_data": len(target["x"]) // len(groups),
                 "iterations": len(n_mc_history),
                 "n_mc_per_iteration": list(n_mc_history),
-                "objective": objective,
             }
         )
     summary = {

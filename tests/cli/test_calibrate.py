@@ -29,9 +29,9 @@ def files(tmp_path: Path) -> dict[str, Path]:
     return {"mc": mc, "data": data, "tt": tt, "dir": tmp_path}
 
 
-def test_fit_and_apply(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    out = files["dir"] / "model"
-    rc = main(
+def _fit(files: dict[str, Path], out: Path, *extra: str) -> int:
+    """`otus calibrate fit` of the fixture's MC toward its data, into ``out``."""
+    return main(
         [
             "calibrate",
             "fit",
@@ -39,16 +39,25 @@ def test_fit_and_apply(files: dict[str, Path], capsys: pytest.CaptureFixture[str
             str(files["mc"]),
             "--data",
             str(files["data"]),
-            "--features",
-            "e-_logpt,e+_logpt",
-            "--condition",
-            "e-_eta",
-            "--region",
-            "m_ee > 0",
             "--out",
             str(out),
-            *FAST,
+            *extra,
         ]
+    )
+
+
+def test_fit_and_apply(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    out = files["dir"] / "model"
+    rc = _fit(
+        files,
+        out,
+        "--features",
+        "e-_logpt,e+_logpt",
+        "--condition",
+        "e-_eta",
+        "--region",
+        "m_ee > 0",
+        *FAST,
     )
     assert rc == 0, capsys.readouterr().err
     diag = json.loads((out / "diagnostics.json").read_text())
@@ -123,24 +132,7 @@ def test_fit_bad_input(
 
 def test_apply_bad_input(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     out = files["dir"] / "model"
-    assert (
-        main(
-            [
-                "calibrate",
-                "fit",
-                "--mc",
-                str(files["mc"]),
-                "--data",
-                str(files["data"]),
-                "--features",
-                "e-_logpt",
-                "--out",
-                str(out),
-                *FAST,
-            ]
-        )
-        == 0
-    )
+    assert _fit(files, out, "--features", "e-_logpt", *FAST) == 0
     res = files["dir"] / "res.h5"
     assert (
         main(["calibrate", "apply", str(out), "--input", str(files["tt"]), "--out", str(res)]) == 2
@@ -198,34 +190,26 @@ def test_per_object_map_is_fitted_on_pooled_objects_and_moves_each(files: dict[s
 
     out = files["dir"] / "perobj"
     assert (
-        main(
-            [
-                "calibrate",
-                "fit",
-                "--mc",
-                str(files["mc"]),
-                "--data",
-                str(files["data"]),
-                "--features",
-                "e-_logpt,e+_logpt",
-                "--condition",
-                "e-_eta,e+_eta",
-                "--per-object",
-                "--out",
-                str(out),
-                "--steps",
-                "150",
-                "--inner-steps",
-                "2",
-                "--hidden",
-                "16,16",
-                "--batch-size",
-                "256",
-                "--val-every",
-                "25",
-                "--solver",
-                "conjugate",
-            ]
+        _fit(
+            files,
+            out,
+            "--features",
+            "e-_logpt,e+_logpt",
+            "--condition",
+            "e-_eta,e+_eta",
+            "--per-object",
+            "--steps",
+            "150",
+            "--inner-steps",
+            "2",
+            "--hidden",
+            "16,16",
+            "--batch-size",
+            "256",
+            "--val-every",
+            "25",
+            "--solver",
+            "conjugate",
         )
         == 0
     )
@@ -269,36 +253,28 @@ def test_region_objective_matches_the_calibrated_mc_that_lands_in_the_region(
     out = files["dir"] / "region"
     region = "m_ee > 60"
     assert (
-        main(
-            [
-                "calibrate",
-                "fit",
-                "--mc",
-                str(files["mc"]),
-                "--data",
-                str(files["data"]),
-                "--features",
-                "e-_logpt,e+_logpt",
-                "--condition",
-                "e-_eta,e+_eta",
-                "--per-object",
-                "--objective",
-                "region",
-                "--region",
-                region,
-                "--out",
-                str(out),
-                "--steps",
-                "60",
-                "--hidden",
-                "16,16",
-                "--lr",
-                "1e-2",
-                "--val-every",
-                "10",
-                "--projections",
-                "16",
-            ]
+        _fit(
+            files,
+            out,
+            "--features",
+            "e-_logpt,e+_logpt",
+            "--condition",
+            "e-_eta,e+_eta",
+            "--per-object",
+            "--objective",
+            "region",
+            "--region",
+            region,
+            "--steps",
+            "60",
+            "--hidden",
+            "16,16",
+            "--lr",
+            "1e-2",
+            "--val-every",
+            "10",
+            "--projections",
+            "16",
         )
         == 0
     )
