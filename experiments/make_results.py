@@ -21,6 +21,7 @@ ORDER = [
     "reweight",
     "reweight_seed1",
     "reweight_seed1_repeats4",
+    "reweight_seed1_mixture_n200k",
     "reweight_ema",
     "reweight_ema_seed1",
     "reweight_ema_zee200k",
