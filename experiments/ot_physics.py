@@ -18,6 +18,7 @@ import json
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,9 @@ from otus.calibrate.ot import OTMap
 from otus.calibrate.ot_events import apply_map, parse_region
 from otus.io.h5 import read_events
 from otus.physics.observables import observables
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine_info import machine
 
 CR = "80 < m_ee < 100"
 SR = "m_ee < 80 or m_ee > 100"
@@ -99,6 +103,12 @@ def main() -> None:
         "data: the AUC and χ²_R a perfect calibration would reach",
     )
     ap.add_argument("--seed", type=int, default=0, help="seed of the map fit")
+    ap.add_argument(
+        "--noise-dims",
+        type=int,
+        default=0,
+        help="region objective: noise inputs of a stochastic map (calibrate fit --noise-dims)",
+    )
     ap.add_argument("--work", default="/work/scratch/ot")
     ap.add_argument("--out", default="experiments/results/ot_physics.json")
     args = ap.parse_args()
@@ -159,6 +169,7 @@ def main() -> None:
             else "_fit" + "".join(ch for ch in args.fit_region if ch.isalnum())
         )
         + (f"_seed{args.seed}" if args.seed else "")
+        + (f"_noise{args.noise_dims}" if args.noise_dims else "")
     )
     region_args = [] if args.fit_region == "all" else ["--region", args.fit_region]
     t0 = time.perf_counter()
@@ -200,6 +211,7 @@ def main() -> None:
                 else []
             ),
             *(["--per-object"] if args.per_object else []),
+            *(["--noise-dims", str(args.noise_dims)] if args.noise_dims else []),
             "--seed",
             str(args.seed),
             "--out",
@@ -207,12 +219,17 @@ def main() -> None:
         )
     t_fit = time.perf_counter() - t0
     ev_mc, ev_data = read_events(mc / "events.h5"), read_events(data / "events.h5")
-    cal = apply_map(OTMap.load(model / "map.pt"), ev_mc)
+    omap = OTMap.load(model / "map.pt")
+    cal = apply_map(omap, ev_mc)
     ev_data2 = read_events(data2 / "events.h5") if args.floor else None
     res: dict = {
+        "command": "PYTHONPATH=. python experiments/ot_physics.py " + " ".join(sys.argv[1:]),
+        "machine": machine("torch default threads"),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "args": vars(args),
         "generate_s": t_gen,
         "fit_s": t_fit,
+        "map_fit_s": omap.info.get("fit_s"),  # the training loop, when the map was made
         "fit": json.loads((model / "diagnostics.json").read_text()),
     }
     for reg_name, reg in (("CR", CR), ("SR", SR)):
@@ -226,6 +243,42 @@ def main() -> None:
         print(reg_name, json.dumps(res[reg_name]), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1, default=float))
+    plot_mee(Path(args.out).with_suffix(".png"), ev_data, ev_mc, cal)
+
+
+def plot_mee(path: Path, data, mc, cal) -> None:
+    """m_ee in the CR and (log scale) the SR: data, MC before and after calibration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axs = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, (reg, lo, hi) in zip(axs, ((CR, 80, 100), (SR, 40, 160)), strict=True):
+        for ev, label, color in (
+            (data, "data", "k"),
+            (mc, "MC", "C0"),
+            (cal, "calibrated MC", "C2"),
+        ):
+            _, obs, w = region_obs(ev, reg)
+            # MC normalised to the data's yield in the region, as the AUC compares shapes
+            scale = region_obs(data, reg)[2].sum() / w.sum()
+            ax.hist(
+                obs["m_ee"],
+                np.linspace(lo, hi, 41),
+                weights=w * scale,
+                histtype="step",
+                color=color,
+                lw=2 if ev is data else 1.5,
+                label=label,
+            )
+        ax.set(
+            xlabel="m_ee [GeV]", ylabel="events", title=reg, yscale="log" if reg == SR else "linear"
+        )
+    axs[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

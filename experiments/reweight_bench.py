@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -42,6 +40,9 @@ from otus.calibrate.regions import region_mask
 from otus.calibrate.reweight import ReweightConfig, fit_reweighter
 from otus.io.h5 import read_events
 from otus.processes import ZEE
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine_info import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 CHI2_BINS = 50  # otus.metrics.chi2_r's default binning
@@ -305,22 +306,6 @@ def verdicts(res: dict[str, Any]) -> list[str]:
                     f"{compare(p[region]['otus'], p[region]['GBReweighter'])}"
                 )
     return out
-
-
-def machine() -> str:
-    """Host, ``lscpu`` model name and CPU count, OS, torch version."""
-    info = {}
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        info = {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in out.splitlines())}
-    except OSError:
-        pass
-    cpu = info.get("Model name") or platform.processor() or "unknown CPU"
-    cores = info.get("CPU(s)", "?")
-    return (
-        f"{platform.node()}: {cpu}, {cores} CPUs (lscpu), {platform.system()} "
-        f"{platform.release()}, torch {torch.__version__}, 1 torch thread"
-    )
 
 
 def _table(rows: dict[str, Any], analytic: bool) -> list[str]:

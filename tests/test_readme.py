@@ -59,6 +59,7 @@ def test_tour_commands_run(in_tmp: Path) -> None:
         "eval_sim/metrics.json",
         "zee_reweighted.h5",
         "zee_calibrated.h5",
+        "zee_ot_region.h5",
     ):
         assert (in_tmp / "tour" / out).exists(), out
 

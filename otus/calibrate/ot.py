@@ -283,6 +283,12 @@ class OTMap:
 
     ``shift``/``scale`` standardise the transported variables, ``cond_shift``/``cond_scale``
     the conditioning variables (statistics of the source training sample).
+
+    ``noise_dims`` > 0 (a stochastic map, fitted by the region objective): ``g`` is also
+    conditioned on that many standard-normal draws per event, so each event is moved by one
+    of a family of OT maps :math:`\nabla_x g(x; c, u)`, convex in x for every draw u. It
+    can add the smearing that a worse resolution in the data needs, which no deterministic
+    map can; the draws come from the ``generator`` given to :meth:`transport`.
     """
 
     g: ICNN
@@ -292,6 +298,12 @@ class OTMap:
     cond_shift: Tensor | None = None
     cond_scale: Tensor | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    noise_dims: int = 0
+
+    @property
+    def n_conditions(self) -> int:
+        """Conditioning variables the caller supplies (the noise draws excluded)."""
+        return self.g.cond_dim - self.noise_dims
 
     def _std(self, x: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor | None]:
         xs = (x - self.shift) / self.scale
@@ -308,21 +320,23 @@ class OTMap:
         batch_size: int = 65536,
         device: str | torch.device | None = None,
         refine: int = 0,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
         """Move source points ``x`` [N, D] (given ``c`` [N, C]); batched, on ``device``.
 
         ``refine`` > 0: polish :math:`\\nabla g(x)` by that many conjugate iterations of ``f``
         (:func:`otus.transport.ot_dual.conjugate`), i.e. move by :math:`\\nabla f^*`.
+        A stochastic map (``noise_dims`` > 0) draws its noise from ``generator`` (a fresh
+        one seeded 0 if None, so a call is reproducible).
         """
         if x.ndim != 2 or x.shape[1] != self.g.dim:
             raise OtusError(
                 f"dimension mismatch: the map transports {self.g.dim} features, "
                 f"got shape {tuple(x.shape)}"
             )
-        if (c is None) != (self.g.cond_dim == 0) or (
-            c is not None and c.shape != (len(x), self.g.cond_dim)
-        ):
-            raise OtusError(f"the map needs {self.g.cond_dim} conditioning variables per event")
+        nc = self.n_conditions
+        if (c is None) != (nc == 0) or (c is not None and c.shape != (len(x), nc)):
+            raise OtusError(f"the map needs {nc} conditioning variables per event")
         if not bool(torch.isfinite(x).all()) or (
             c is not None and not bool(torch.isfinite(c).all())
         ):
@@ -330,6 +344,12 @@ class OTMap:
         if device is not None:
             self.g.to(device)
         xs, cs = self._std(x.float(), None if c is None else c.float())
+        if self.noise_dims:
+            if refine > 0:
+                raise OtusError("refine needs the dual's f; a stochastic map has none")
+            gen = generator if generator is not None else torch.Generator().manual_seed(0)
+            u = torch.randn(len(xs), self.noise_dims, generator=gen)
+            cs = u if cs is None else torch.cat([cs, u], 1)
         t = transport(self.g, xs, cs, batch_size=batch_size)
         if refine > 0:
             dev = next(self.f.parameters()).device if device is None else device
@@ -366,6 +386,7 @@ class OTMap:
             "cond_shift": self.cond_shift,
             "cond_scale": self.cond_scale,
             "info": self.info,
+            "noise_dims": self.noise_dims,
         }
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
@@ -388,7 +409,14 @@ class OTMap:
                 f"{p}: not an otus OT map ({type(err).__name__}: {first})"
             ) from None
         return cls(
-            g.eval(), f.eval(), s["shift"], s["scale"], s["cond_shift"], s["cond_scale"], s["info"]
+            g.eval(),
+            f.eval(),
+            s["shift"],
+            s["scale"],
+            s["cond_shift"],
+            s["cond_scale"],
+            s["info"],
+            int(s.get("noise_dims", 0)),  # maps saved before stochastic maps existed: 0
         )
 
 

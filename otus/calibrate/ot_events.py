@@ -474,10 +474,17 @@ def default_features(process: Process) -> list[str]:
 
 
 def apply_map(
-    m: Any, ev: Any, *, region: str | None = None, batch_size: int = 65536, device: str = "cpu"
+    m: Any,
+    ev: Any,
+    *,
+    region: str | None = None,
+    batch_size: int = 65536,
+    device: str = "cpu",
+    seed: int = 0,
 ) -> Any:
     """Events ``ev`` with the calibrated features of its passing events (in ``region``)
-    moved by the map ``m``; everything else (z, weights, failing events) kept."""
+    moved by the map ``m``; everything else (z, weights, failing events) kept. ``seed``
+    seeds the draws of a stochastic map (independent per object group)."""
     import torch
 
     from otus.errors import InputFileError
@@ -494,6 +501,7 @@ def apply_map(
     groups = m.info.get("groups") or [[m.info["features"], m.info["condition"]]]
     keep = _select(ev, region)
     x = np.array(ev.x, copy=True)
+    gen = torch.Generator().manual_seed(seed)
     if keep.any():
         orig = ev.x[keep]
         xk = orig
@@ -507,7 +515,7 @@ def apply_map(
                 else None
             )
             moved = (
-                m.transport(feats, cond, batch_size=batch_size, device=device)
+                m.transport(feats, cond, batch_size=batch_size, device=device, generator=gen)
                 .double()
                 .cpu()
                 .numpy()

@@ -20,6 +20,13 @@ gradient flows through it), the gradient comes from the moved values of the sele
 which carry the shapes inside the region. The map starts at the identity; the state with the
 smallest validation distance (held-out events, fixed directions) is kept, the identity
 included, so the fit never returns a map worse on validation than no calibration.
+
+With ``noise_dims`` > 0 the potential is also conditioned on standard-normal draws, fresh for
+every event at every step (fixed draws for validation): a *stochastic* map, each draw's map
+an OT map, that can smear as well as shift and stretch. A data sample with a worse
+resolution than the MC is the MC convolved with extra noise; a deterministic map can match
+the marginals in the region but not the extra spread of a pair mass, built from two
+independently mismeasured objects.
 """
 
 from __future__ import annotations
@@ -82,6 +89,7 @@ def fit_region_map(
     val_fraction: float = 0.2,
     val_every: int = 25,
     strong_convexity: float = 1e-3,
+    noise_dims: int = 0,
     accelerator: str = "cpu",
     seed: int = 0,
     progress: bool = False,
@@ -90,7 +98,10 @@ def fit_region_map(
     the data rows ``x_data`` (already in ``region``). One map serves every group (per-object
     calibration: the objects' rows pooled; otherwise a single group). Returns an
     :class:`OTMap` whose ``info`` holds the validation history (``f`` is unused: identity).
+    ``noise_dims``: standard-normal inputs of a stochastic map (0: deterministic).
     """
+    if noise_dims < 0:
+        raise ConfigError(f"noise dimensions must be >= 0, got {noise_dims}")
     if steps < 1 or batch_size < 2 or n_projections < 1 or val_every < 1:
         raise ConfigError("steps, val_every, projections >= 1 and batch size >= 2 needed")
     if not 0 < val_fraction < 1:
@@ -129,17 +140,21 @@ def fit_region_map(
     y = (y - mu) / sd
     n_obj = y.shape[1]
 
-    g = ICNN(dim, hidden, cond_dim=cond_dim, strong_convexity=strong_convexity, seed=seed).to(dev)
-    f = ICNN(dim, hidden, cond_dim=cond_dim, strong_convexity=strong_convexity, seed=seed + 1)
+    kw = {"cond_dim": cond_dim + noise_dims, "strong_convexity": strong_convexity}
+    g = ICNN(dim, hidden, **kw, seed=seed).to(dev)
+    f = ICNN(dim, hidden, **kw, seed=seed + 1)
 
-    def calibrated(idx: Tensor, graph: bool) -> tuple[Tensor, Tensor]:
+    def calibrated(idx: Tensor, graph: bool, noise: torch.Generator) -> tuple[Tensor, Tensor]:
         """Standardised objective rows and weights of the calibrated MC rows ``idx`` that
-        land in the region."""
+        land in the region (noise draws from ``noise``, one per event and group)."""
         values: list[Tensor] = []
         new: dict[int, dict[str, Tensor]] = {}
         for (names, _), fk, ck in zip(groups, feats, conds, strict=True):
             xs = (fk[idx] - shift_d) / scale_d
             cs = (ck[idx] - cshift_d) / cscale_d if cond_dim else None
+            if noise_dims:
+                u = torch.randn(len(idx), noise_dims, generator=noise).to(dev, dtype)
+                cs = u if cs is None else torch.cat([cs, u], 1)
             moved = gradient(g, xs, cs, create_graph=graph) * scale_d + shift_d
             values.append(moved)
             new.update(new_values(process, names, moved))
@@ -174,7 +189,7 @@ def fit_region_map(
 
     @torch.no_grad()
     def validate(step: int, loss: float) -> dict[str, float]:
-        a, wa = calibrated(va_m, False)
+        a, wa = calibrated(va_m, False, torch.Generator().manual_seed(seed + 11))
         score = float(distance(a, wa, y[va_d], wd[va_d], val_proj))
         return {
             "step": float(step),
@@ -213,7 +228,7 @@ def fit_region_map(
             ],
             1,
         ).to(dev)
-        a, wa = calibrated(ib, True)
+        a, wa = calibrated(ib, True, gen)
         loss = distance(a, wa, y[jb], wd[jb], proj)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -251,7 +266,8 @@ def fit_region_map(
         "lr": lr,
         "batch_size": batch_size,
         "n_projections": n_projections,
+        "noise_dims": noise_dims,
         "seed": seed,
         "fit_s": time.perf_counter() - t0,
     }
-    return OTMap(g, f.eval(), shift, scale, cshift, cscale, info)
+    return OTMap(g, f.eval(), shift, scale, cshift, cscale, info, noise_dims)

@@ -29,7 +29,7 @@ DUAL = {
     "init": "gaussian",
     "isotropic": False,
 }
-REGION = {"steps": 300, "batch_size": 16384, "lr": 3e-3, "projections": 64}
+REGION = {"steps": 300, "batch_size": 16384, "lr": 3e-3, "projections": 64, "noise_dims": 0}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -118,6 +118,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="region: random directions of the sliced distance per step, besides "
         f"the coordinate axes (default {REGION['projections']})",
+    )
+    f.add_argument(
+        "--noise-dims",
+        type=int,
+        default=None,
+        help="region: standard-normal inputs of a stochastic map, which can add the "
+        "smearing of a worse data resolution (default 0: a deterministic map; "
+        "`calibrate apply --seed` seeds the draws)",
     )
     f.add_argument(
         "--val-every",
@@ -221,6 +229,8 @@ def run(args: argparse.Namespace) -> int:
             v = opts.get(name, getattr(args, name, None))
             if v is not None and v < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
+        if opts.get("noise_dims", 0) < 0:
+            raise ConfigError(f"--noise-dims must be >= 0, got {opts['noise_dims']}")
         if not opts["lr"] > 0:
             raise ConfigError(f"--lr must be > 0, got {opts['lr']}")
         for name in ("cycle", "clip_grad", "guard"):
@@ -278,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputFileError(f"{model}: not a calibrate model folder (no map.pt)")
     m = OTMap.load(model / "map.pt")
     ev = read_events(args.input)
-    new = apply_map(m, ev, region=args.region, device=args.device)
+    new = apply_map(m, ev, region=args.region, device=args.device, seed=args.seed)
     new.provenance = {
         "calibrate": provenance(
             seed=args.seed, inputs=[args.input], model=str(model), region=args.region

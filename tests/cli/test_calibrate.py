@@ -112,6 +112,20 @@ def test_fit_and_apply(files: dict[str, Path], capsys: pytest.CaptureFixture[str
             "iterations apply to the dual objective",
         ),
         (["--data", "{data}", "--projections", "8"], "--projections does not apply to the dual"),
+        (["--data", "{data}", "--noise-dims", "1"], "--noise-dims does not apply to the dual"),
+        (
+            [
+                "--data",
+                "{data}",
+                "--objective",
+                "region",
+                "--region",
+                "m_ee > 0",
+                "--noise-dims",
+                "-1",
+            ],
+            "--noise-dims must be >= 0, got -1",
+        ),
     ],
 )
 def test_fit_bad_input(
@@ -293,3 +307,72 @@ def test_region_objective_matches_the_calibrated_mc_that_lands_in_the_region(
             for e in (mc, cal, data)
         ]
         assert abs(lpt[1].mean() - lpt[2].mean()) < 0.3 * abs(lpt[0].mean() - lpt[2].mean())
+
+
+def _twin_electrons(n: int, seed: int, smear: float) -> np.ndarray:
+    """Z-like rows whose two electrons share one pT (MC: smear 0), each then smeared by an
+    independent log-normal factor exp(smear · N(0, 1)) (the data's worse resolution)."""
+    rng = np.random.default_rng(seed)
+    pt = rng.uniform(30, 50, n)
+    phi = rng.uniform(-np.pi, np.pi, n)
+    objs = [
+        fv.from_ptetaphim(
+            pt * np.exp(smear * rng.standard_normal(n)),
+            rng.uniform(-2.0, 2.0, n),
+            phi + k * np.pi,
+            0.000511,
+        )
+        for k in range(2)
+    ]
+    return np.concatenate(objs, axis=1).astype(np.float32)
+
+
+def test_stochastic_region_map_adds_the_smearing_no_deterministic_map_can(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """MC electrons share one pT; in the data each is smeared independently by 10 %. A
+    deterministic per-electron map of log pT keeps the two pT equal; the stochastic map
+    (--noise-dims 1) must spread log(pT1/pT2) to the data's √2 · 0.1 and fit the region
+    better, reproducibly for one apply seed and differently for another."""
+    from otus.calibrate.ot import OTMap
+    from otus.calibrate.ot_events import apply_map
+
+    files = {
+        "mc": write_events(tmp_path / "mc.h5", Events(ZEE, x=_twin_electrons(3000, 0, 0.0))),
+        "data": write_events(tmp_path / "data.h5", Events(ZEE, x=_twin_electrons(3000, 1, 0.1))),
+    }
+    common = [
+        "--features",
+        "e-_logpt,e+_logpt",
+        "--per-object",
+        "--objective",
+        "region",
+        "--region",
+        "m_ee > 0",
+        "--steps",
+        "100",
+        "--hidden",
+        "16,16",
+        "--lr",
+        "1e-2",
+        "--val-every",
+        "25",
+        "--projections",
+        "32",
+    ]
+    spread, best = {}, {}
+    mc = read_events(files["mc"])
+    for noise in ("0", "1"):
+        out = tmp_path / f"noise{noise}"
+        assert _fit(files, out, *common, "--noise-dims", noise) == 0, capsys.readouterr().err
+        m = OTMap.load(out / "map.pt")
+        assert m.noise_dims == int(noise) and m.n_conditions == 0
+        best[noise] = m.info["best"]["sliced_w2"]
+        p = fv.objects(apply_map(m, mc, seed=3).x.astype(float), 2)
+        spread[noise] = float(np.std(np.log(fv.pt(p[:, 0]) / fv.pt(p[:, 1]))))
+    assert spread["0"] < 1e-3
+    assert 0.11 < spread["1"] < 0.17  # the data: √2 · 0.1 = 0.141
+    assert best["1"] < 0.6 * best["0"]
+    again = apply_map(m, mc, seed=3).x
+    np.testing.assert_array_equal(again, apply_map(m, mc, seed=3).x)
+    assert not np.allclose(again, apply_map(m, mc, seed=4).x)
