@@ -31,6 +31,8 @@ ORDER = [
     "reweight_ema_mixture_seed3",
     "reweight_fit_on_electrons",
     "ot",
+    "ot_stochastic",
+    "ot_stochastic_r1.1",
     "reliability",
     "io",
 ]
