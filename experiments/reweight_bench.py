@@ -440,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         default="gaussian,mixture",
         help="analytic cases to run (comma-separated; the others are carried over)",
     )
+    ap.add_argument("--k-folds", type=int, default=None, help="otus: k of the k-fold training")
     ap.add_argument("--repeats", type=int, default=None, help="otus: k-fold repeats (ensemble)")
     ap.add_argument("--batch-size", type=int, default=None, help="otus: batch size")
     ap.add_argument("--epochs", type=int, default=None, help="otus: maximum epochs")
@@ -469,6 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.events = 10_000
     opts: dict[str, Any] = {  # None: ReweightConfig's default
+        "k_folds": args.k_folds,
         "repeats": args.repeats,
         "batch_size": args.batch_size,
         "epochs": args.epochs,
