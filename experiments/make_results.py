@@ -30,6 +30,8 @@ ORDER = [
     "reweight_ema_mixture_seed2",
     "reweight_ema_mixture_seed3",
     "reweight_fit_on_electrons",
+    "reweight_k10_mixture_seed0",
+    "reweight_k10_mixture_seed2",
     "ot",
     "ot_stochastic",
     "ot_stochastic_r1.1",
