@@ -119,37 +119,23 @@ def main() -> None:
     t0 = time.perf_counter()
     if not (mc / "events.h5").exists():
         otus("generate", "zee", "--events", str(n), "--seed", "21", "--out", str(mc))
-    if not (data / "events.h5").exists():
-        otus(
-            "generate",
-            "zee",
-            "--events",
-            str(n),
-            "--seed",
-            "22",
-            "--out",
-            str(data),
-            "--energy-scale",
-            str(args.energy_scale),
-            "--resolution-scale",
-            str(args.resolution_scale),
-        )
     data2 = work / f"zee_data_n{n}_s23_e{args.energy_scale}_r{args.resolution_scale}"
-    if args.floor and not (data2 / "events.h5").exists():
-        otus(
-            "generate",
-            "zee",
-            "--events",
-            str(n),
-            "--seed",
-            "23",
-            "--out",
-            str(data2),
-            "--energy-scale",
-            str(args.energy_scale),
-            "--resolution-scale",
-            str(args.resolution_scale),
-        )
+    for path, seed, wanted in ((data, 22, True), (data2, 23, args.floor)):
+        if wanted and not (path / "events.h5").exists():
+            otus(
+                "generate",
+                "zee",
+                "--events",
+                str(n),
+                "--seed",
+                str(seed),
+                "--out",
+                str(path),
+                "--energy-scale",
+                str(args.energy_scale),
+                "--resolution-scale",
+                str(args.resolution_scale),
+            )
     t_gen = time.perf_counter() - t0
     dual = args.objective == "dual"
     tag = (

@@ -348,8 +348,7 @@ class OTMap:
             if refine > 0:
                 raise OtusError("refine needs the dual's f; a stochastic map has none")
             gen = generator if generator is not None else torch.Generator().manual_seed(0)
-            u = torch.randn(len(xs), self.noise_dims, generator=gen)
-            cs = u if cs is None else torch.cat([cs, u], 1)
+            cs = with_noise(cs, len(xs), self.noise_dims, gen)
         t = transport(self.g, xs, cs, batch_size=batch_size)
         if refine > 0:
             dev = next(self.f.parameters()).device if device is None else device
@@ -418,6 +417,15 @@ class OTMap:
             s["info"],
             int(s.get("noise_dims", 0)),  # maps saved before stochastic maps existed: 0
         )
+
+
+def with_noise(c: Tensor | None, n: int, noise_dims: int, gen: torch.Generator) -> Tensor:
+    """Standardised conditions ``c`` [n, C] (or None) with ``noise_dims`` standard-normal
+    columns from ``gen`` appended: the inputs of a stochastic map's potential."""
+    u = torch.randn(n, noise_dims, generator=gen)
+    if c is None:
+        return u
+    return torch.cat([c, u.to(c.device, c.dtype)], 1)
 
 
 def _stats(a: Tensor, per_feature: bool) -> tuple[Tensor, Tensor]:

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from otus.calibrate.ot import OTMap, _stats
+from otus.calibrate.ot import OTMap, _stats, with_noise
 from otus.calibrate.ot_events import feature_matrix, new_values, parse_region, rebuild_objects
 from otus.errors import ConfigError, TrainingError
 from otus.physics import fourvec as fv
@@ -153,8 +153,7 @@ def fit_region_map(
             xs = (fk[idx] - shift_d) / scale_d
             cs = (ck[idx] - cshift_d) / cscale_d if cond_dim else None
             if noise_dims:
-                u = torch.randn(len(idx), noise_dims, generator=noise).to(dev, dtype)
-                cs = u if cs is None else torch.cat([cs, u], 1)
+                cs = with_noise(cs, len(idx), noise_dims, noise).to(dev, dtype)
             moved = gradient(g, xs, cs, create_graph=graph) * scale_d + shift_d
             values.append(moved)
             new.update(new_values(process, names, moved))
