@@ -458,6 +458,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="otus: horizon (epochs) of the classifier's weight average",
     )
+    ap.add_argument(
+        "--no-logit-calibration",
+        action="store_true",
+        help="otus: skip the Platt scaling of the ensemble logit",
+    )
     ap.add_argument("--quick", action="store_true", help="small samples (a smoke run)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "experiments/results/reweight.md")
@@ -476,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         "epochs": args.epochs,
         "val_fraction": args.val_fraction,
         "ema_epochs": args.ema_epochs,
+        "calibrate_logit": False if args.no_logit_calibration else None,
     }
     if args.hidden:
         opts["hidden"] = tuple(int(v) for v in args.hidden.split(","))

@@ -226,6 +226,43 @@ def train_classifier(
     return net.eval()
 
 
+def fit_logit_calibration(
+    logit_mc: np.ndarray, w_mc: np.ndarray, logit_data: np.ndarray, w_data: np.ndarray
+) -> tuple[float, float]:
+    r"""Platt scaling of held-out logits: the (a, b) that minimise the balanced weighted BCE
+    of :math:`a\,\ell + b` on out-of-fold logits ℓ of MC (label 0) and data (label 1).
+
+    An early-stopped classifier is slightly under-confident: its log-ratio is shrunk toward
+    zero (slope ≈ 0.985 against the true log-ratio on the mixture closure). The out-of-fold
+    logits are independent of the networks' training, so fitting the two numbers on them
+    undoes a global shrinkage without fitting noise (Platt 1999; the calibrated-classifier
+    step of Cranmer et al. arXiv:1506.02169). A slope that comes out negative means the
+    held-out logits carry no information; the constrained optimum a = b = 0 is returned.
+    """
+    wm, wd = balanced_weights(np.asarray(w_mc, np.float64), np.asarray(w_data, np.float64))
+    lg = torch.as_tensor(np.concatenate([logit_mc, logit_data]), dtype=torch.float64)
+    y = torch.cat([torch.zeros(len(logit_mc)), torch.ones(len(logit_data))]).double()
+    w = torch.as_tensor(np.concatenate([wm, wd]), dtype=torch.float64)
+    ab = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([ab], lr=1.0, max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = weighted_bce(ab[0] * lg + ab[1], y, w)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    a, b = (float(v) for v in ab.detach())
+    if not (np.isfinite(a) and np.isfinite(b)):
+        raise TrainingError(f"the Platt scaling of the out-of-fold logits diverged ({a}, {b})")
+    if a <= 0.0:
+        # the held-out logits carry no information (MC and data alike): under a >= 0 the
+        # optimum is the constant ratio of the balanced classes, a = b = 0
+        return 0.0, 0.0
+    return a, b
+
+
 @torch.no_grad()
 def predict_logit(net: Classifier, x: np.ndarray, *, batch: int = 65536) -> np.ndarray:
     """Logit log r(x) [N] (float64) of a trained classifier."""

@@ -24,6 +24,11 @@ not see it, so the k-fold guarantee holds for every term of the mean. Averaging 
 geometric mean of the ratios) rather than ratios keeps :math:`r>0` and damps the spread of the
 networks where data are scarce. Events never seen in training get the mean logit of all
 R·k models.
+
+Calibration (``calibrate_logit``, default on): the mean logits are Platt-scaled,
+:math:`\log r = a\,\bar\ell + b`, with (a, b) fitted by the balanced weighted BCE on the
+out-of-fold logits of all training events. It corrects the early-stopped networks' slight
+under-confidence (a ≈ 1.006-1.009 on the mixture closure) from held-out predictions only.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from otus.calibrate.classifier import (
     Classifier,
     LitClassifier,
     balanced_weights,
+    fit_logit_calibration,
     predict_logit,
     train_classifier,
     weighted_bce,
@@ -120,10 +126,12 @@ class ReweightFit:
     clip_report: ClipReport
     overlap: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    calibration: tuple[float, float] = (1.0, 0.0)  # Platt (a, b): log r = a·mean logit + b
 
     def logit(self, x: np.ndarray) -> np.ndarray:
-        """log r for events x [N, F]: for a training event the mean over the repeats of the
-        model that did not see it, else the mean over all R·k models."""
+        """log r for events x [N, F]: a·ℓ + b with (a, b) the Platt calibration and ℓ, for a
+        training event, the mean over the repeats of the model that did not see it, else the
+        mean over all R·k models."""
         k = self.config.k_folds
         h = row_hash(x, seed=self.config.seed)
         n_train = len(self.train_hashes)
@@ -141,7 +149,8 @@ class ReweightFit:
                     if sel.any():
                         acc[sel] += predict_logit(self.models[r * k + j], xs[sel])
             out[seen] = acc / folds.shape[1]
-        return out
+        a, b = self.calibration
+        return a * out + b
 
     def multiplier(self, x: np.ndarray) -> tuple[np.ndarray, ClipReport]:
         """The factor c·min(r, clip) [N] that multiplies the weights of events x [N, F]."""
@@ -161,6 +170,7 @@ class ReweightFit:
             "train_hashes": torch.as_tensor(self.train_hashes),
             "train_folds": torch.as_tensor(self.train_folds),
             "meta": dict(self.meta),
+            "calibration": list(self.calibration),
         }
 
     @classmethod
@@ -188,6 +198,7 @@ class ReweightFit:
             ClipReport.none(),
             {},
             dict(d.get("meta", {})),
+            tuple(float(v) for v in d.get("calibration", (1.0, 0.0))),  # older files: none
         )
 
 
@@ -240,6 +251,12 @@ def fit_reweighter(
             models.append(net)
             logit_mc[~tm] += predict_logit(net, x_mc[~tm]) / n_rep
             logit_data[~td] += predict_logit(net, x_data[~td]) / n_rep
+    calib = (
+        fit_logit_calibration(logit_mc, w_mc, logit_data, w_data)
+        if cfg.calibrate_logit
+        else (1.0, 0.0)
+    )
+    logit_mc, logit_data = (calib[0] * lg + calib[1] for lg in (logit_mc, logit_data))
     r_mc, r_data = _exp_ratio(logit_mc), _exp_ratio(logit_data)
     r_clip, rep = clip_ratio(r_mc, clip=cfg.clip, weights=w_mc)
     norm = _normalisation(w_mc, r_clip, w_data, cfg.normalise)
@@ -258,6 +275,7 @@ def fit_reweighter(
         r_data,
         rep,
         overlap_report(r_data, w_data, x_mc, x_data, config=cfg, names=names),
+        calibration=calib,
     )
 
 

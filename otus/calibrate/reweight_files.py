@@ -85,6 +85,7 @@ def fit_files(
         "features": list(names),
         "config": fit.to_dict()["config"],
         "norm": fit.norm,
+        "logit_calibration": {"scale": fit.calibration[0], "shift": fit.calibration[1]},
         "clipping": fit.clip_report.to_dict(),
         "overlap": fit.overlap,
     }

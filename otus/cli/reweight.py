@@ -75,6 +75,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"{d.ema_epochs:g})",
     )
     f.add_argument(
+        "--no-logit-calibration",
+        action="store_true",
+        help="skip the Platt scaling of the ensemble logit on the out-of-fold logits "
+        "(default: fitted; its slope is in report.json)",
+    )
+    f.add_argument(
         "--clip",
         type=float,
         default=None,
@@ -154,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         val_fraction=args.val_fraction,
         ema_epochs=args.ema_epochs,
+        calibrate_logit=not args.no_logit_calibration,
         clip=args.clip,
         normalise=args.normalise,
         clamp_features=not args.no_clamp,
@@ -177,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
     reps = f" ({cfg.repeats} repeats)" if cfg.repeats > 1 else ""
     print(
         f"fitted {cfg.k_folds}-fold reweighter{reps} in {rep['region'] or 'all events'}"
-        f"{auc}; {rep['clipping']['n_clipped']} ratios clipped; overlap "
+        f"{auc}; Platt slope {rep['logit_calibration']['scale']:.3f}; "
+        f"{rep['clipping']['n_clipped']} ratios clipped; overlap "
         f"{'ok' if rep['overlap']['ok'] else 'POOR'}; wrote {args.out}"
     )
     return 0

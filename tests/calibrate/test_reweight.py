@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from otus.calibrate import reweight as rw
+from otus.calibrate.classifier import fit_logit_calibration
 from otus.calibrate.clipping import clip_ratio
 from otus.calibrate.reweight import (
     OverlapWarning,
@@ -103,7 +104,8 @@ def test_kfold_no_event_weighted_by_a_model_that_saw_it(monkeypatch) -> None:
     # events never seen get the mean logit of all models
     new = xm[:5] + 1e-3
     mean = np.mean([rw.predict_logit(mm, new) for mm in fit.models], axis=0)
-    np.testing.assert_allclose(fit.logit(new), mean)
+    a, b = fit.calibration
+    np.testing.assert_allclose(fit.logit(new), a * mean + b)
 
 
 def test_ensemble_keeps_the_kfold_guarantee(monkeypatch) -> None:
@@ -125,14 +127,60 @@ def test_ensemble_keeps_the_kfold_guarantee(monkeypatch) -> None:
         for j in range(k):
             sel = folds[:, r] == j
             want[sel] += rw.predict_logit(fit.models[r * k + j], xm[sel]) / 2
-    np.testing.assert_allclose(np.log(fit.mc_ratio), want, rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(fit.logit(xm), want, rtol=1e-6, atol=1e-9)
+    # (after the Platt scaling fitted on those same out-of-fold logits)
+    a, b = fit.calibration
+    assert a > 0 and (a, b) != (1.0, 0.0)
+    np.testing.assert_allclose(np.log(fit.mc_ratio), a * want + b, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(fit.logit(xm), a * want + b, rtol=1e-6, atol=1e-9)
     # unseen events: the mean over all 2k models; the round trip keeps the fold table
     new = xm[:5] + 1e-3
     mean = np.mean([rw.predict_logit(m, new) for m in fit.models], axis=0)
-    np.testing.assert_allclose(fit.logit(new), mean)
+    np.testing.assert_allclose(fit.logit(new), a * mean + b)
     back = ReweightFit.from_dict(fit.to_dict())
     np.testing.assert_allclose(back.multiplier(xm)[0], fit.mc_weights, rtol=1e-6)
+
+
+def test_platt_scaling_recovers_the_slope_of_shrunk_logits() -> None:
+    # MC N(0,1), data N(mu,1): log r = mu x - mu^2/2; logits shrunk by half need a = 2, b = 0
+    rng = np.random.default_rng(5)
+    mu, n = 0.8, 40000
+    xm, xd = rng.normal(size=n), rng.normal(mu, 1.0, size=n)
+    half = [0.5 * (mu * x - 0.5 * mu**2) for x in (xm, xd)]
+    a, b = fit_logit_calibration(half[0], np.ones(n), half[1], np.ones(n))
+    assert a == pytest.approx(2.0, abs=0.08) and b == pytest.approx(0.0, abs=0.03)
+    # class sizes and overall weights do not matter (the classes are balanced)
+    a2, b2 = fit_logit_calibration(half[0], np.full(n, 3.0), half[1][: n // 2], np.ones(n // 2))
+    assert a2 == pytest.approx(2.0, abs=0.12) and b2 == pytest.approx(0.0, abs=0.05)
+    # logits that anti-separate carry no usable information: the constant ratio
+    assert fit_logit_calibration(-half[0], np.ones(n), -half[1], np.ones(n)) == (0.0, 0.0)
+    # pure noise: the slope collapses toward 0, the ratio toward flat
+    a0, _ = fit_logit_calibration(rng.normal(size=n), np.ones(n), rng.normal(size=n), np.ones(n))
+    assert 0.0 <= a0 < 0.03
+
+
+def test_platt_scaling_is_saved_and_can_be_switched_off() -> None:
+    xm, xd = _shifted(3000, 0.5, 8)
+    fit = fit_reweighter(xm, np.ones(3000), xd, np.ones(3000), config=FAST)
+    a, b = fit.calibration
+    assert 0.5 < a < 2.0 and a != 1.0
+    back = ReweightFit.from_dict(fit.to_dict())
+    assert back.calibration == (a, b)
+    np.testing.assert_allclose(back.multiplier(xm)[0], fit.mc_weights, rtol=1e-6)
+    old = fit.to_dict()
+    del old["calibration"]  # files written before the calibration load uncalibrated
+    raw = ReweightFit.from_dict(old)
+    assert raw.calibration == (1.0, 0.0)
+    np.testing.assert_allclose(a * raw.logit(xm) + b, fit.logit(xm), rtol=1e-6, atol=1e-9)
+    off = fit_reweighter(
+        xm,
+        np.ones(3000),
+        xd,
+        np.ones(3000),
+        config=ReweightConfig(**{**FAST.__dict__, "calibrate_logit": False}),
+    )
+    assert off.calibration == (1.0, 0.0)
+    # same networks (same seeds), only the scaling differs
+    np.testing.assert_allclose(np.log(fit.mc_ratio), a * np.log(off.mc_ratio) + b, atol=1e-9)
 
 
 def test_clipping_is_reported() -> None:

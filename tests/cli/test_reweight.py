@@ -73,6 +73,7 @@ def test_fit_and_apply(files, capsys) -> None:
     }
     rep = json.loads((out / "report.json").read_text())
     assert rep["region"] == CR and rep["features"][4] == "m_ee"
+    assert rep["config"]["calibrate_logit"] and rep["logit_calibration"]["scale"] > 0
     d = rep["diagnostics"]
     assert 0 <= d["auc_before"] <= 1 and 0 <= d["auc_after"] <= 1 and d["auc_after_err"] > 0
     f = d["features"]["e-_pt"]  # the 8% energy scale shows in pT; reweighting must reduce it
