@@ -444,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=None, help="otus: k-fold repeats (ensemble)")
     ap.add_argument("--batch-size", type=int, default=None, help="otus: batch size")
     ap.add_argument("--epochs", type=int, default=None, help="otus: maximum epochs")
+    ap.add_argument("--lr", type=float, default=None, help="otus: learning rate")
+    ap.add_argument("--patience", type=int, default=None, help="otus: early-stop patience")
     ap.add_argument("--hidden", default=None, help="otus: hidden widths, e.g. 32,32,32")
     ap.add_argument(
         "--fit-features",
@@ -479,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
         "repeats": args.repeats,
         "batch_size": args.batch_size,
         "epochs": args.epochs,
+        "lr": args.lr,
+        "patience": args.patience,
         "val_fraction": args.val_fraction,
         "ema_epochs": args.ema_epochs,
         "calibrate_logit": False if args.no_logit_calibration else None,

@@ -80,10 +80,13 @@ class LitClassifier(pl.LightningModule):
     large (the MC is sparse there).
     """
 
-    def __init__(self, net: Classifier, lr: float, ema: float = 0.0) -> None:
+    def __init__(
+        self, net: Classifier, lr: float, ema: float = 0.0, plateau_patience: int = 2
+    ) -> None:
         super().__init__()
         self.net = net
         self.lr = lr
+        self.plateau_patience = plateau_patience
         self.ema = (
             torch.optim.swa_utils.AveragedModel(
                 net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema)
@@ -115,7 +118,9 @@ class LitClassifier(pl.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         opt = torch.optim.Adam(self.parameters(), lr=self.lr)
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=2)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, factor=0.3, patience=self.plateau_patience
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss"}}
 
 
@@ -197,6 +202,7 @@ def train_classifier(
     if config.clamp_features:
         net.lo.copy_(torch.as_tensor(x.min(0)))
         net.hi.copy_(torch.as_tensor(x.max(0)))
+    n_train, bs = int((~is_val).sum()), config.batch_size
     keep = _KeepBest()
     stop = pl.callbacks.EarlyStopping("val_loss", patience=config.patience, mode="min")
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
@@ -216,9 +222,14 @@ def train_classifier(
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*LeafSpec.*")
         trainer.fit(
-            LitClassifier(net, config.lr, _ema_decay(config, int((~is_val).sum()))),
-            _loader(x[~is_val], y[~is_val], w[~is_val], config.batch_size, gen),
-            _loader(x[is_val], y[is_val], w[is_val], 8 * config.batch_size, None),
+            LitClassifier(
+                net,
+                config.lr,
+                _ema_decay(config, n_train),
+                plateau_patience=max(2, config.patience // 3),
+            ),
+            _loader(x[~is_val], y[~is_val], w[~is_val], bs, gen),
+            _loader(x[is_val], y[is_val], w[is_val], 8 * bs, None),
         )
     if keep.state is None or not np.isfinite(keep.best):
         raise TrainingError(f"the reweighting classifier diverged (best val loss {keep.best})")

@@ -24,9 +24,11 @@ class ReweightConfig:
     # (7, session 4: Gaussian weight error 2.39/2.24 -> 2.00/1.61 % for seeds 0/1, mixture
     # 2.88/3.68 -> 3.21/2.95 %, zee SR max chi2_R 1.93 -> 1.79; results/reweight_ema*.md)
     ema_epochs: float = 7.0
-    patience: int = 6
-    # Platt-scale the ensemble logit on the out-of-fold logits (session 6: mixture weight
-    # error 3.21/3.36 -> 3.04/3.24 % for seeds 0/2; fitted slopes 1.009/1.006)
+    patience: int = 6  # epochs without improvement before stopping; lr cut after a third
+    # Platt-scale the ensemble logit on the out-of-fold logits; undoes the shrinkage of the
+    # weight average (session 6, results/reweight_platt*.md: mixture weight error
+    # 3.21/2.95/3.36/3.00 -> 3.04/2.95/3.24/2.93 % for seeds 0-3; Gaussian 2.00/1.61 ->
+    # 1.91/1.76 %)
     calibrate_logit: bool = True
     normalise: str = "data"  # "data": sum w' = sum w_data; "mc": keep the MC sum; "none"
     clip: float | None = None  # largest ratio r kept; None = no clipping (reported anyway)

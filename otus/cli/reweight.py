@@ -57,8 +57,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     widths = ",".join(str(h) for h in d.hidden)
     f.add_argument("--hidden", default=widths, help=f"hidden layer widths (default {widths})")
-    f.add_argument("--batch-size", type=int, default=d.batch_size)
-    f.add_argument("--lr", type=float, default=d.lr)
+    f.add_argument(
+        "--batch-size",
+        type=int,
+        default=d.batch_size,
+        help=f"events per optimiser step (default {d.batch_size})",
+    )
+    f.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr:g})")
     f.add_argument(
         "--val-fraction",
         type=float,
