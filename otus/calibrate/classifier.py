@@ -202,7 +202,6 @@ def train_classifier(
     if config.clamp_features:
         net.lo.copy_(torch.as_tensor(x.min(0)))
         net.hi.copy_(torch.as_tensor(x.max(0)))
-    n_train, bs = int((~is_val).sum()), config.batch_size
     keep = _KeepBest()
     stop = pl.callbacks.EarlyStopping("val_loss", patience=config.patience, mode="min")
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
@@ -225,11 +224,11 @@ def train_classifier(
             LitClassifier(
                 net,
                 config.lr,
-                _ema_decay(config, n_train),
+                _ema_decay(config, int((~is_val).sum())),
                 plateau_patience=max(2, config.patience // 3),
             ),
-            _loader(x[~is_val], y[~is_val], w[~is_val], bs, gen),
-            _loader(x[is_val], y[is_val], w[is_val], 8 * bs, None),
+            _loader(x[~is_val], y[~is_val], w[~is_val], config.batch_size, gen),
+            _loader(x[is_val], y[is_val], w[is_val], 8 * config.batch_size, None),
         )
     if keep.state is None or not np.isfinite(keep.best):
         raise TrainingError(f"the reweighting classifier diverged (best val loss {keep.best})")
@@ -243,8 +242,8 @@ def fit_logit_calibration(
     r"""Platt scaling of held-out logits: the (a, b) that minimise the balanced weighted BCE
     of :math:`a\,\ell + b` on out-of-fold logits ℓ of MC (label 0) and data (label 1).
 
-    An early-stopped classifier is slightly under-confident: its log-ratio is shrunk toward
-    zero (slope ≈ 0.985 against the true log-ratio on the mixture closure). The out-of-fold
+    The classifier's weight average leaves it slightly under-confident: its log-ratio is
+    shrunk toward zero (slope ≈ 0.985 against the true log-ratio on the mixture closure). The out-of-fold
     logits are independent of the networks' training, so fitting the two numbers on them
     undoes a global shrinkage without fitting noise (Platt 1999; the calibrated-classifier
     step of Cranmer et al. arXiv:1506.02169). A slope that comes out negative means the
