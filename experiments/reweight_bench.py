@@ -465,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="otus: skip the Platt scaling of the ensemble logit",
     )
+    ap.add_argument("--loss", choices=("bce", "mlc"), default=None, help="otus: classifier loss")
     ap.add_argument("--quick", action="store_true", help="small samples (a smoke run)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "experiments/results/reweight.md")
@@ -486,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         "val_fraction": args.val_fraction,
         "ema_epochs": args.ema_epochs,
         "calibrate_logit": False if args.no_logit_calibration else None,
+        "loss": args.loss,
     }
     if args.hidden:
         opts["hidden"] = tuple(int(v) for v in args.hidden.split(","))

@@ -252,7 +252,7 @@ def fit_reweighter(
             logit_mc[~tm] += predict_logit(net, x_mc[~tm]) / n_rep
             logit_data[~td] += predict_logit(net, x_data[~td]) / n_rep
     calib = (
-        fit_logit_calibration(logit_mc, w_mc, logit_data, w_data)
+        fit_logit_calibration(logit_mc, w_mc, logit_data, w_data, loss=cfg.loss)
         if cfg.calibrate_logit
         else (1.0, 0.0)
     )

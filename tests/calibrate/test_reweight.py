@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from otus.calibrate import reweight as rw
-from otus.calibrate.classifier import fit_logit_calibration
+from otus.calibrate.classifier import fit_logit_calibration, weighted_mlc
 from otus.calibrate.clipping import clip_ratio
 from otus.calibrate.reweight import (
     OverlapWarning,
@@ -156,6 +156,36 @@ def test_platt_scaling_recovers_the_slope_of_shrunk_logits() -> None:
     # pure noise: the slope collapses toward 0, the ratio toward flat
     a0, _ = fit_logit_calibration(rng.normal(size=n), np.ones(n), rng.normal(size=n), np.ones(n))
     assert 0.0 <= a0 < 0.03
+
+
+def test_mlc_loss_recovers_the_ratio() -> None:
+    # the MLC loss has the same minimiser as the BCE: Platt under it finds a = 2 on halved
+    # logits, and a full fit recovers the analytic ratio of the shifted Gaussian
+    rng = np.random.default_rng(6)
+    mu, n = 0.8, 40000
+    xm, xd = rng.normal(size=n), rng.normal(mu, 1.0, size=n)
+    half = [0.5 * (mu * x - 0.5 * mu**2) for x in (xm, xd)]
+    a, b = fit_logit_calibration(half[0], np.ones(n), half[1], np.ones(n), loss="mlc")
+    assert a == pytest.approx(2.0, abs=0.1) and b == pytest.approx(0.0, abs=0.05)
+    xm2, xd2 = _shifted(8000, 0.5, 0)
+    cfg = ReweightConfig(**{**FAST.__dict__, "loss": "mlc"})
+    fit = fit_reweighter(xm2, np.ones(8000), xd2, np.ones(8000), config=cfg)
+    true = np.exp(0.5 * xm2[:, 0] - 0.125)
+    bulk = np.abs(xm2[:, 0]) < 2
+    assert np.mean(np.abs(fit.mc_weights[bulk] / true[bulk] - 1)) < 0.06
+    with pytest.raises(ConfigError, match="loss must be"):
+        ReweightConfig(loss="mse")
+
+
+def test_weighted_mlc_values() -> None:
+    # data events cost -l, MC events e^l - 1; a negative weight subtracts its event's cost
+    logits, y = torch.tensor([0.3, -1.0]), torch.tensor([1.0, 0.0])
+    got = weighted_mlc(logits, y, torch.tensor([1.0, 2.0]))
+    assert float(got) == pytest.approx((-0.3 + 2 * np.expm1(-1.0)) / 3.0, rel=1e-6)
+    neg = weighted_mlc(logits, y, torch.tensor([1.0, -2.0]))
+    assert float(neg) == pytest.approx((-0.3 - 2 * np.expm1(-1.0)) / 3.0, rel=1e-6)
+    big = weighted_mlc(torch.tensor([500.0]), torch.tensor([0.0]), torch.tensor([1.0]))
+    assert torch.isfinite(big)  # capped, no overflow
 
 
 def test_platt_scaling_is_saved_and_can_be_switched_off() -> None:
