@@ -1,27 +1,10 @@
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def _load():
-    sys.path.insert(0, str(ROOT / "experiments"))
-    spec = importlib.util.spec_from_file_location(
-        "reweight_noise_sweep", ROOT / "experiments" / "reweight_noise_sweep.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_stats_measure_the_peak_bias() -> None:
-    mod = _load()
+def test_stats_measure_the_peak_bias(load_script) -> None:
+    mod = load_script("reweight_noise_sweep")
     rng = np.random.default_rng(0)
     x = rng.normal(size=(5000, 4))
     dist = np.linalg.norm(x, axis=1)
@@ -33,8 +16,8 @@ def test_stats_measure_the_peak_bias() -> None:
     assert err > 0.01 and near < 0 < far
 
 
-def test_sweep_writes_a_table(tmp_path) -> None:
-    mod = _load()
+def test_sweep_writes_a_table(load_script, tmp_path) -> None:
+    mod = load_script("reweight_noise_sweep")
     out = tmp_path / "sweep.md"
     assert mod.main(["--events", "3000", "--only", "0", "--out", str(out)]) == 0
     text = out.read_text()
