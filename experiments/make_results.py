@@ -38,6 +38,8 @@ ORDER = [
     "reweight_platt_mixture_seed1",
     "reweight_platt_mixture_seed2",
     "reweight_platt_mixture_seed3",
+    "reweight_platt_mixture_seed4",
+    "reweight_platt_mixture_seed5",
     "reweight_platt_repeats4_mixture_seed0",
     "reweight_platt_repeats4_mixture_seed1",
     "reweight_platt_repeats4_mixture_seed2",
