@@ -38,6 +38,7 @@ from otus.calibrate.diagnostics import effective_sample_size
 from otus.calibrate.features import default_features, feature_matrix
 from otus.calibrate.regions import region_mask
 from otus.calibrate.reweight import ReweightConfig, fit_reweighter
+from otus.calibrate.reweight_config import LOSS_NAMES
 from otus.io.h5 import read_events
 from otus.processes import ZEE
 
@@ -154,6 +155,14 @@ def closure(
         out["rel_err"] = float(np.sum(np.abs(a - t)) / np.sum(t))
         out["rel_err_mc"] = float(np.mean(np.abs(a / t - 1)))
     return out
+
+
+def weight_error(log_w: np.ndarray, log_true: np.ndarray) -> float:
+    """E_data|ŵ/w − 1| from log-weights, both normalised to mean 1 over the test MC (the
+    ``rel_err`` of :func:`closure`)."""
+    a, t = np.exp(log_w - log_w.max()), np.exp(log_true - log_true.max())
+    a, t = a / a.mean(), t / t.mean()
+    return float(np.sum(np.abs(a - t)) / np.sum(t))
 
 
 def run_analytic(name: str, maker, n: int, methods: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -465,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="otus: skip the Platt scaling of the ensemble logit",
     )
-    ap.add_argument("--loss", choices=("bce", "mlc"), default=None, help="otus: classifier loss")
+    ap.add_argument("--loss", choices=LOSS_NAMES, default=None, help="otus: classifier loss")
     ap.add_argument("--quick", action="store_true", help="small samples (a smoke run)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "experiments/results/reweight.md")

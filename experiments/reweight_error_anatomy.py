@@ -24,6 +24,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,18 +34,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine_info import machine
-from reweight_bench import mixture
+from reweight_bench import mixture, weight_error
 
 from otus.calibrate.reweight import ReweightConfig, fit_reweighter
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def weight_error(log_w: np.ndarray, log_true: np.ndarray) -> float:
-    """E_data|ŵ/w − 1| with both normalised to mean 1 over the test MC (reweight_bench's)."""
-    a, t = np.exp(log_w - log_w.max()), np.exp(log_true - log_true.max())
-    a, t = a / a.mean(), t / t.mean()
-    return float(np.sum(np.abs(a - t)) / np.sum(t))
 
 
 def log_errors(log_w: np.ndarray, log_true: np.ndarray) -> np.ndarray:
@@ -124,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     bound = binned_calibration_bound(log_w["A"], log_true)
     # stage 2: data against the MC reweighted by A's out-of-fold ratio
-    cfg2 = ReweightConfig(**{**cfg.__dict__, "seed": cfg.seed + 1000})
-    second = fit_reweighter(xm_a, fits["A"].mc_ratio, xd_a, ones, config=cfg2)
+    second = fit_reweighter(
+        xm_a, fits["A"].mc_ratio, xd_a, ones, config=replace(cfg, seed=cfg.seed + 1000)
+    )
     err_two = weight_error(log_w["A"] + second.logit(tm), log_true)
     print(f"stage 2 fitted ({time.perf_counter() - t0:.0f} s)", flush=True)
     res = {
@@ -133,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "events": n,
-        "otus_config": {k: v for k, v in cfg.__dict__.items()},
+        "otus_config": dict(cfg.__dict__),
         "weight_error": err,
         "decomposition": dec,
         "calibration_bound": bound,

@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine_info import machine
-from reweight_bench import mixture
+from reweight_bench import mixture, weight_error
 
 from otus.calibrate.classifier import predict_logit, train_classifier
 from otus.calibrate.reweight_config import ReweightConfig
@@ -47,8 +47,7 @@ SETTINGS: list[tuple[str, dict]] = [
 
 def stats(logit: np.ndarray, log_true: np.ndarray, dist: np.ndarray) -> tuple[float, ...]:
     t = np.exp(log_true)
-    a = np.exp(logit - logit.max())
-    err = float(np.sum(np.abs(a / a.mean() - t / t.mean())) / np.sum(t / t.mean()))
+    err = weight_error(logit, log_true)
     e = (logit - np.log(np.mean(np.exp(logit)))) - (log_true - np.log(t.mean()))
     near, far = dist < 0.85, (dist > 1.6) & (dist < 2.1)
     return (

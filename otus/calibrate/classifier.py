@@ -33,7 +33,7 @@ def weighted_bce(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torc
     gradient scale independent of the batch's net weight.
     """
     per = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
-    return (w * per).sum() / w.abs().sum().clamp_min(1e-12)
+    return _weighted_sum(per, w)
 
 
 def weighted_mlc(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -48,10 +48,15 @@ def weighted_mlc(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torc
     (r ≈ 10¹³) so that one outlier cannot overflow the exponential.
     """
     per = torch.where(y > 0.5, -logits, torch.expm1(logits.clamp(max=30.0)))
+    return _weighted_sum(per, w)
+
+
+def _weighted_sum(per: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Σ w·per / Σ|w|: signed weights, a scale independent of the batch's net weight."""
     return (w * per).sum() / w.abs().sum().clamp_min(1e-12)
 
 
-LOSSES = {"bce": weighted_bce, "mlc": weighted_mlc}
+LOSSES = {"bce": weighted_bce, "mlc": weighted_mlc}  # keys: reweight_config.LOSS_NAMES
 
 
 class Classifier(nn.Module):
@@ -269,14 +274,15 @@ def fit_logit_calibration(
     *,
     loss: str = "bce",
 ) -> tuple[float, float]:
-    r"""Platt scaling of held-out logits: the (a, b) that minimise the balanced weighted loss
-    (``loss``, that of the classifiers) of :math:`a\,\ell + b` on out-of-fold logits ℓ of MC (label 0) and data (label 1).
+    r"""Platt scaling of held-out logits: the (a, b) that minimise the balanced weighted
+    ``loss`` (that of the classifiers) of :math:`a\,\ell + b` on out-of-fold logits ℓ of MC
+    (label 0) and data (label 1).
 
     The classifier's weight average leaves it slightly under-confident: its log-ratio is
-    shrunk toward zero (slope ≈ 0.985 against the true log-ratio on the mixture closure). The out-of-fold
-    logits are independent of the networks' training, so fitting the two numbers on them
-    undoes a global shrinkage without fitting noise (Platt 1999; the calibrated-classifier
-    step of Cranmer et al. arXiv:1506.02169). A slope that comes out negative means the
+    shrunk toward zero (slope ≈ 0.985 against the true log-ratio on the mixture closure).
+    The out-of-fold logits are independent of the networks' training, so fitting the two
+    numbers on them undoes a global shrinkage without fitting noise (Platt 1999; the
+    calibrated-classifier step of Cranmer et al. arXiv:1506.02169). A slope that comes out negative means the
     held-out logits carry no information; the constrained optimum a = b = 0 is returned.
     """
     wm, wd = balanced_weights(np.asarray(w_mc, np.float64), np.asarray(w_data, np.float64))

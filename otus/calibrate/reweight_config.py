@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from otus.errors import ConfigError
 
+LOSS_NAMES = ("bce", "mlc")  # the classifier losses (otus.calibrate.classifier.LOSSES)
+
 
 @dataclass(frozen=True)
 class ReweightConfig:
@@ -30,7 +32,7 @@ class ReweightConfig:
     # 3.21/2.95/3.36/3.00 -> 3.04/2.95/3.24/2.93 % for seeds 0-3; Gaussian 2.00/1.61 ->
     # 1.91/1.76 %)
     calibrate_logit: bool = True
-    # "bce" or "mlc" (otus.calibrate.classifier.LOSSES); the MLC loss measured worse on the
+    # one of LOSS_NAMES; the MLC loss measured worse on the
     # mixture (session 7, results/reweight_mlc*.md: 3.04/2.95 -> 3.70/3.44 % for seeds 0/1)
     loss: str = "bce"
     normalise: str = "data"  # "data": sum w' = sum w_data; "mc": keep the MC sum; "none"
@@ -48,8 +50,8 @@ class ReweightConfig:
             raise ConfigError(f"repeats must be at least 1, got {self.repeats}")
         if self.normalise not in ("data", "mc", "none"):
             raise ConfigError(f"normalise must be data, mc or none, got {self.normalise!r}")
-        if self.loss not in ("bce", "mlc"):
-            raise ConfigError(f"loss must be bce or mlc, got {self.loss!r}")
+        if self.loss not in LOSS_NAMES:
+            raise ConfigError(f"loss must be one of {', '.join(LOSS_NAMES)}, got {self.loss!r}")
         if self.clip is not None and not self.clip > 1.0:
             raise ConfigError(f"clip must be a ratio above 1, got {self.clip}")
         if not 0.0 < self.val_fraction < 1.0:
