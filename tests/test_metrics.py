@@ -3,10 +3,12 @@ from __future__ import annotations
 import numpy as np
 import ot
 import pytest
+import torch
 
 from otus import metrics as M
 from otus.errors import OtusError
 from otus.processes import TTBAR, ZEE
+from otus.transport import sliced_wasserstein, wasserstein_1d
 
 
 def _gauss(seed: int, n: int, mu: float = 0.0, sd: float = 1.0) -> np.ndarray:
@@ -50,6 +52,42 @@ def test_w2_negative_weights_that_cancel_duplicates() -> None:
     assert M.w2(x, y, wy=wy) == pytest.approx(0.0, abs=1e-12)
     assert M.ks(x, y, wy=wy) == pytest.approx(0.0, abs=1e-12)
     assert M.w2(x, y) > 0.1
+
+
+def test_w2_is_the_training_loss_with_negative_weights() -> None:
+    # The number shown is the number minimised: one kernel for the metric and the loss.
+    x, wx, y = [0.0, 1.0, 2.0, 3.0], [1.0, 1.0, -1.0, 1.0], [0.5, 1.5, 2.5]
+
+    def t(v: list[float] | list[list[float]]) -> torch.Tensor:
+        return torch.tensor(v, dtype=torch.float64)
+
+    loss_1d = float(wasserstein_1d(t(x), t(y), a=t(wx)))
+    loss_sw = sliced_wasserstein(
+        t(x)[:, None], t(y)[:, None], a=t(wx), projections=t([[1.0]]), root=False
+    )
+    assert M.w2(x, y, wx=wx) == loss_1d == float(loss_sw)
+    # The negative weight at 2 merges the events at 1 and 3 into one at 2 (closed form in
+    # tests/transport/test_sliced.py): mass 1/2 at 0 and at 2.
+    assert M.w2(x, y, wx=wx) == pytest.approx(7 / 12, rel=1e-14)
+    assert M.w2(x, [0.0, 2.0], wx=wx) == pytest.approx(0.0, abs=1e-15)
+
+
+def test_sliced_w2_is_the_training_loss_for_the_same_directions() -> None:
+    rng = np.random.default_rng(15)
+    X, Y = rng.normal(size=(300, 4)), rng.normal(0.3, 1.2, size=(200, 4))
+    wx = rng.uniform(0.2, 1.0, 300) * np.where(rng.random(300) < 0.2, -1.0, 1.0)
+    theta = np.random.default_rng(3).standard_normal((4, 40))  # sliced_w2's directions
+    theta /= np.linalg.norm(theta, axis=0, keepdims=True)
+    loss = sliced_wasserstein(
+        torch.from_numpy(X),
+        torch.from_numpy(Y),
+        a=torch.from_numpy(wx),
+        projections=torch.from_numpy(theta),
+        root=False,
+    )
+    assert M.sliced_w2(X, Y, wx=wx, n_projections=40, seed=3) == pytest.approx(
+        float(loss), rel=1e-12
+    )
 
 
 def test_nan_values_are_dropped() -> None:

@@ -1,6 +1,7 @@
 """Distances between two 1-D samples (SPEC §8): W, χ²_R, KS, triangular discrimination.
 
-Weights may be negative (NLO generators); non-finite values (non-passing events) are
+Weights may be negative (NLO generators; for W the rule of
+:mod:`otus.transport.sliced`); non-finite values (non-passing events) are
 dropped; nothing finite left raises :class:`~otus.errors.OtusError`. See
 :mod:`otus.metrics` for the definitions.
 """
@@ -10,8 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from otus.errors import OtusError
+from otus.transport.sliced import wasserstein_1d
 
 METRICS = ("W", "chi2_r", "KS", "triangular")
 MIN_ENTRIES = 5
@@ -44,44 +47,19 @@ def _sample(x: Any, w: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     return x, w
 
 
-def _cdf_steps(values: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted values (along axis 0) and their cumulative normalised weights.
-
-    With negative weights the cumulative sum may decrease; it is replaced by its running
-    maximum clipped to [0, 1] (the monotone envelope), which is exact for non-negative
-    weights.
-    """
-    order = np.argsort(values, axis=0, kind="stable")
-    v = np.take_along_axis(values, order, axis=0)
-    cw = np.cumsum(w[order], axis=0) / w.sum()
-    cw = np.clip(np.maximum.accumulate(cw, axis=0), 0.0, 1.0)
-    cw[-1] = 1.0
-    return v, cw
-
-
 def _w2_columns(u: np.ndarray, v: np.ndarray, wu: np.ndarray, wv: np.ndarray) -> np.ndarray:
-    """Exact squared W2 between weighted empirical measures, column by column.
+    """Exact squared W2 between weighted samples ``u`` [n, k] and ``v`` [m, k], per column.
 
-    ``u`` [n, k], ``v`` [m, k]: k independent 1-D problems solved at once by integrating the
-    squared difference of the quantile functions over the merged cumulative-weight grid.
+    The training loss's kernel, :func:`otus.transport.sliced.wasserstein_1d`, run in
+    float64 without gradients (its docstring states the rule for negative weights).
     """
-    if len(u) == len(v) and np.all(wu == wu[0]) and np.all(wv == wv[0]) and wu[0] > 0 < wv[0]:
-        return np.mean((np.sort(u, axis=0) - np.sort(v, axis=0)) ** 2, axis=0)  # fast path
-    su, cu = _cdf_steps(u, wu)
-    sv, cv = _cdf_steps(v, wv)
-    k = u.shape[1]
-    t = np.sort(np.concatenate([cu, cv], axis=0), axis=0)  # [n+m, k], last rows = 1
-    dt = np.diff(t, axis=0, prepend=0.0)
-    mid = t - 0.5 * dt
-    off = np.arange(k) * 2.0  # flatten the k searches into one: columns live in [2j, 2j+1]
 
-    def quant(s: np.ndarray, c: np.ndarray) -> np.ndarray:
-        idx = np.searchsorted((c + off).T.ravel(), (mid + off).T.ravel(), side="left")
-        idx = idx.reshape(k, -1).T - np.arange(k) * len(c)
-        idx = np.clip(idx, 0, len(c) - 1)
-        return np.take_along_axis(s, idx, axis=0)
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.require(a, dtype=np.float64, requirements=["C", "W"]))
 
-    return np.sum(dt * (quant(su, cu) - quant(sv, cv)) ** 2, axis=0)
+    with torch.no_grad():
+        out = wasserstein_1d(tensor(u), tensor(v), a=tensor(wu), b=tensor(wv), p=2)
+    return out.numpy()
 
 
 def w2(x: Any, y: Any, *, wx: Any = None, wy: Any = None) -> float:
@@ -89,7 +67,9 @@ def w2(x: Any, y: Any, *, wx: Any = None, wy: Any = None) -> float:
 
     .. math:: W = \\int_0^1 \\big(F_x^{-1}(t) - F_y^{-1}(t)\\big)^2\\,dt
 
-    For unweighted samples of equal size this is ``mean((sort(x) - sort(y))**2)``.
+    For unweighted samples of equal size this is ``mean((sort(x) - sort(y))**2)``. The
+    value is the training loss's :func:`otus.transport.wasserstein_1d` (in float64), whose
+    docstring states the rule for negative weights.
 
     Example:
         >>> w2([0.0, 1.0], [2.0, 3.0])

@@ -1,25 +1,41 @@
-"""Sliced Wasserstein distance between weighted samples, in torch.
+"""Sliced Wasserstein distance between weighted samples, and the exact 1-D kernel, in torch.
 
 .. math::
 
     \\mathrm{SW}_p(\\mu, \\nu) = \\Big( \\frac1L \\sum_{l=1}^{L}
         W_p^p(\\theta_l^\\top\\mu, \\theta_l^\\top\\nu) \\Big)^{1/p},
     \\qquad
-    W_p^p(u, v) = \\int_0^1 |F_u^{-1}(t) - F_v^{-1}(t)|^p \\, dt ,
+    W_p^p(u, v) = \\int_0^1 |Q_u(t) - Q_v(t)|^p \\, dt ,
 
 with unit directions :math:`\\theta_l` (Bonneel et al. 2015; Kolouri et al.,
-arXiv:1804.01947). The 1-D distance is evaluated exactly on the merged grid of cumulative
-weight levels of both samples, so unequal sample sizes and event weights are handled
-without resampling. The convention (root taken, directions uniform on the sphere) is POT's
-``ot.sliced_wasserstein_distance``; ``root=False`` returns :math:`\\mathrm{SW}_p^p`, the
-smoother quantity to minimise.
+arXiv:1804.01947) and :math:`Q` the weighted quantile functions. :func:`wasserstein_1d` is
+the one 1-D kernel of the package: the training losses call it per projection and the
+reported metrics (:func:`otus.metrics.w2`, :func:`otus.metrics.sliced_w2`) call it in
+float64, so the number shown is the number minimised. It integrates exactly over the merged
+grid of cumulative weight levels of both samples, so unequal sample sizes and event weights
+are handled without resampling. The convention (root taken, directions uniform on the
+sphere) is POT's ``ot.sliced_wasserstein_distance``; ``root=False`` returns
+:math:`\\mathrm{SW}_p^p`, the smoother quantity to minimise.
 
-Negative event weights: the cumulative weight is computed with signs, divided by the total
-(which must be positive), made non-decreasing with a running minimum taken from the right
-and clipped to [0, 1]. A sample with only positive weights is treated exactly; where
-negative weights make the signed CDF decrease, the negative weight cancels the nearest
-preceding positive weight along the projection (among equal values, negative weights are
-ordered last), so an event and its negative-weight copy cancel exactly.
+Negative event weights (NLO generators). With weights :math:`w_i` of positive total
+:math:`W`, the signed empirical distribution function
+:math:`F(s) = \\sum_{x_i \\le s} w_i / W` may decrease or leave [0, 1]. The rule: clip
+:math:`F` to [0, 1] and take the quantile function of its *increasing rearrangement* on
+:math:`[x_{(1)}, x_{(n)}]` (Chernozhukov, Fernández-Val & Galichon, arXiv:0704.3649),
+
+.. math::
+
+    Q(t) = x_{(1)} + \\big|\\{ s \\in [x_{(1)}, x_{(n)}] : F(s) < t \\}\\big| ,
+
+i.e. the gaps :math:`x_{(k+1)} - x_{(k)}` are stacked in the order of the level
+:math:`F` takes on them. Why this rule: it is the ordinary weighted quantile whenever the
+net weight at every value is non-negative (ties and exact cancellations are exact); unlike
+a running maximum or minimum of :math:`F` (which let a negative weight cancel only the
+next or only the previous events) it treats both sides alike, so :math:`W_p` is unchanged
+when all values are negated; while :math:`0 \\le F \\le 1` it keeps the signed mean
+:math:`\\sum_i w_i x_i / W`; and the rearranged function is never farther from the true
+distribution function, in any :math:`L^q` norm, than :math:`F` is (the reference above).
+Example: values 0, 1, 2 with weights 1, -1, 1 become one event at 1.
 """
 
 from __future__ import annotations
@@ -44,18 +60,6 @@ def random_projections(
     return theta.to(device) if device is not None else theta
 
 
-def _cdf_levels(w: Tensor) -> Tensor:
-    """Cumulative normalised weight per column of w [n, L] (already sorted), in [0, 1]."""
-    total = w.sum(0, keepdim=True)
-    c = torch.cumsum(w, 0) / total
-    if bool((w < 0).any()):
-        # Running minimum from the right: a negative weight cancels preceding positive ones.
-        c = torch.flip(torch.cummin(torch.flip(c, [0]), 0).values, [0])
-    c = c.clamp(0.0, 1.0)
-    # Force the last level to exactly 1 so that both grids end together.
-    return torch.cat([c[:-1], torch.ones_like(c[-1:])], 0)
-
-
 def _check_weights(w: Tensor | None, n: int, like: Tensor, name: str) -> Tensor:
     if w is None:
         return torch.full((n,), 1.0 / n, dtype=like.dtype, device=like.device)
@@ -71,52 +75,77 @@ def _uniform(w: Tensor) -> bool:
     return not w.requires_grad and bool((w == w[0]).all())
 
 
-def _sort(u: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
-    """Sort columns of u; among ties, negative-weight rows come after the others."""
-    if not bool((w < 0).any()):
-        return torch.sort(u, dim=0)
-    order = torch.argsort((w < 0).to(torch.int8), stable=True)
-    us, ui = torch.sort(u[order], dim=0, stable=True)
-    return us, order[ui]
+def _quantile_steps(u: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+    """Quantile function of each row of u [L, n] with weights w [n], as steps.
+
+    Returns ``values`` and ``levels`` [L, n]: the quantile is ``values[:, k]`` on
+    ``(levels[:, k-1], levels[:, k]]``; levels are non-decreasing and end at 1.
+    """
+    values, order = torch.sort(u, dim=1)
+    # F on the gap [x_(k), x_(k+1)), clipped to [0, 1]; after the last value F = 1.
+    levels = (torch.cumsum(w[order], 1)[:, :-1] / w.sum()).clamp(0.0, 1.0)
+    if bool((w < 0).any()):  # increasing rearrangement: stack the gaps in order of F
+        levels, perm = torch.sort(levels, dim=1, stable=True)
+        gaps = torch.gather(torch.diff(values, dim=1), 1, perm)
+        first = values[:, :1]
+        values = torch.cat([first, first + torch.cumsum(gaps, 1)], 1)
+    return values, torch.cat([levels, torch.ones_like(values[:, :1])], 1)
 
 
 def wasserstein_1d(
     u: Tensor, v: Tensor, *, a: Tensor | None = None, b: Tensor | None = None, p: float = 2
 ) -> Tensor:
-    """Exact :math:`W_p^p` between 1-D samples, column by column.
+    """Exact :math:`W_p^p` between weighted 1-D samples, column by column.
+
+    .. math:: W_p^p(u, v) = \\int_0^1 |Q_u(t) - Q_v(t)|^p \\, dt
+
+    with :math:`Q` the weighted quantile functions; negative weights follow the rule in the
+    module docstring. For unit weights and equal sizes this is
+    ``mean(|sort(u) - sort(v)|**p)``.
 
     Args:
-        u: [n, L] samples (L independent 1-D problems, e.g. projections).
-        v: [m, L] samples.
-        a, b: weights [n], [m] (default uniform); normalised internally.
+        u: [n, L] samples (L independent 1-D problems, e.g. projections), or [n].
+        v: [m, L] samples, or [m]; cast to the dtype and device of ``u``.
+        a, b: weights [n], [m] (default uniform); may be negative, total must be positive;
+            normalised internally.
         p: exponent ≥ 1.
 
     Returns:
-        [L] tensor of :math:`W_p^p` (no root, like POT's ``wasserstein_1d``).
+        [L] tensor of :math:`W_p^p` (no root, like POT's ``wasserstein_1d``), or a scalar
+        for 1-D inputs; differentiable in u, v, a, b.
+
+    Example:
+        >>> x = torch.tensor([0.0, 1.0, 2.0])
+        >>> float(wasserstein_1d(x, torch.tensor([1.0]), a=torch.tensor([1.0, -1.0, 1.0])))
+        0.0
     """
-    if u.ndim == 1:
+    if u.ndim == 1 and v.ndim == 1:
         return wasserstein_1d(u[:, None], v[:, None], a=a, b=b, p=p)[0]
+    if u.ndim != 2 or v.ndim != 2 or u.shape[1] != v.shape[1]:
+        raise ValueError(
+            f"u and v must be [n, L] and [m, L] with the same L, got {tuple(u.shape)}, "
+            f"{tuple(v.shape)}"
+        )
+    if p < 1:
+        raise ValueError(f"p must be >= 1, got {p}")
     n, m = u.shape[0], v.shape[0]
     if n == 0 or m == 0:
         raise ValueError("sliced_wasserstein needs at least one sample on each side")
+    v = v.to(dtype=u.dtype, device=u.device)
     a = _check_weights(a, n, u, "a")
     b = _check_weights(b, m, u, "b")
     if n == m and _uniform(a) and _uniform(b):  # equal masses: match sorted samples
         us_, vs_ = torch.sort(u, dim=0).values, torch.sort(v, dim=0).values
         return (us_ - vs_).abs().pow(p).mean(0)
-    us, ui = _sort(u, a)
-    vs, vi = _sort(v, b)
-    cu = _cdf_levels(a[ui])
-    cv = _cdf_levels(b[vi])
-    levels, _ = torch.sort(torch.cat([cu, cv], 0), dim=0)  # [n+m, L]
-    delta = torch.diff(levels, dim=0, prepend=torch.zeros_like(levels[:1]))
-    # Quantile at the right end of each interval: first index whose level reaches it.
-    lt = levels.T.contiguous()
-    iu = torch.searchsorted(cu.T.contiguous(), lt).clamp_max(n - 1).T
-    iv = torch.searchsorted(cv.T.contiguous(), lt).clamp_max(m - 1).T
-    qu = torch.gather(us, 0, iu)
-    qv = torch.gather(vs, 0, iv)
-    return (delta * (qu - qv).abs().pow(p)).sum(0)
+    qu, cu = _quantile_steps(u.T, a)
+    qv, cv = _quantile_steps(v.T, b)
+    levels = torch.sort(torch.cat([cu, cv], 1), dim=1).values  # [L, n+m]
+    delta = torch.diff(levels, dim=1, prepend=torch.zeros_like(levels[:, :1]))
+    # Quantile on (previous level, level]: the first step whose level reaches it.
+    iu = torch.searchsorted(cu, levels).clamp_max(n - 1)
+    iv = torch.searchsorted(cv, levels).clamp_max(m - 1)
+    diff = torch.gather(qu, 1, iu) - torch.gather(qv, 1, iv)
+    return (delta * diff.abs().pow(p)).sum(1)
 
 
 def sliced_wasserstein(

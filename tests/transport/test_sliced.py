@@ -74,6 +74,10 @@ def test_agrees_with_pot_for_same_projections(p: int) -> None:
     np.testing.assert_allclose(float(pp), ref**p, rtol=1e-10)
 
 
+def _t(*v: float) -> torch.Tensor:
+    return torch.tensor(v, dtype=torch.float64)
+
+
 def test_negative_weights_cancel() -> None:
     # A negative-weight copy of an event cancels it: the sample equals one without both.
     x = torch.tensor([[0.0], [1.0], [1.0], [2.0], [5.0]], dtype=torch.float64)
@@ -86,6 +90,66 @@ def test_negative_weights_cancel() -> None:
     d2 = wasserstein_1d(x2, y, a=a2)
     torch.testing.assert_close(d2, d1b)
     assert float(d1) > 0
+
+
+def test_negative_weight_cancels_a_different_value() -> None:
+    # 0, 1, 5 with weights 1, 1, -1: F = 1 on [0, 1), 2 -> clipped 1 on [1, 5), so the
+    # event at 5 cancels the one at 1 and the distribution is a point mass at 0.
+    x, w = _t(0, 1, 5), _t(1, 1, -1)
+    assert float(wasserstein_1d(x, _t(0), a=w)) == 0.0
+    assert float(wasserstein_1d(x, _t(2), a=w)) == 4.0
+    # 0, 1, 2 with weights 1, -1, 1: F = 1 on [0, 1), 0 on [1, 2); rearranged, F = 0 on a
+    # gap of length 1, then 1: a point mass at 1 (the signed mean 0 - 1 + 2).
+    assert float(wasserstein_1d(_t(0, 1, 2), _t(1), a=_t(1, -1, 1))) == 0.0
+    # 0, 1, 2, 3 with weights 1, 1, -1, 1 (total 2): F = 1/2, 1, 1/2 on the three gaps;
+    # rearranged 1/2 on a length 2, then 1: mass 1/2 at 0 and at 2. Against 0.5, 1.5, 2.5
+    # W2² = 1/3·0.25 + 1/6·2.25 + 1/6·0.25 + 1/3·0.25 = 7/12.
+    x, w = _t(0, 1, 2, 3), _t(1, 1, -1, 1)
+    assert float(wasserstein_1d(x, _t(0, 2), a=w)) == pytest.approx(0.0, abs=1e-15)
+    assert float(wasserstein_1d(x, _t(0.5, 1.5, 2.5), a=w)) == pytest.approx(7 / 12, rel=1e-14)
+
+
+def _signed(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    w = rng.uniform(0.2, 1.0, n) * np.where(rng.random(n) < 0.2, -1.0, 1.0)
+    return torch.from_numpy(rng.normal(0, 1, n)), torch.from_numpy(w)
+
+
+def test_signed_weights_identities() -> None:
+    x, a = _signed(80, 0)
+    y, b = _signed(60, 1)
+    assert float(wasserstein_1d(x, x, a=a, b=a)) == 0.0
+    # The rule treats both directions alike: negating all values changes nothing ...
+    d = wasserstein_1d(x, y + 0.3, a=a, b=b)
+    torch.testing.assert_close(wasserstein_1d(-x, -y - 0.3, a=a, b=b), d, rtol=1e-12, atol=0)
+    # ... and keeps the signed mean while 0 <= F <= 1: W2(mu, delta_c) = E(X - c)², so two
+    # points c give the mean. Every tenth event of a sorted sample is negative and smaller
+    # than its positive neighbours, so F dips (the rearrangement acts) but stays in [0, 1].
+    rng = np.random.default_rng(5)
+    xs = torch.from_numpy(np.sort(rng.normal(0, 1, 80)))
+    ws = torch.from_numpy(rng.uniform(0.5, 1.0, 80))
+    ws[10::10] = -torch.from_numpy(rng.uniform(0.2, 0.45, 7))
+    w0, w1 = (float(wasserstein_1d(xs, _t(c), a=ws)) for c in (0.0, 1.0))
+    assert (1.0 + w0 - w1) / 2 == pytest.approx(float((ws * xs).sum() / ws.sum()), rel=1e-10)
+
+
+def test_unit_weights_are_the_mean_squared_difference_of_sorted_samples() -> None:
+    x, y = torch.randn(50, 3, generator=_gen(0)), torch.randn(50, 3, generator=_gen(1))
+    want = (torch.sort(x, 0).values - torch.sort(y, 0).values).pow(2).mean(0)
+    torch.testing.assert_close(wasserstein_1d(x, y), want, rtol=0, atol=0)
+    # The general merged-grid path (weights that need a gradient) gives the same numbers.
+    a = torch.full((50,), 2.0, requires_grad=True)
+    torch.testing.assert_close(wasserstein_1d(x, y, a=a), want, rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_reach_values_and_weights_with_negative_weights() -> None:
+    x, a = _signed(12, 2)
+    y, b = _signed(9, 3)
+    x.requires_grad_(True)
+    a.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda u, w: wasserstein_1d(u, y, a=w, b=b), (x, a))
+    wasserstein_1d(x, y, a=a, b=b).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
 
 
 def test_randomness_is_injected_and_reproducible() -> None:
@@ -119,3 +183,7 @@ def test_bad_arguments() -> None:
         sliced_wasserstein(x, x, a=torch.ones(3))
     with pytest.raises(ValueError, match="at least one sample"):
         sliced_wasserstein(x, x[:0])
+    with pytest.raises(ValueError, match="same L"):
+        wasserstein_1d(x, torch.randn(10, 2))
+    with pytest.raises(ValueError, match="p must be"):
+        wasserstein_1d(x, x, p=0.5)
