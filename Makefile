@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/otus demo --out demo_output
 
+# The tests, then the `>>>` examples in the docstrings (an explicit path overrides testpaths).
 test: $(STAMP)
 	$(PY) -m pytest -q
+	$(PY) -m pytest -q --doctest-modules otus
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
@@ -27,6 +29,7 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check otus tests experiments
 	$(VENV)/bin/ruff format --check otus tests experiments
+	$(VENV)/bin/mypy otus
 
 bench: $(STAMP)
 	$(PY) experiments/bench_speed.py
@@ -35,6 +38,8 @@ bench: $(STAMP)
 data: $(STAMP)
 	cd data && ../$(VENV)/bin/otus generate zee --events 10000 --seed 1 --out zee.new && rm -rf zee && mv zee.new zee
 	cd data && ../$(VENV)/bin/otus generate ttbar --events 2000 --seed 2 --out ttbar.new && rm -rf ttbar && mv ttbar.new ttbar
+	cd data && ../$(VENV)/bin/otus generate ../examples/cards/zmumu.yaml --events 10000 --seed 5 --out zmumu.new && rm -rf zmumu && mv zmumu.new zmumu
+	cd data && ../$(VENV)/bin/otus generate ../examples/cards/wenu.yaml --events 10000 --seed 6 --out wenu.new && rm -rf wenu && mv wenu.new wenu
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

@@ -1,6 +1,6 @@
-"""Fidelity of a trained OTUS run on a held-out event file (SPEC §8, ANCHORS OTUS protocol).
+"""Fidelity of trained OTUS runs on held-out event files (SPEC §8, ANCHORS OTUS protocol).
 
-The held-out file is split into halves A and B so that truth and prediction are
+Each held-out file is split into halves A and B so that truth and prediction are
 independent samples:
 
 * simulation x vs x̃′ = D(z): passing x of A against D(z of B), truncated by the detector
@@ -10,20 +10,34 @@ independent samples:
 * autoencoder x vs x̃ = D(E(x)) on B's passing events against A's.
 
 Prints and writes (``--out``) a JSON report: per-observable W, χ²_R, KS (otus.metrics), the
-global sliced W2 on standardised rows, classifier AUCs and the simulation speed.
+global sliced W2 on standardised rows, classifier AUCs and the simulation speed. Everything
+follows the run's process card: the headline observables are the card's observables of each
+level and the anchor particle's pT and E; the *mass* of a level is the card's first ``mass``
+or ``mt`` observable there (e.g. zee: m_ee at both levels; a W → e ν card: mt of (e, ν)
+at parton level, mt of (e, MET) at detector level), so any final state gets the same table.
+
+``--markdown`` writes one row per run (several ``RUN --test FILE`` pairs may be given) with
+the mass χ²_R of simulation and unfolding and the simulation AUC, checked against the goals
+for a new final state trained with the project defaults (:data:`GOALS`), and the command,
+machine and date.
 
 Usage::
 
     python experiments/evaluate_model.py RUN --test TEST.h5 [--out report.json]
+    python experiments/evaluate_model.py RUN1 RUN2 --test T1.h5 T2.h5 \\
+        --markdown experiments/results/processes.md
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,15 +47,10 @@ from otus.io.h5 import read_events
 from otus.metrics import classifier_auc, compare, sliced_w2
 from otus.models.api import load_run
 from otus.physics.selection import acceptance
+from otus.processes import Process
 
-HEADLINE = {
-    "zee": ["m_ee", "e+_py", "e+_pz", "e+_E"],
-    "ttbar": ["m_W_had", "m_t_had", "m_t_lep", "m_tt", "jet1_E"],
-}
-HEADLINE_Z = {
-    "zee": ["m_ee", "e+_py", "e+_pz", "e+_E"],
-    "ttbar": ["m_W_had", "m_t_had", "m_t_lep", "b_E"],
-}
+# Goals for a final state trained with the default config (no --config), paired or not.
+GOALS = {"simulate_mass_chi2_r": 2.5, "simulate_auc": 0.65, "unfold_mass_chi2_r": 10.0}
 
 
 def _std_sw(a: np.ndarray, b: np.ndarray) -> float:
@@ -49,20 +58,55 @@ def _std_sw(a: np.ndarray, b: np.ndarray) -> float:
     return sliced_w2((a - mu) / sd, (b - mu) / sd, n_projections=1000, seed=0)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("run")
-    ap.add_argument("--test", required=True)
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--seed", type=int, default=123)
-    ap.add_argument("--max-events", type=int, default=60000)
-    ap.add_argument("--no-auc", action="store_true")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
+def mass_observable(process: Process, level: str) -> str | None:
+    """The card's first ``mass`` or ``mt`` observable of ``level`` (a built-in's first)."""
+    names = process.objects(level)
+    for ob in process.observable_defs:
+        if ob.kind in ("mass", "mt") and all(o in names for o in ob.objects):
+            return ob.name
+        if ob.kind == "builtin":
+            return process.observable_names(level)[0] if process.observable_names(level) else None
+    return None
 
-    sur = load_run(args.run)
+
+def headline(process: Process, level: str) -> list[str]:
+    """Observables printed per section: the card's, then the anchor particle's pT and E."""
+    anchor = process.objects(level)[process.anchor[0 if level == "z" else 1]]
+    return [*process.observable_names(level), f"{anchor}_pt", f"{anchor}_E"]
+
+
+def _training(run: Path) -> dict[str, Any]:
+    """How the run was trained: input files (one: paired file; two: x and z files), the
+    epochs begun and optimiser steps done (as logged in metrics.csv)."""
+    out: dict[str, Any] = {"inputs": [], "epochs": None, "steps": None}
+    prov = run / "provenance.json"
+    if prov.is_file():
+        p = json.loads(prov.read_text())
+        out["inputs"] = list(p.get("inputs") or [])  # {path: sha256}: x file, then z file
+    metrics = run / "metrics.csv"
+    if metrics.is_file():
+        import csv
+
+        with metrics.open() as f:
+            rows = [r for r in csv.DictReader(f) if r.get("epoch") and r.get("step")]
+        if rows:
+            out["epochs"] = max(int(float(r["epoch"])) for r in rows) + 1
+            out["steps"] = max(int(float(r["step"])) for r in rows) + 1
+    return out
+
+
+def evaluate_run(
+    run: str | Path,
+    test: str | Path,
+    *,
+    seed: int = 123,
+    max_events: int = 60000,
+    auc: bool = True,
+) -> dict[str, Any]:
+    """The half-split fidelity report of one run on one held-out file (see module doc)."""
+    sur = load_run(run)
     p = sur.process
-    ev = read_events(args.test, p.name).subset(slice(0, args.max_events))
+    ev = read_events(test, p.name).subset(slice(0, max_events))
     n = len(ev)
     half = n // 2
     a, b = ev.subset(slice(0, half)), ev.subset(slice(half, 2 * half))
@@ -71,20 +115,24 @@ def main(argv: list[str] | None = None) -> int:
     xb = b.x[b.x_pass]
 
     t0 = time.perf_counter()
-    xs, acc = sur.simulate(b.z, seed=args.seed, with_pass=True)
+    xs, acc = sur.simulate(b.z, seed=seed, with_pass=True)
     t_sim = time.perf_counter() - t0
     xs_pass = xs[acc]
-    zu = sur.unfold(xb, seed=args.seed + 1)
-    xae = sur.simulate(zu, seed=args.seed + 2)
+    zu = sur.unfold(xb, seed=seed + 1)
+    xae = sur.simulate(zu, seed=seed + 2)
     xae = xae[np.asarray(acceptance(p, xae.astype(np.float64)), bool)]
 
-    rep: dict[str, object] = {
-        "run": args.run,
-        "test": args.test,
+    rep: dict[str, Any] = {
+        "run": str(run),
+        "test": str(test),
+        "process": p.name,
+        "training": _training(Path(run)),
         "events": 2 * half,
         "pass_rate_truth": float(a.x_pass.mean()),
         "pass_rate_D(z)": float(acc.mean()),
         "simulate_events_per_s": float(len(b.z) / t_sim),
+        "mass_observable": {"x": mass_observable(p, "x"), "z": mass_observable(p, "z")},
+        "headline": {"x": headline(p, "x"), "z": headline(p, "z")},
     }
     sections = {
         "simulate": compare(p, xa, xs_pass, "x"),
@@ -98,36 +146,140 @@ def main(argv: list[str] | None = None) -> int:
         "unfold": _std_sw(za_pass, zu),
         "autoencode": _std_sw(xa, xae),
     }
-    if not args.no_auc:
+    if auc:
         fa, fs = auc_features(p, xa, xs_pass, "x")
-        auc, err = classifier_auc(fa, fs, seed=0, n_bootstrap=20, max_events=30000, n_threads=1)
+        auc_s, err = classifier_auc(fa, fs, seed=0, n_bootstrap=20, max_events=30000, n_threads=1)
         fz, fu = auc_features(p, za_pass, zu, "z")
         auc_u, err_u = classifier_auc(fz, fu, seed=0, n_bootstrap=20, max_events=30000, n_threads=1)
-        rep["auc"] = {"simulate": [auc, err], "unfold": [auc_u, err_u]}
-    lines = [f"{args.run} on {args.test} ({2 * half} events)"]
-    for sec, names in (
-        ("simulate", HEADLINE[p.name]),
-        ("unfold", HEADLINE_Z[p.name]),
-        ("autoencode", HEADLINE[p.name]),
-    ):
-        row = sections[sec]
-        cells = [f"{k} {row[k]['chi2_r']:.2f}" for k in names if k in row]
+        rep["auc"] = {"simulate": [auc_s, err], "unfold": [auc_u, err_u]}
+    return rep
+
+
+def summary(rep: dict[str, Any]) -> str:
+    """The printed lines of one report."""
+    lines = [f"{rep['run']} on {rep['test']} ({rep['events']} events)"]
+    for sec, level in (("simulate", "x"), ("unfold", "z"), ("autoencode", "x")):
+        row = rep[sec]
+        cells = [f"{k} {row[k]['chi2_r']:.2f}" for k in rep["headline"][level] if k in row]
         lines.append(f"  chi2_R {sec:10s}: " + ", ".join(cells))
     lines.append(
         "  global SW2 (standardised): "
         + ", ".join(f"{k} {v:.4f}" for k, v in rep["global_sw2"].items())
-    )  # type: ignore[union-attr]
+    )
     if "auc" in rep:
         lines.append(
             "  AUC: " + ", ".join(f"{k} {v[0]:.3f}±{v[1]:.3f}" for k, v in rep["auc"].items())
-        )  # type: ignore
+        )
     lines.append(
         f"  pass rate truth {rep['pass_rate_truth']:.3f}, pass rate of D(z) "
         f"{rep['pass_rate_D(z)']:.3f}, simulate {rep['simulate_events_per_s']:.3g} ev/s"
     )
-    print("\n".join(lines))
+    return "\n".join(lines)
+
+
+def goal_row(rep: dict[str, Any]) -> dict[str, Any]:
+    """The goal quantities of one report and whether each is met."""
+    mx, mz = rep["mass_observable"]["x"], rep["mass_observable"]["z"]
+    vals = {
+        "simulate_mass_chi2_r": rep["simulate"][mx]["chi2_r"] if mx else None,
+        "simulate_auc": rep["auc"]["simulate"][0] if "auc" in rep else None,
+        "unfold_mass_chi2_r": rep["unfold"][mz]["chi2_r"] if mz else None,
+    }
+    met = {k: (v is not None and v <= GOALS[k]) for k, v in vals.items()}
+    return {"values": vals, "met": met, "mass_x": mx, "mass_z": mz}
+
+
+def _mode(rep: dict[str, Any]) -> str:
+    inputs = rep["training"]["inputs"]
+    if len(inputs) >= 2:
+        return f"unpaired: x {Path(inputs[0]).parent.name}, z {Path(inputs[1]).name}"
+    return f"one paired file ({Path(inputs[0]).parent.name})" if inputs else "?"
+
+
+def markdown(reports: list[dict[str, Any]], meta: dict[str, str]) -> str:
+    """The goals table: one row per run."""
+    g = GOALS
+    out = [
+        "# New final states: fidelity with the default config",
+        "",
+        f"- command: `{meta['command']}`",
+        f"- machine: {meta['machine']}",
+        f"- date: {meta['date']}",
+    ]
+    if meta.get("note"):
+        out.append(f"- note: {meta['note']}")
+    out += [
+        "",
+        "Half-split method of `experiments/evaluate_model.py` (truth from half A of the "
+        "held-out file, predictions from the inputs of half B). Mass: the card's first mass "
+        "or transverse-mass observable of each level. Goals: simulation mass "
+        f"χ²_R ≤ {g['simulate_mass_chi2_r']}, simulation AUC ≤ {g['simulate_auc']}, "
+        f"unfolding mass χ²_R ≤ {g['unfold_mass_chi2_r']}; a miss is marked ✗.",
+        "",
+        "| process | training | epochs / steps | held-out events | simulation mass | χ²_R | AUC "
+        "| unfolding mass | χ²_R | pass rate true / D(z) | goals |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in reports:
+        gr = goal_row(r)
+        v, m = gr["values"], gr["met"]
+
+        def cell(key: str, fmt: str, v: dict[str, Any] = v, m: dict[str, bool] = m) -> str:
+            return "–" if v[key] is None else format(v[key], fmt) + ("" if m[key] else " ✗")
+
+        auc_err = f" ± {r['auc']['simulate'][1]:.3f}" if "auc" in r else ""
+        out.append(
+            f"| {r['process']} | {_mode(r)} | {r['training']['epochs'] or '?'} / "
+            f"{r['training']['steps'] or '?'} | {r['events']} "
+            f"| {gr['mass_x']} | {cell('simulate_mass_chi2_r', '.2f')} "
+            f"| {cell('simulate_auc', '.3f')}{auc_err} | {gr['mass_z']} "
+            f"| {cell('unfold_mass_chi2_r', '.2f')} "
+            f"| {r['pass_rate_truth']:.3f} / {r['pass_rate_D(z)']:.3f} "
+            f"| {'all met' if all(m.values()) else 'missed'} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", nargs="+", help="trained run folder(s)")
+    ap.add_argument(
+        "--test", required=True, nargs="+", help="held-out event file(s): one, or one per run"
+    )
+    ap.add_argument("--out", default=None, help="JSON report (a list when several runs)")
+    ap.add_argument("--markdown", default=None, help="goals table of all runs (Markdown)")
+    ap.add_argument("--note", default="", help="a line for the Markdown table")
+    ap.add_argument("--seed", type=int, default=123)
+    ap.add_argument("--max-events", type=int, default=60000)
+    ap.add_argument("--no-auc", action="store_true")
+    args = ap.parse_args(argv)
+    if len(args.test) not in (1, len(args.run)):
+        ap.error("give one --test file, or one per run")
+    torch.set_num_threads(1)
+    tests = args.test * len(args.run) if len(args.test) == 1 else args.test
+    reports = []
+    for run, test in zip(args.run, tests, strict=True):
+        rep = evaluate_run(
+            run, test, seed=args.seed, max_events=args.max_events, auc=not args.no_auc
+        )
+        print(summary(rep), flush=True)
+        reports.append(rep)
     if args.out:
-        Path(args.out).write_text(json.dumps(rep, indent=1))
+        Path(args.out).write_text(
+            json.dumps(reports[0] if len(reports) == 1 else reports, indent=1)
+        )
+    if args.markdown:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from machine_info import machine
+
+        meta = {
+            "command": " ".join(shlex.quote(a) for a in ["python", *sys.argv]),
+            "machine": machine("torch threads: training default, evaluation 1"),
+            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "note": args.note,
+        }
+        Path(args.markdown).write_text(markdown(reports, meta))
+        print(f"wrote {args.markdown}")
     return 0
 
 

@@ -25,7 +25,8 @@ import numpy as np
 
 from otus import metrics
 from otus.calibrate.ot import OTMap
-from otus.calibrate.ot_events import apply_map, parse_region
+from otus.calibrate.ot_events import apply_map
+from otus.calibrate.regions import region_for
 from otus.io.h5 import read_events
 from otus.physics.observables import observables
 
@@ -44,7 +45,7 @@ def otus(*args: str) -> None:
 def region_obs(ev, region: str) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
     x = ev.x[ev.x_pass]
     obs = observables(ev.process, x, "x")
-    keep = parse_region(region)(obs)
+    keep = region_for(region, ev.process).mask(obs)
     return x[keep], {k: v[keep] for k, v in obs.items()}, ev.weight[ev.x_pass][keep]
 
 

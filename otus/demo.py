@@ -52,7 +52,7 @@ TINY = DemoSettings(
 )
 
 
-def _cli(*args: str) -> None:
+def _cli(*args: object) -> None:
     from otus.cli import main
 
     rc = main([str(a) for a in args])

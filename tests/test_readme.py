@@ -68,3 +68,30 @@ def test_python_example_runs(in_tmp: Path, capsys: pytest.CaptureFixture[str]) -
     (code,) = _blocks("python", "Python API")
     exec(compile(code, "README.md", "exec"), {})
     assert "median m_ee parton" in capsys.readouterr().out
+
+
+def test_byo_cards_are_the_example_cards() -> None:
+    """The README's cards are the shipped example cards (comments aside)."""
+    from otus.processes import load_card, process_from_text
+
+    cards = _blocks("yaml", "Bring your own final state")
+    assert len(cards) == 2
+    for text, name in zip(cards, ("zmumu", "wenu"), strict=True):
+        assert process_from_text(text) == load_card(ROOT / "examples" / "cards" / f"{name}.yaml")
+
+
+@pytest.mark.generate
+def test_byo_commands_run(in_tmp: Path) -> None:
+    pytest.importorskip("pythia8mc")
+    (in_tmp / "examples").symlink_to(ROOT / "examples")
+    block = _blocks("bash", "Bring your own final state")[0]
+    lines = [ln.strip() for ln in block.splitlines() if ln.strip()]
+    assert lines[0] == "mkdir -p byo"
+    (in_tmp / "byo").mkdir()
+    for cmd in lines[1:]:
+        assert cmd.startswith("otus "), cmd
+        rc = main(shlex.split(cmd)[1:])
+        assert rc == 0, cmd
+    for out in ("zmumu_sim.h5", "zmumu_unfolded.lhe.gz", "zmumu_eval/metrics.json"):
+        assert (in_tmp / "byo" / out).exists(), out
+    assert (in_tmp / "byo" / "wenu_unfolded.h5").exists()

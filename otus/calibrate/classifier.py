@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pytorch_lightning as pl
@@ -22,6 +22,8 @@ from torch.nn import functional as F
 from otus.errors import InputFileError, TrainingError
 
 if TYPE_CHECKING:
+    from pytorch_lightning.utilities.types import OptimizerLRSchedulerConfig
+
     from otus.calibrate.reweight import ReweightConfig
 
 
@@ -66,6 +68,11 @@ class Classifier(nn.Module):
     ratio keeps its edge value (as a tree ensemble does) instead of being extrapolated by
     the network: a ratio fitted in a control region is continued flat into a signal region.
     """
+
+    mean: torch.Tensor
+    scale: torch.Tensor
+    lo: torch.Tensor
+    hi: torch.Tensor
 
     def __init__(self, n_features: int, hidden: tuple[int, ...]) -> None:
         super().__init__()
@@ -126,7 +133,7 @@ class LitClassifier(pl.LightningModule):
 
     def evaluated(self) -> Classifier:
         """The network that is validated and kept: the average, or the trained one."""
-        return self.net if self.ema is None else self.ema.module
+        return self.net if self.ema is None else cast(Classifier, self.ema.module)
 
     def _step(self, batch: tuple[torch.Tensor, ...], stage: str) -> torch.Tensor:
         x, y, w = batch
@@ -145,7 +152,7 @@ class LitClassifier(pl.LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, ...], _: int) -> torch.Tensor:
         return self._step(batch, "val")
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         opt = torch.optim.Adam(self.parameters(), lr=self.lr)
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, factor=0.3, patience=self.plateau_patience
@@ -174,6 +181,8 @@ class _KeepBest(pl.Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         loss = trainer.callback_metrics.get("val_loss")
         if loss is not None and float(loss) < self.best and not trainer.sanity_checking:
+            if not isinstance(module, LitClassifier):
+                raise TypeError(f"_KeepBest needs a LitClassifier, got {type(module).__name__}")
             self.best = float(loss)
             self.state = copy.deepcopy(module.evaluated().state_dict())
 

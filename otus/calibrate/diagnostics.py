@@ -54,9 +54,12 @@ def auc_before_after(
     n_threads: int | None = None,
 ) -> dict[str, float]:
     """Classifier AUC (and its uncertainty) data vs MC, before and after, fresh classifiers."""
-    kw = {"seed": seed, "n_threads": n_threads}
-    a0, e0 = metrics.classifier_auc(x_data, x_mc, wx=w_data, wy=w_before, **kw)
-    a1, e1 = metrics.classifier_auc(x_data, x_mc, wx=w_data, wy=w_after, **kw)
+    a0, e0 = metrics.classifier_auc(
+        x_data, x_mc, wx=w_data, wy=w_before, seed=seed, n_threads=n_threads
+    )
+    a1, e1 = metrics.classifier_auc(
+        x_data, x_mc, wx=w_data, wy=w_after, seed=seed, n_threads=n_threads
+    )
     return {
         "auc_before": float(a0),
         "auc_before_err": float(e0),

@@ -1,10 +1,8 @@
 """Classifier features for reweighting, computed from detector-level rows x.
 
-Default features per process (the φ-free x observables: azimuthal symmetry makes φ carry no
-information, and raw px, py mix φ into every column):
-
-- zee: pT and η of e− and e+, m_ee, pT of the pair;
-- ttbar: pT and η of the electron and the four jets, MET, m_W_had, m_t_had, m_t_lep, m_tt.
+Default features (the φ-free x observables: azimuthal symmetry makes φ carry no information,
+and raw px, py mix φ into every column): pT and η of each object, the pT of missing ET, and
+the observables of the process card — for zee pT and η of e− and e+, m_ee, pT of the pair.
 
 Any name of :func:`otus.physics.observables.observables` may be chosen instead.
 """
@@ -21,18 +19,8 @@ from otus.processes import Process
 
 
 def default_features(process: Process) -> tuple[str, ...]:
-    """The default feature names of ``process`` (see the module docstring)."""
-    if process.name == "zee":
-        return ("e-_pt", "e-_eta", "e+_pt", "e+_eta", "m_ee", "pt_ee")
-    objs = [o for o in process.x_objects if o != "met"]
-    return (
-        *(f"{o}_{v}" for o in objs for v in ("pt", "eta")),
-        "met_pt",
-        "m_W_had",
-        "m_t_had",
-        "m_t_lep",
-        "m_tt",
-    )
+    """The default feature names of ``process`` (see :meth:`Process.default_features`)."""
+    return process.default_features()
 
 
 def feature_matrix(

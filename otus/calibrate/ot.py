@@ -19,12 +19,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
+from otus._lightning import drop_tips
 from otus.errors import InputFileError, OtusError, TrainingError
 from otus.io.atomic import atomic_path
 from otus.transport.icnn import ICNN, gradient
@@ -45,12 +46,17 @@ try:
 except ImportError:  # the unified `lightning` package only
     import lightning.pytorch as pl  # type: ignore[no-redef]
 
+if TYPE_CHECKING:
+    from pytorch_lightning.core.optimizer import LightningOptimizer
+    from pytorch_lightning.utilities.parsing import AttributeDict
+    from torch.optim.lr_scheduler import LRScheduler
+
 SOLVERS = ("minmax", "conjugate")
 
 Batch = dict[str, Tensor]
 
 
-def _opt(t: Tensor | None, idx: Tensor) -> Tensor | None:
+def _opt(t: Tensor | None, idx: int | Tensor) -> Tensor | None:
     return None if t is None else t[idx]
 
 
@@ -134,9 +140,10 @@ class OTDual(pl.LightningModule):
             raise OtusError(f"unknown OT solver {solver!r}; choose one of {', '.join(SOLVERS)}")
         self.save_hyperparameters()
         self.automatic_optimization = False
-        kw = {"cond_dim": cond_dim, "strong_convexity": strong_convexity}
-        self.f = ICNN(dim, hidden, seed=seed, **kw)
-        self.g = ICNN(dim, hidden, seed=seed + 1, **kw)
+        self.f = ICNN(dim, hidden, cond_dim=cond_dim, strong_convexity=strong_convexity, seed=seed)
+        self.g = ICNN(
+            dim, hidden, cond_dim=cond_dim, strong_convexity=strong_convexity, seed=seed + 1
+        )
         self.best_score = math.inf
         self.best_state: dict[str, Tensor] | None = None
         self.best_step = -1
@@ -146,16 +153,26 @@ class OTDual(pl.LightningModule):
         self._proj: Tensor | None = None
         self._t0: float | None = None
 
+    @property
+    def hp(self) -> AttributeDict:
+        """The constructor's arguments (``hparams``), typed for attribute access."""
+        return cast("AttributeDict", self.hparams)
+
+    def _optimisers(self) -> tuple[list[LightningOptimizer], list[LRScheduler]]:
+        """The (f, g) optimisers and their schedulers from :meth:`configure_optimizers`."""
+        opts = cast("list[LightningOptimizer]", self.optimizers())
+        return opts, cast("list[LRScheduler]", self.lr_schedulers())
+
     def progress(self) -> float:
         """Fraction of the training budget used (steps, or time with ``max_time``)."""
-        hp = self.hparams
+        hp = self.hp
         frac = self.step_count / hp.max_steps
         if hp.max_time > 0 and self._t0 is not None:
             frac = max(frac, (time.perf_counter() - self._t0) / hp.max_time)
         return min(frac, 1.0)
 
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
+        hp = self.hp
         opts = [
             torch.optim.Adam(m.parameters(), lr=hp.lr, betas=(0.5, 0.9)) for m in (self.f, self.g)
         ]
@@ -170,8 +187,8 @@ class OTDual(pl.LightningModule):
     def _step(self, opt: Any, net: ICNN, loss: Tensor) -> None:
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        if self.hparams.clip_grad > 0:
-            torch.nn.utils.clip_grad_norm_(net.parameters(), self.hparams.clip_grad)
+        if self.hp.clip_grad > 0:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), self.hp.clip_grad)
         opt.step()
         net.project_()
 
@@ -182,17 +199,16 @@ class OTDual(pl.LightningModule):
             loss = g_loss(self.f, self.g, x, c, w)
         else:
             loss = g_regression_loss(self.g, x, t_star, c, w)
-        if self.hparams.cycle > 0:
-            loss = loss + self.hparams.cycle * cycle_loss(self.f, self.g, x, c, w)
+        if self.hp.cycle > 0:
+            loss = loss + self.hp.cycle * cycle_loss(self.f, self.g, x, c, w)
         self._step(opt_g, self.g, loss)
         return loss
 
     def training_step(self, batch: Batch, batch_idx: int) -> None:
-        hp = self.hparams
+        hp = self.hp
         if self._t0 is None:
             self._t0 = time.perf_counter()
-        opt_f, opt_g = self.optimizers()
-        sched_f, sched_g = self.lr_schedulers()
+        (opt_f, opt_g), (sched_f, sched_g) = self._optimisers()
         x, cx, wx = batch["x"], batch.get("cx"), batch.get("wx")
         xs, cs, ws = x[-1], _opt(cx, -1), _opt(wx, -1)
         self.f.requires_grad_(False)
@@ -243,14 +259,14 @@ class OTDual(pl.LightningModule):
         b = y if cy is None else torch.cat([y, cy], 1)
         if self._proj is None:  # fixed directions: scores comparable across validations
             self._proj = random_projections(
-                a.shape[1], 256, generator=torch.Generator().manual_seed(self.hparams.seed)
+                a.shape[1], 256, generator=torch.Generator().manual_seed(self.hp.seed)
             ).to(a.device)
         est["sliced_w2"] = float(
             sliced_wasserstein(a, b, a=wx, b=wy, projections=self._proj, root=False)
         )
         est["step"] = float(self.step_count)
         score = est["sliced_w2"]
-        factor = self.hparams.guard
+        factor = self.hp.guard
         if (
             guard
             and self.best_state is not None
@@ -272,7 +288,7 @@ class OTDual(pl.LightningModule):
         assert self.best_state is not None
         self.load_state_dict(self.best_state)
         self.reverts += 1
-        for opt, sched in zip(self.optimizers(), self.lr_schedulers(), strict=True):
+        for opt, sched in zip(*self._optimisers(), strict=True):
             opt.optimizer.state.clear()
             sched.base_lrs = [b * 0.5 for b in sched.base_lrs]
 
@@ -540,7 +556,7 @@ def fit_ot_map(
         steps_per_epoch=min(val_every, steps),
         seed=seed,
     )
-    val = {
+    parts = {
         "x": xs[vax],
         "y": ys[vay],
         "cx": sub(cx, vax),
@@ -548,7 +564,7 @@ def fit_ot_map(
         "wx": sub(wxf, vax),
         "wy": sub(wyf, vay),
     }
-    val = {k: v for k, v in val.items() if v is not None}
+    val: Batch = {k: v for k, v in parts.items() if v is not None}
     module = OTDual(
         x.shape[1],
         cond_dim=0 if cx is None else cx.shape[1],
@@ -567,6 +583,7 @@ def fit_ot_map(
     )
     if init == "gaussian":
         gaussian_init(module, xs[trx], ys[try_])
+    drop_tips()
     trainer = pl.Trainer(
         max_epochs=max(1, math.ceil(steps / val_every)),
         accelerator=accelerator,
@@ -582,7 +599,8 @@ def fit_ot_map(
     trainer.fit(
         module,
         DataLoader(train, batch_size=None),
-        DataLoader([val], batch_size=None, collate_fn=lambda b: b),
+        # A list is a map-style dataset to DataLoader, which is typed for Dataset only.
+        DataLoader([val], batch_size=None, collate_fn=lambda b: b),  # type: ignore[arg-type]
     )
     if not module.history or module.history[-1]["step"] != module.step_count:
         # score the last state too (a time-limited run can stop between validations)

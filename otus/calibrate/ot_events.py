@@ -2,24 +2,23 @@
 
 Transported features are per-object kinematics of the detector-level ``x``, named
 ``<object>_<kind>`` with kind one of ``px, py, pz`` (Cartesian) or ``pt, logpt, eta, phi``
-(collider coordinates), e.g. ``e-_logpt``. After transport the changed objects are rebuilt
-and their energy is recomputed on the mass shell, :math:`E = \\sqrt{|\\vec p|^2 + m^2}`, with
-the process's object mass (jets, whose mass is free, keep their own mass). Conditioning
-variables may be any such feature or any observable of :func:`otus.physics.observables`.
-A region is a comparison expression on observables, e.g. ``"80 < m_ee < 100"``, parsed with
-:mod:`ast` (never ``eval``); allowed: numbers, observable names, ``< <= > >=``, ``and``,
-``or``, ``not``, unary minus and ``abs()``.
+(collider coordinates), e.g. ``e-_logpt``, or, for plain features (process ``generic``), the
+columns themselves. After transport the changed objects are rebuilt and their energy is
+recomputed on the mass shell, :math:`E = \\sqrt{|\\vec p|^2 + m^2}`, with the process's
+object mass (jets, whose mass is free, keep their own mass); a plain column is replaced as
+it is. Conditioning variables may be any such feature or any observable of
+:func:`otus.physics.observables`. Regions use the one region grammar of
+:mod:`otus.calibrate.regions`, validated against the observables of the file's process.
 """
 
 from __future__ import annotations
 
-import ast
-import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from otus.calibrate.regions import known_names, region_for, region_mask
 from otus.errors import ConfigError
 from otus.physics import fourvec as fv
 from otus.physics.observables import observables
@@ -31,12 +30,24 @@ KINDS = CARTESIAN + COLLIDER
 
 
 def object_features(process: Process) -> list[str]:
-    """All transportable feature names of a process's detector-level objects."""
+    """All transportable feature names: kinematics of the detector-level objects, then the
+    plain columns."""
     out = []
     for o in process.x_objects:
         kinds = [k for k in KINDS if not (o == "met" and k in ("pz", "eta"))]
         out += [f"{o}_{k}" for k in kinds]
-    return out
+    return out + list(process.x_columns)
+
+
+def _column(name: str, process: Process) -> int | None:
+    """Index in x of the plain column ``name`` (None: not a plain column)."""
+    return process.x_features.index(name) if name in process.x_columns else None
+
+
+def objects_of(process: Process, rows: Any) -> Any:
+    """The objects' four-momenta [N, n, 4] of detector rows [N, Dx] (numpy or torch)."""
+    n = len(process.x_objects)
+    return fv.objects(rows[:, : 4 * n], n)
 
 
 def _split(name: str, process: Process) -> tuple[int, str]:
@@ -65,10 +76,14 @@ def feature_matrix(process: Process, x: np.ndarray, names: Sequence[str]) -> np.
     Per-object features (see module doc) or observables (conditioning only).
     """
     x = np.asarray(x, dtype=np.float64)
-    p = fv.objects(x, len(process.x_objects))
+    p = objects_of(process, x)
     cols: list[np.ndarray] = []
     obs: dict[str, np.ndarray] | None = None
     for name in names:
+        c = _column(name, process)
+        if c is not None:
+            cols.append(x[:, c])
+            continue
         try:
             i, kind = _split(name, process)
             cols.append(_kind_values(p[:, i], kind))
@@ -93,6 +108,8 @@ def check_transportable(process: Process, names: Sequence[str]) -> None:
         raise ConfigError(f"feature listed twice in {', '.join(names)}")
     per_obj: dict[int, set[str]] = {}
     for n in names:
+        if _column(n, process) is not None:
+            continue
         i, kind = _split(n, process)
         per_obj.setdefault(i, set()).add(kind)
     for i, kinds in per_obj.items():
@@ -124,7 +141,9 @@ def rebuild_objects(process: Process, p: Any, new: dict[int, dict[str, Any]]) ->
         if set(kinds) <= set(CARTESIAN):
             p3 = fv.stack([kinds.get(k, p[:, i, j]) for j, k in enumerate(CARTESIAN)], p)
         else:
-            pt = xp.exp(kinds["logpt"]) if "logpt" in kinds else kinds.get("pt", fv.pt(p[:, i]))
+            pt: Any = (
+                xp.exp(kinds["logpt"]) if "logpt" in kinds else kinds.get("pt", fv.pt(p[:, i]))
+            )
             eta = kinds.get("eta", fv.eta(p[:, i]))
             phi = kinds.get("phi", fv.phi(p[:, i]))
             if process.x_objects[i] == "met":
@@ -143,116 +162,40 @@ def new_values(process: Process, names: Sequence[str], values: Any) -> dict[int,
     return new
 
 
+def rebuild_rows(process: Process, rows: Any, names: Sequence[str], values: Any) -> Any:
+    """Detector rows [N, Dx] (numpy or torch) with features ``names`` set to ``values``
+    [N, len(names)]: changed objects rebuilt on the mass shell (:func:`rebuild_objects`),
+    plain columns replaced. Differentiable in ``values`` for torch tensors."""
+    xp = fv.namespace(rows)
+    n = len(process.x_objects)
+    obj = [j for j, name in enumerate(names) if _column(name, process) is None]
+    cols = {_column(names[j], process): values[:, j] for j in range(len(names)) if j not in obj}
+    parts = []
+    if n:
+        new = new_values(process, [names[j] for j in obj], values[:, obj])
+        parts.append(rebuild_objects(process, objects_of(process, rows), new).reshape(-1, 4 * n))
+    rest = [cols.get(c, rows[:, c]) for c in range(4 * n, rows.shape[1])]
+    if rest:
+        parts.append(xp.stack(rest, 1))
+    return parts[0] if len(parts) == 1 else xp.concatenate(parts, 1)
+
+
 def replace_features(
     process: Process, x: np.ndarray, names: Sequence[str], values: np.ndarray
 ) -> np.ndarray:
-    """Rows ``x`` with features ``names`` set to ``values`` and energies back on shell."""
+    """Rows ``x`` with features ``names`` set to ``values``, energies back on shell."""
     check_transportable(process, names)
-    out = np.asarray(x, dtype=np.float64)
-    p = fv.objects(out, len(process.x_objects))
-    p = rebuild_objects(
-        process, p, new_values(process, names, np.asarray(values, dtype=np.float64))
+    out = rebuild_rows(
+        process, np.asarray(x, dtype=np.float64), names, np.asarray(values, dtype=np.float64)
     )
-    return p.reshape(np.shape(x)).astype(np.asarray(x).dtype)
-
-
-_CMP: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Lt: operator.lt,
-    ast.LtE: operator.le,
-    ast.Gt: operator.gt,
-    ast.GtE: operator.ge,
-}
-
-
-def parse_region(expr: str) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
-    """Compile a region expression into ``mask = region(observables)`` (safe, no ``eval``)."""
-    # names such as ``e-_eta`` are not Python identifiers: substitute placeholders first
-    alias: dict[str, str] = {}
-    src = expr
-    for i, name in enumerate(
-        sorted((n for n in _probe_obs() if not n.isidentifier()), key=len, reverse=True)
-    ):
-        if name in src:
-            alias[f"_obs{i}_"] = name
-            src = src.replace(name, f"_obs{i}_")
-    try:
-        tree = ast.parse(src, mode="eval")
-    except SyntaxError as err:
-        raise ConfigError(f"region {expr!r}: not a valid expression ({err.msg})") from None
-
-    def ev(node: ast.AST, obs: dict[str, np.ndarray]) -> Any:
-        if isinstance(node, ast.Expression):
-            return ev(node.body, obs)
-        if (
-            isinstance(node, ast.Constant)
-            and isinstance(node.value, (int, float))
-            and not isinstance(node.value, bool)
-        ):
-            return float(node.value)
-        if isinstance(node, ast.Name):
-            name = alias.get(node.id, node.id)
-            if name not in obs:
-                raise ConfigError(
-                    f"region {expr!r}: unknown observable {name!r}; "
-                    f"choose from {', '.join(sorted(obs))}"
-                )
-            return obs[name]
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            return -ev(node.operand, obs)
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-            return ~np.asarray(ev(node.operand, obs), dtype=bool)
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and node.func.id == "abs"
-            and len(node.args) == 1
-            and not node.keywords
-        ):
-            return np.abs(ev(node.args[0], obs))
-        if isinstance(node, ast.Compare) and all(type(o) in _CMP for o in node.ops):
-            left = ev(node.left, obs)
-            mask = np.asarray(True)
-            for op, right_node in zip(node.ops, node.comparators, strict=True):
-                right = ev(right_node, obs)
-                mask = mask & _CMP[type(op)](left, right)
-                left = right
-            return mask
-        if isinstance(node, ast.BoolOp):
-            parts = [np.asarray(ev(v, obs), dtype=bool) for v in node.values]
-            red = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
-            return red.reduce(parts)
-        raise ConfigError(
-            f"region {expr!r}: {type(node).__name__} is not allowed; use "
-            "comparisons of observables with numbers joined by and/or"
-        )
-
-    def region(obs: dict[str, np.ndarray]) -> np.ndarray:
-        n = len(next(iter(obs.values()))) if obs else 0
-        return np.broadcast_to(np.asarray(ev(tree, obs), dtype=bool), (n,)).copy()
-
-    region(_probe_obs())  # validate names/syntax against the zee+ttbar observable vocabulary
-    return region
-
-
-def _probe_obs() -> dict[str, np.ndarray]:
-    """One dummy event's observables of every process (names only matter)."""
-    from otus.processes import PROCESSES
-
-    out: dict[str, np.ndarray] = {}
-    for p in PROCESSES.values():
-        x = np.tile([10.0, 1.0, 2.0, 12.0], (1, len(p.x_objects)))
-        out.update(observables(p, x, "x"))
-    return out
+    return out.astype(np.asarray(x).dtype)
 
 
 def _select(ev: Any, region: str | None) -> np.ndarray:
     """Passing events, optionally inside ``region``."""
-    keep = np.asarray(ev.x_pass, dtype=bool).copy()
-    if region is not None and keep.any():
-        obs = observables(ev.process, ev.x[keep], "x")
-        sub = parse_region(region)(obs)
-        keep[np.flatnonzero(keep)[~sub]] = False
-    return keep
+    if region is None:
+        return np.asarray(ev.x_pass, dtype=bool).copy()
+    return region_mask(region, ev.process, ev.x, ev.x_pass)
 
 
 def object_groups(
@@ -357,8 +300,12 @@ def fit_files(
         )
     proc = ev_mc.process
     features = list(features) if features else default_features(proc)
-    check_transportable(proc, features)
     condition = list(condition)
+    for path, ev in ((mc, ev_mc), (data, ev_data)):
+        _check_names(path, ev.process, [*features, *condition])
+        check_transportable(ev.process, features)
+        if region is not None:
+            region_for(region, ev.process)  # names checked against the file's own process
     if set(condition) & set(features):
         raise ConfigError(
             f"{sorted(set(condition) & set(features))} are both transported and conditioned on"
@@ -375,6 +322,10 @@ def fit_files(
             "iterations apply to the dual objective; the region objective "
             "selects the MC by its calibrated observables at every step"
         )
+    if objective == "region" and ev_data.process != proc:
+        raise InputFileError(
+            f"the region objective needs {mc} and {data} of one process (the same columns)"
+        )
 
     def columns(path: str, ev: Any, moved: Any) -> dict[str, Any]:
         """Stacked rows of ``ev`` whose ``moved`` version lies in the region."""
@@ -385,7 +336,8 @@ def fit_files(
                 f"{path}: only {int(keep.sum())} passing events in region "
                 f"{region!r}{after}; need at least 10"
             )
-        x, c, w = _stacked(proc, ev.x[keep], np.asarray(ev.weight, dtype=np.float64)[keep], groups)
+        w = np.asarray(ev.weight, dtype=np.float64)[keep]
+        x, c, w = _stacked(ev.process, ev.x[keep], w, groups)
         return {
             "x": torch.as_tensor(x, dtype=torch.float32),
             "c": torch.as_tensor(c, dtype=torch.float32),
@@ -406,11 +358,14 @@ def fit_files(
             from otus.calibrate.ot_region import fit_region_map
 
             keep_m, keep_d = np.asarray(ev_mc.x_pass, bool), target["keep"]
+            x_mc, x_data = ev_mc.x, ev_data.x
+            # checked above: both files hold x, and the region objective has a region
+            assert x_mc is not None and x_data is not None and region is not None
             m = fit_region_map(
                 proc,
-                ev_mc.x[keep_m],
+                x_mc[keep_m],
                 np.asarray(ev_mc.weight)[keep_m],
-                ev_data.x[keep_d],
+                x_data[keep_d],
                 np.asarray(ev_data.weight)[keep_d],
                 groups=groups,
                 region=region,
@@ -469,8 +424,20 @@ def fit_files(
 
 
 def default_features(process: Process) -> list[str]:
-    """(log pT, η, φ) of every non-MET object."""
-    return [f"{o}_{k}" for o in process.x_objects if o != "met" for k in ("logpt", "eta", "phi")]
+    """(log pT, η, φ) of every non-MET object, and every plain column."""
+    objs = [f"{o}_{k}" for o in process.x_objects if o != "met" for k in ("logpt", "eta", "phi")]
+    return objs + list(process.x_columns)
+
+
+def _check_names(path: str, process: Process, names: Sequence[str]) -> None:
+    """Every feature and condition ``names`` exists in the file ``path`` (of ``process``)."""
+    have = set(object_features(process)) | set(known_names(process))
+    bad = [n for n in names if n not in have]
+    if bad:
+        raise ConfigError(
+            f"{path}: unknown feature {bad[0]!r} (not a feature or observable of "
+            f"{process.name}); choose from {', '.join(sorted(have))}"
+        )
 
 
 def apply_map(

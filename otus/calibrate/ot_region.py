@@ -43,7 +43,8 @@ import torch
 from torch import Tensor
 
 from otus.calibrate.ot import OTMap, _stats, with_noise
-from otus.calibrate.ot_events import feature_matrix, new_values, parse_region, rebuild_objects
+from otus.calibrate.ot_events import feature_matrix, objects_of, rebuild_rows
+from otus.calibrate.regions import region_for
 from otus.errors import ConfigError, TrainingError
 from otus.physics import fourvec as fv
 from otus.physics.observables import observables
@@ -107,7 +108,7 @@ def fit_region_map(
     if not 0 < val_fraction < 1:
         raise ConfigError(f"validation fraction must be in (0, 1), got {val_fraction}")
     dev = _device(accelerator)
-    in_region = parse_region(region)
+    in_region = region_for(region, process)
     dtype = torch.float32
 
     def t(a: Any) -> Tensor:
@@ -124,7 +125,7 @@ def fit_region_map(
     shift_d, scale_d = shift.to(dev), scale.to(dev)
     cshift_d = None if cshift is None else cshift.to(dev)
     cscale_d = None if cscale is None else cscale.to(dev)
-    p_mc = fv.objects(t(x_mc), len(process.x_objects))
+    rows_mc = t(x_mc)
     wm, wd = t(w_mc), t(w_data)
 
     def objective_rows(p: Tensor, values: list[Tensor], cvals: list[Tensor]) -> Tensor:
@@ -132,7 +133,7 @@ def fit_region_map(
 
     x_data = np.asarray(x_data, dtype=np.float64)
     y = objective_rows(
-        fv.objects(t(x_data), len(process.x_objects)),
+        objects_of(process, t(x_data)),
         [t(feature_matrix(process, x_data, f)) for f, _ in groups],
         [t(feature_matrix(process, x_data, c)) for _, c in groups],
     )
@@ -140,26 +141,29 @@ def fit_region_map(
     y = (y - mu) / sd
     n_obj = y.shape[1]
 
-    kw = {"cond_dim": cond_dim + noise_dims, "strong_convexity": strong_convexity}
-    g = ICNN(dim, hidden, **kw, seed=seed).to(dev)
-    f = ICNN(dim, hidden, **kw, seed=seed + 1)
+    d_c = cond_dim + noise_dims
+    g = ICNN(dim, hidden, cond_dim=d_c, strong_convexity=strong_convexity, seed=seed).to(dev)
+    f = ICNN(dim, hidden, cond_dim=d_c, strong_convexity=strong_convexity, seed=seed + 1)
 
     def calibrated(idx: Tensor, graph: bool, noise: torch.Generator) -> tuple[Tensor, Tensor]:
         """Standardised objective rows and weights of the calibrated MC rows ``idx`` that
         land in the region (noise draws from ``noise``, one per event and group)."""
         values: list[Tensor] = []
-        new: dict[int, dict[str, Tensor]] = {}
+        moved_names: list[str] = []
         for (names, _), fk, ck in zip(groups, feats, conds, strict=True):
             xs = (fk[idx] - shift_d) / scale_d
-            cs = (ck[idx] - cshift_d) / cscale_d if cond_dim else None
+            cs = None  # no conditioning features: no standardisation statistics either
+            if cshift_d is not None and cscale_d is not None:
+                cs = (ck[idx] - cshift_d) / cscale_d
             if noise_dims:
                 cs = with_noise(cs, len(idx), noise_dims, noise).to(dev, dtype)
             moved = gradient(g, xs, cs, create_graph=graph) * scale_d + shift_d
             values.append(moved)
-            new.update(new_values(process, names, moved))
-        p = rebuild_objects(process, p_mc[idx], new)
-        rows = p.detach().reshape(len(idx), -1).double().cpu().numpy()
-        keep = torch.as_tensor(in_region(observables(process, rows, "x")), device=dev)
+            moved_names += names
+        r = rebuild_rows(process, rows_mc[idx], moved_names, torch.cat(values, 1))
+        p = objects_of(process, r)
+        rows = r.detach().double().cpu().numpy()
+        keep = torch.as_tensor(in_region.mask(observables(process, rows, "x")), device=dev)
         a = (objective_rows(p, values, [ck[idx] for ck in conds]) - mu) / sd
         return a[keep], wm[idx][keep]
 

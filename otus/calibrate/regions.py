@@ -1,10 +1,12 @@
 """A safe language for analysis regions, e.g. ``"80 < m_ee < 100"`` (the Z-peak control
 region) or ``"m_ee < 80 or m_ee > 100"`` (the off-peak signal region).
 
+This is the one region grammar of otus (reweighting, OT calibration, fine-tuning).
 Grammar: comparisons (``<``, ``<=``, ``>``, ``>=``, ``==``, ``!=``, chained as in Python)
-between numbers and observable names of :func:`otus.physics.observables.observables`
-(e.g. ``m_ee``, ``e-_pt``, ``jet1_eta``), joined by ``and`` / ``or`` / ``not`` and
-parentheses; ``abs(...)`` and unary minus are allowed inside comparisons. The text is parsed
+between numbers and the detector-level observable names of the event file's process
+(:func:`otus.physics.observables.observables`: e.g. ``m_ee``, ``e-_pt``, ``jet1_eta``; for
+plain features, the column names, e.g. ``"njet == 2 and mjj > 500"``), joined by ``and`` /
+``or`` / ``not`` and parentheses; ``abs(...)`` and unary minus are allowed inside comparisons. The text is parsed
 with :mod:`ast` and only these node types are accepted; nothing is ever ``eval``-ed.
 Events that failed reconstruction (``x_pass`` false) are in no region, whatever the
 expression (so ``not`` cannot pull them in).
@@ -17,6 +19,7 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +27,7 @@ from otus.errors import ConfigError
 from otus.physics.observables import observables
 from otus.processes import Process
 
-_CMP: dict[type, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+_CMP: dict[type, Callable[[Any, Any], Any]] = {
     ast.Lt: operator.lt,
     ast.LtE: operator.le,
     ast.Gt: operator.gt,
@@ -78,8 +81,19 @@ def parse_region(expr: str, known: Iterable[str]) -> Region:
     except SyntaxError:
         raise ConfigError(f"region {expr!r}: not a valid expression") from None
     for node in ast.walk(tree):
-        _check_node(node, expr, slots)
+        _check_node(node, expr, slots, known)
     return Region(expr, tuple(slots.values()), tree, slots)
+
+
+def known_names(process: Process) -> tuple[str, ...]:
+    """The detector-level observable names that regions of ``process`` may use."""
+    with np.errstate(all="ignore"):  # one dummy event: only the names matter
+        return tuple(observables(process, np.ones((1, process.dx)), "x"))
+
+
+def region_for(expr: str, process: Process) -> Region:
+    """Parse ``expr`` against the detector-level observables of ``process``."""
+    return parse_region(expr, known_names(process))
 
 
 _ALLOWED = (
@@ -99,14 +113,17 @@ _ALLOWED = (
 )
 
 
-def _check_node(node: ast.AST, expr: str, slots: Mapping[str, str]) -> None:
+def _check_node(
+    node: ast.AST, expr: str, slots: Mapping[str, str], known: Iterable[str] = ()
+) -> None:
     if not isinstance(node, _ALLOWED):
         raise ConfigError(
             f"region {expr!r}: {type(node).__name__} is not allowed "
             "(only comparisons, and/or/not, numbers, observables, abs())"
         )
     if isinstance(node, ast.Name) and node.id not in slots and node.id != "abs":
-        raise ConfigError(f"region {expr!r}: unknown observable {node.id!r}")
+        choose = f"; choose from {', '.join(sorted(known))}" if known else ""
+        raise ConfigError(f"region {expr!r}: unknown observable {node.id!r}{choose}")
     if isinstance(node, ast.Call) and (
         not isinstance(node.func, ast.Name)
         or node.func.id != "abs"
@@ -121,7 +138,7 @@ def _check_node(node: ast.AST, expr: str, slots: Mapping[str, str]) -> None:
 
 
 def _eval(node: ast.AST, env: Mapping[str, np.ndarray], expr: str) -> np.ndarray | float:
-    if isinstance(node, ast.Constant):
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
         return float(node.value)
     if isinstance(node, ast.Name):
         if node.id == "abs":
@@ -171,9 +188,7 @@ def region_mask(
     passed = np.all(np.isfinite(x), axis=1)
     if x_pass is not None:
         passed &= np.asarray(x_pass, bool)
-    reg = parse_region(
-        expr, observables(process, x[:1] if len(x) else np.zeros((1, process.dx)), "x")
-    )
+    reg = region_for(expr, process)
     out = np.zeros(len(x), dtype=bool)
     if passed.any():
         out[passed] = reg.mask(observables(process, x[passed], "x"))

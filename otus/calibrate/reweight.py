@@ -198,8 +198,13 @@ class ReweightFit:
             ClipReport.none(),
             {},
             dict(d.get("meta", {})),
-            tuple(float(v) for v in d.get("calibration", (1.0, 0.0))),  # older files: none
+            _pair(d.get("calibration", (1.0, 0.0))),  # older files: none
         )
+
+
+def _pair(v: Any) -> tuple[float, float]:
+    a, b = v
+    return float(a), float(b)
 
 
 def _exp_ratio(logit: np.ndarray) -> np.ndarray:

@@ -13,7 +13,8 @@ LOSS_NAMES = ("bce", "mlc")  # the classifier losses (otus.calibrate.classifier.
 class ReweightConfig:
     """Options of the reweighter (saved with the model)."""
 
-    # Defaults: the settings measured best on the analytic closure (results/reweight*.md).
+    # Defaults: the settings with the smallest weight error on the analytic closure tests of
+    # experiments/reweight_bench.py.
     k_folds: int = 5
     repeats: int = 2  # k-fold trainings with different fold assignments, logits averaged
     hidden: tuple[int, ...] = (32, 32, 32)
@@ -22,18 +23,14 @@ class ReweightConfig:
     lr: float = 2e-3
     val_fraction: float = 0.1  # of each fold's training events, for early stopping
     # horizon (epochs, at most epochs / 5) of the moving average of the weights that is
-    # validated and kept; 0: off
-    # (7, session 4: Gaussian weight error 2.39/2.24 -> 2.00/1.61 % for seeds 0/1, mixture
-    # 2.88/3.68 -> 3.21/2.95 %, zee SR max chi2_R 1.93 -> 1.79; results/reweight_ema*.md)
+    # validated and kept; 0: off. Averaging lowers the weight error on the closure tests.
     ema_epochs: float = 7.0
     patience: int = 6  # epochs without improvement before stopping; lr cut after a third
-    # Platt-scale the ensemble logit on the out-of-fold logits; undoes the shrinkage of the
-    # weight average (session 6, results/reweight_platt*.md: mixture weight error
-    # 3.21/2.95/3.36/3.00 -> 3.04/2.95/3.24/2.93 % for seeds 0-3; Gaussian 2.00/1.61 ->
-    # 1.91/1.76 %)
+    # Platt-scale the ensemble logit on the out-of-fold logits (Platt 1999); undoes the
+    # shrinkage that the weight average puts on the logit
     calibrate_logit: bool = True
-    # one of LOSS_NAMES; the MLC loss measured worse on the
-    # mixture (session 7, results/reweight_mlc*.md: 3.04/2.95 -> 3.70/3.44 % for seeds 0/1)
+    # one of LOSS_NAMES; "mlc" gives a larger weight error than "bce" on the mixture
+    # closure test
     loss: str = "bce"
     normalise: str = "data"  # "data": sum w' = sum w_data; "mc": keep the MC sum; "none"
     clip: float | None = None  # largest ratio r kept; None = no clipping (reported anyway)

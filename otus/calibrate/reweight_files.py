@@ -1,5 +1,7 @@
 """Reweighting on event files: fit in a control region, save, and apply to any file.
 
+Any event file works: features are named observables of the file's own process (a built-in,
+a process card, or the columns of plain features, process ``generic``).
 A model folder holds ``model.pt`` (k state dicts, feature names, standardisation, process,
 region, normalisation; read with ``torch.load(weights_only=True)``), ``report.json`` and
 ``report.md`` (clipping, overlap and the diagnostics of :mod:`otus.calibrate.diagnostics`)
@@ -27,7 +29,7 @@ from otus.calibrate.reweight import ReweightConfig, ReweightFit, fit_reweighter
 from otus.errors import ConfigError, InputFileError, OtusError
 from otus.io.atomic import atomic_path
 from otus.io.h5 import info, iter_chunks, read_events
-from otus.processes import Process, get_process
+from otus.processes import Process, process_from_attrs
 from otus.provenance import file_hash, provenance
 
 MODEL_FILE = "model.pt"
@@ -63,15 +65,18 @@ def fit_files(
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OtusError(f"{out}: exists and is not empty; choose a new output folder")
-    proc, x_mc, w_mc = load_region(mc, region=region)
-    proc_d, x_data, w_data = load_region(data, region=region, process=None)
+    proc, x_mc, w_mc = _load(mc, region)
+    proc_d, x_data, w_data = _load(data, region)
     if proc_d.name != proc.name:
         raise InputFileError(f"{data}: holds {proc_d.name} events but {mc} holds {proc.name}")
     names = tuple(features) if features else default_features(proc)
-    f_mc, f_data = feature_matrix(proc, x_mc, names), feature_matrix(proc, x_data, names)
+    f_mc, f_data = _features(mc, proc, x_mc, names), _features(data, proc_d, x_data, names)
     fit = fit_reweighter(f_mc, w_mc, f_data, w_data, features=names, config=cfg)
     fit.meta.update(
         process=proc.name,
+        # the process is rebuilt from these on loading (otus.processes.process_from_attrs)
+        process_card=proc.card_text,
+        x_features=list(proc.x_features),
         region=region or "",
         provenance=json.dumps(
             provenance(
@@ -102,6 +107,22 @@ def fit_files(
         )
     _write_folder(out, fit, report, (f_mc, w_mc, f_data, w_data) if plots else None)
     return report
+
+
+def _load(path: str | os.PathLike[str], region: str | None) -> tuple[Process, Any, Any]:
+    try:
+        return load_region(path, region=region)
+    except ConfigError as err:  # a region naming what the file lacks: say which file
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def _features(
+    path: str | os.PathLike[str], proc: Process, x: np.ndarray, names: tuple[str, ...]
+) -> np.ndarray:
+    try:
+        return feature_matrix(proc, x, names)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
 
 
 def _write_folder(
@@ -189,7 +210,17 @@ def load_reweighter(model_dir: str | os.PathLike[str]) -> tuple[Process, Reweigh
             raise
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputFileError(f"{p}: unreadable reweighting model ({first})") from None
-    return get_process(str(fit.meta.get("process", ""))), fit
+    meta = fit.meta
+    try:
+        proc = process_from_attrs(
+            str(meta.get("process", "")),
+            str(meta.get("process_card", "")),
+            x_features=[str(f) for f in meta.get("x_features", ())],
+            where=str(p),
+        )
+    except OtusError as err:
+        raise InputFileError(f"{p}: {err}") from None
+    return proc, fit
 
 
 def apply_file(
@@ -207,7 +238,7 @@ def apply_file(
     Events that failed reconstruction have no features; their factor is 1.
     """
     proc, fit = load_reweighter(model_dir)
-    fi = info(inp, proc.name)
+    fi = info(inp, proc.name)  # features are computed by name with the file's own process
     if not fi.has_x:
         raise InputFileError(f"{inp}: holds no detector-level x to reweight")
     if column is not None and (not column.isidentifier() or column in ("x", "z", "x_pass")):
@@ -229,7 +260,8 @@ def apply_file(
                 ok = ev.x_pass & np.all(np.isfinite(ev.x), axis=1)
                 m = np.ones(len(ev))
                 if ok.any():
-                    m[ok], rep = fit.multiplier(feature_matrix(proc, ev.x[ok], fit.features))
+                    feats = _features(inp, fi.process, ev.x[ok], fit.features)
+                    m[ok], rep = fit.multiplier(feats)
                     n_clip += rep.n_clipped
                     max_r = max(max_r, rep.max_ratio)
                 n_fail += int((~ok).sum())

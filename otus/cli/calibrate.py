@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from otus.cli._common import add_seed
 
@@ -37,7 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "calibrate",
         help="ICNN optimal-transport calibration of MC toward data",
         description="Move simulated events toward data with the gradient of a convex potential "
-        "(Makkuva et al. min-max dual), fitted in a control region.",
+        "(Makkuva et al. min-max dual), fitted in a control region, on any event file: a "
+        "physics process (object kinematics) or plain named features (process generic; its "
+        "columns).",
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
@@ -54,14 +57,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--features",
         default=None,
         help="comma-separated transported features, e.g. 'e-_logpt,e-_eta' "
-        "(default: logpt, eta, phi of every object)",
+        "(default: logpt, eta, phi of every object; for plain features, every column)",
     )
     f.add_argument(
         "--condition",
         default=None,
         help="comma-separated conditioning features or observables (not moved)",
     )
-    f.add_argument("--region", default=None, help="control region, e.g. '80 < m_ee < 100'")
+    f.add_argument(
+        "--region",
+        default=None,
+        help="control region over observable (or column) names: < <= > >= == !=, and, or, "
+        "not, e.g. '80 < m_ee < 100' or 'njet == 2 and mjj > 500'",
+    )
     f.add_argument(
         "--iterations",
         type=int,
@@ -185,7 +193,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "apply",
         help="move events with a fitted map",
         description="Replace the calibrated features of passing events, "
-        "recompute energies on the mass shell, keep the rest.",
+        "recompute energies on the mass shell (objects), keep the rest.",
     )
     a.add_argument("model", help="model folder from `otus calibrate fit`")
     a.add_argument("--input", required=True, help="event file (.h5) to calibrate")
@@ -215,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(
                 f"--{wrong[0].replace('_', '-')} does not apply to the {args.objective} objective"
             )
-        opts = {**COMMON, **(REGION if args.objective == "region" else DUAL)}
+        opts: dict[str, Any] = {**COMMON, **(REGION if args.objective == "region" else DUAL)}
         opts.update({k: v for k, v in given.items() if k in opts})
         for name in (
             "steps",

@@ -1,9 +1,11 @@
-"""``otus fit``: train OTUS (SPEC §3, §6) into a run folder."""
+"""``otus fit``: train OTUS (arXiv:2101.08944) into a run folder."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
+
+from otus.cli._common import PROCESS_HELP
 
 
 def register(sub: Any) -> None:
@@ -15,7 +17,7 @@ def register(sub: Any) -> None:
         "last.ckpt (+ periodic checkpoints), config.yaml, provenance.json and "
         "metrics.csv.",
     )
-    p.add_argument("process", choices=("zee", "ttbar"))
+    p.add_argument("process", help=PROCESS_HELP)
     p.add_argument("--data", required=True, help="event file (.h5) with detector-level x")
     p.add_argument(
         "--z-data", default=None, help="event file with parton-level z (default: --data)"
@@ -52,8 +54,15 @@ def _devices(v: str) -> Any:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from otus.cli._common import resolve_process
+    from otus.io.h5 import info
     from otus.models.config import config_from_dict, load_config, replace
     from otus.models.train import fit
+
+    process = resolve_process(args.process, args.data)
+    for f in (args.data, args.z_data):
+        if f is not None:
+            info(f, process)  # the card must be the one the files were written with
 
     if args.resume:
         if args.config is not None:
@@ -61,12 +70,12 @@ def run(args: argparse.Namespace) -> int:
 
             raise ConfigError("--resume continues with the run's own config.yaml; drop --config")
         cfg = (
-            load_config(Path(args.out) / "config.yaml", process=args.process)
+            load_config(Path(args.out) / "config.yaml", process=process)
             if (Path(args.out) / "config.yaml").is_file()
-            else load_config(None, process=args.process)
+            else load_config(None, process=process)
         )
     else:
-        cfg = load_config(args.config, process=args.process)
+        cfg = load_config(args.config, process=process)
     if args.seed is not None:
         d = cfg.to_dict()
         d["seed"] = args.seed

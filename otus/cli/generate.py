@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from otus.cli._common import add_seed
+from otus.cli._common import PROCESS_HELP, add_seed
 
 
 def register(sub: Any) -> None:
@@ -15,7 +15,7 @@ def register(sub: Any) -> None:
         description="Built-in MadGraph+Delphes stand-in: writes DIR/parton.lhe.gz, "
         "DIR/delphes.root and DIR/events.h5 (paired row by row).",
     )
-    p.add_argument("process", choices=("zee", "ttbar"), help="physics process")
+    p.add_argument("process", help=PROCESS_HELP)
     p.add_argument("--events", "-n", type=int, required=True, help="number of events")
     add_seed(p)
     p.add_argument("--out", required=True, help="output folder (created if missing)")

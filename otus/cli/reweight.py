@@ -11,7 +11,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "reweight",
         help="classifier reweighting of MC toward data",
-        description="Classifier reweighting of simulation toward data (k-fold).",
+        description="Classifier reweighting of simulation toward data (k-fold), on any event "
+        "file: a physics process (features: its observables) or plain named features "
+        "(process generic; features: its columns).",
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
@@ -28,12 +30,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument(
         "--region",
         default=None,
-        help="control region, e.g. '80 < m_ee < 100' (default: all events)",
+        help="control region over observable (or column) names: < <= > >= == !=, and, or, "
+        "not, e.g. '80 < m_ee < 100' or 'njet == 2 and mjj > 500' (default: all events)",
     )
     f.add_argument(
         "--features",
         default=None,
-        help="comma-separated observables (default: pT, η, masses of the process)",
+        help="comma-separated observables (default: pT, η, masses of the process; for plain "
+        "features, every column)",
     )
     from otus.calibrate.reweight_config import ReweightConfig
 

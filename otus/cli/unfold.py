@@ -14,5 +14,6 @@ def register(sub: Any) -> None:
         apply="unfold_file",
         help="unfold detector-level events with a trained run",
         description="Apply the stochastic encoder E(x) of a trained run to passing events. "
-        "Input .h5 (x) or Delphes .root; output .h5 (paired z, x) or .lhe.gz.",
+        "Input .h5 (x) or .root (Delphes or CMS NanoAOD, told apart by the tree name); output "
+        ".h5 (paired z, x) or .lhe.gz.",
     )

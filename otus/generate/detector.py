@@ -115,6 +115,12 @@ def muon_id_efficiency(pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
     return (inside * val).astype(np.float64)
 
 
+def muon_efficiency(pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    """Total muon efficiency, tracking × identification (pT the true pT); isolation
+    (``MuonIsolation``, Σ pT / pT ≤ 0.25 within ΔR < 0.5) comes on top."""
+    return muon_tracking_efficiency(pt, eta) * muon_id_efficiency(pt, eta)
+
+
 # --------------------------------------------------------------------------- resolutions
 
 

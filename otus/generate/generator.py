@@ -1,4 +1,4 @@
-"""``generate``: the built-in MadGraph + Delphes stand-in (SPEC §3, §5).
+"""``generate``: the built-in MadGraph + Delphes stand-in.
 
 Parton level from Pythia's hard process (:mod:`otus.generate.pythia`), detector level from
 the same events after shower through the Delphes-CMS-card detector
@@ -23,17 +23,17 @@ import numpy as np
 
 from otus.errors import OtusError
 from otus.generate import detector as det
-from otus.generate.pythia import PythiaSource, check_seed
+from otus.generate.pythia import PythiaSource, check_seed, hadronises
 from otus.generate.reconstruct import reconstruct
 from otus.io.delphes import write_delphes
 from otus.io.h5 import Events, EventWriter
 from otus.io.lhe import write_lhe
 from otus.physics.selection import build_x
-from otus.processes import get_process
+from otus.processes import Process, get_process
 from otus.provenance import provenance
 
-# Events per Pythia batch; ttbar records with hadronisation are large, keep memory modest.
-BATCH = {"zee": 1000, "ttbar": 100}
+# Events per Pythia batch; records with hadronisation are large, keep memory modest.
+BATCH, BATCH_HADRONISED = 1000, 100
 OUTPUTS = ("events.h5", "parton.lhe.gz", "delphes.root")
 
 
@@ -58,7 +58,7 @@ def _prepare_out(out_dir: str | os.PathLike[str]) -> tuple[Path, bool]:
 
 
 def generate(
-    process: str,
+    process: str | Process,
     n_events: int,
     *,
     seed: int,
@@ -136,10 +136,11 @@ def _run(
         disable=None if progress else True,
         leave=False,
     )
+    batch = BATCH_HADRONISED if hadronises(proc) else BATCH
     with EventWriter(tmp / "events.h5", proc, has_z=True, has_x=True, provenance=prov) as w:
         done = 0
         while done < n:
-            z64, inc, particles = source.next_batch(min(BATCH[proc.name], n - done))
+            z64, inc, particles = source.next_batch(min(batch, n - done))
             z = z64.astype(np.float32)  # what every output stores
             if len(z) == 0:
                 raise OtusError(f"Pythia produced no {proc.name} events (generator failure)")

@@ -1,11 +1,14 @@
 """Parton-level events and their showers from Pythia 8 (``pythia8mc``), 13 TeV.
 
-The hard process plays the role of MadGraph: its outgoing leptons and partons are z, put
-exactly on the process mass shell (E recomputed from p with the masses of
-:mod:`otus.processes`). Events failing the generator cuts are vetoed at process level
+The hard process plays the role of MadGraph: its outgoing leptons and partons are z (each
+matched to the first free entry of the process card by PDG id and mother), put exactly on the
+process mass shell (E recomputed from p with the card's masses). The process and its shower
+settings are the card's ``pythia`` block. Events failing the generator cuts are vetoed at process level
 (before the shower, so they cost almost nothing) and regenerated, like MadGraph's run-card
-cuts. The cuts are MadGraph 5's default run card: leptons pT > 10 GeV, |η| < 2.5; light
-quarks (MadGraph's "j") pT > 20 GeV, |η| < 5; ΔR(l, l), ΔR(j, j), ΔR(j, l) > 0.4; none on b.
+cuts. The cuts are MadGraph 5's default run card: charged leptons (e, μ) pT > 10 GeV,
+|η| < 2.5; light quarks and gluons (MadGraph's "j") pT > 20 GeV, |η| < 5; ΔR(l, l), ΔR(j, j),
+ΔR(j, l) > 0.4; none on b, τ or neutrinos (the default run card has no missing-ET cut, so a
+W → e ν sample keeps its low-pT neutrinos and the full transverse-mass spectrum).
 
 * **zee** — ``WeakSingleBoson:ffbar2gmZ`` (full Z/γ* interference), Z → e⁺e⁻ only,
   60 < m̂ < 120 GeV. Shower: ISR and FSR (QCD and QED); no multiparton interactions and no
@@ -42,51 +45,35 @@ _COMMON = (
     "Random:setSeed = on",
 )
 
-SETTINGS: dict[str, tuple[str, ...]] = {
-    "zee": (
-        "WeakSingleBoson:ffbar2gmZ = on",
-        "23:onMode = off",
-        "23:onIfAny = 11",
-        "PhaseSpace:mHatMin = 60.",
-        "PhaseSpace:mHatMax = 120.",
-        "PartonLevel:ISR = on",
-        "PartonLevel:FSR = on",
-        "SpaceShower:QEDshowerByQ = off",  # photon radiation off quarks: negligible, slow
-        "TimeShower:QEDshowerByQ = off",
-        "PartonLevel:MPI = off",
-        "HadronLevel:all = off",
-    ),
-    "ttbar": (
-        "Top:gg2ttbar = on",
-        "Top:qqbar2ttbar = on",
-        "5:m0 = 4.7",
-        "6:m0 = 172.5",
-        "6:onMode = off",
-        "6:onIfMatch = 24 5",
-        "24:onMode = off",
-        "24:onPosIfAny = 1 3",
-        "24:onNegIfMatch = 11 12",
-        "PartonLevel:MPI = off",
-        "HadronLevel:all = on",
-    ),
-}
-
 # MadGraph 5 default run card.
 PTL_MIN, ETAL_MAX, PTJ_MIN, ETAJ_MAX, DR_MIN = 10.0, 2.5, 20.0, 5.0, 0.4
-
-# Position in z of each outgoing hard-process particle, by PDG id.
-_SLOTS: dict[str, dict[int, int]] = {
-    "zee": {11: 0, -11: 1},
-    "ttbar": {11: 0, -12: 1, 5: 2, -5: 3, 2: 4, 4: 4, -1: 5, -3: 5},
-}
 
 
 def settings(process: Process, seed: int) -> list[str]:
     """The Pythia settings strings for ``process`` and ``seed``."""
     check_seed(seed)
-    if process.name not in SETTINGS:
-        raise OtusError(f"no generator set-up for process {process.name!r}")
-    return [*_COMMON, f"Random:seed = {seed + 1}", *SETTINGS[process.name]]
+    if not process.pythia:
+        raise OtusError(
+            f"process {process.name!r}: its card has no 'pythia' block, so otus generate "
+            "cannot make it; add the Pythia settings of its hard process to the card"
+        )
+    return [*_COMMON, f"Random:seed = {seed + 1}", *process.pythia]
+
+
+def hadronises(process: Process) -> bool:
+    """Whether the card's Pythia set-up hadronises (large event records: small batches)."""
+    return any(
+        s.replace(" ", "").lower() in ("hadronlevel:all=on", "hadronlevel:all=true")
+        for s in process.pythia
+    )
+
+
+def _slot_of(process: Process, pid: int, mother: int, taken: set[int]) -> int:
+    """The first card entry not yet ``taken`` that a hard-process particle matches (-1: none)."""
+    for k, p in enumerate(process.parton):
+        if k not in taken and pid in p.pdg and (p.mother is None or mother in p.mother):
+            return k
+    return -1
 
 
 def check_seed(seed: int) -> None:
@@ -95,7 +82,8 @@ def check_seed(seed: int) -> None:
 
 
 def _passes_cuts(objs: list[tuple[int, float, float, float]]) -> bool:
-    """MadGraph-style generator cuts on (id, px, py, pz) of the outgoing hard partons."""
+    """MadGraph-style generator cuts on (id, px, py, pz) of the outgoing hard partons:
+    e and μ, light quarks and gluons are cut; b, τ and neutrinos pass as they are."""
     leptons: list[tuple[float, float]] = []
     jets: list[tuple[float, float]] = []
     for pid, px, py, pz in objs:
@@ -125,9 +113,8 @@ def _passes_cuts(objs: list[tuple[int, float, float, float]]) -> bool:
 def _make_hook(process: Process) -> Any:
     import pythia8mc
 
-    slots = _SLOTS[process.name]
     masses = process.z_masses
-    expected = sorted(range(len(masses)))
+    n_obj = len(masses)
 
     class HardProcessCuts(pythia8mc.UserHooks):  # type: ignore[misc]
         """Veto events failing the generator cuts; remember z of the accepted ones."""
@@ -144,18 +131,22 @@ def _make_hook(process: Process) -> Any:
         def doVetoProcessLevel(self, ev: Any) -> bool:
             self.tries += 1
             objs = []
+            taken: set[int] = set()
+            where: list[int] = []
             for i in range(5, ev.size()):
                 prt = ev[i]
                 if prt.status() == 23:
                     objs.append((prt.id(), prt.px(), prt.py(), prt.pz()))
-            if sorted(slots.get(o[0], -1) for o in objs) != expected:
+                    k = _slot_of(process, prt.id(), ev[prt.mother1()].id(), taken)
+                    taken.add(k)
+                    where.append(k)
+            if len(objs) != n_obj or -1 in where or len(taken) != n_obj:
                 self.unexpected += 1  # not the expected final state: never written
                 return True
             if not _passes_cuts(objs):
                 return True
-            z = [0.0] * (4 * len(masses))
-            for pid, px, py, pz in objs:
-                k = slots[pid]
+            z = [0.0] * (4 * n_obj)
+            for k, (_, px, py, pz) in zip(where, objs, strict=True):
                 z[4 * k : 4 * k + 4] = (
                     px,
                     py,

@@ -1,4 +1,4 @@
-"""Event file formats: the otus HDF5 file, LHE and Delphes ROOT."""
+"""Event file formats: the otus HDF5 file, LHE, Delphes ROOT and CMS NanoAOD ROOT."""
 
 from otus.io.h5 import Events, EventWriter, info, iter_chunks, read_events, write_events
 

@@ -7,14 +7,19 @@ extra leaves (``C.fUniqueID``, ``C.fBits``, ``C.Particle`` refs, ...) are presen
 looks leaves up by their last name component and reads only the fields it needs.
 
 Collections (Delphes field names, as :func:`otus.physics.selection.build_x` expects them):
-``Electron`` and ``Muon``: PT, Eta, Phi, Charge; ``Jet``: PT, Eta, Phi, Mass; ``MissingET``:
-MET, Eta, Phi (one entry per event). Event weights are ``Event.Weight`` (first entry).
+``Electron`` and ``Muon``: PT, Eta, Phi, Charge; ``Photon``: PT, Eta, Phi; ``Jet``: PT, Eta,
+Phi, Mass; ``MissingET``: MET, Eta, Phi (one entry per event). Event weights are
+``Event.Weight`` (first entry).
+
+:func:`iter_delphes` reads files in chunks of events (memory does not grow with the file),
+:func:`read_delphes` whole; :class:`DelphesWriter` writes chunk by chunk, :func:`write_delphes`
+events in memory.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +27,23 @@ import awkward as ak
 import numpy as np
 
 from otus.errors import InputFileError, OtusError
-from otus.io.atomic import atomic_path
+from otus.io._root import get_tree, iter_branches, open_root
+from otus.io.atomic import AtomicWriter
 from otus.physics import fourvec as fv
+from otus.physics.selection import COLLECTION
 from otus.processes import Process
 
 TREE = "Delphes"
 FIELDS: dict[str, tuple[str, ...]] = {
     "Electron": ("PT", "Eta", "Phi", "Charge"),
     "Muon": ("PT", "Eta", "Phi", "Charge"),
+    "Photon": ("PT", "Eta", "Phi"),
     "Jet": ("PT", "Eta", "Phi", "Mass"),
     "MissingET": ("MET", "Eta", "Phi"),
 }
 _INT_FIELDS = {"Charge"}
-_CHUNK = 100_000
+_CHUNK = 100_000  # rows per uproot extend
+CHUNK = 100_000  # events per chunk read by iter_delphes
 
 
 def _typed(coll: ak.Array, name: str) -> ak.Array:
@@ -51,6 +60,79 @@ def _typed(coll: ak.Array, name: str) -> ak.Array:
     )
 
 
+class DelphesWriter(AtomicWriter):
+    """Append detector collections to a ``Delphes`` tree, atomically (the file appears on
+    ``close``, and a failed write leaves none); :func:`write_delphes` is one chunk.
+
+    Chunks hold the same collections (layout: :func:`write_delphes`). Example::
+
+        with DelphesWriter("big.root") as w:
+            for reco, weight in chunks:
+                w.append(reco, weight)
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, provenance: dict[str, Any] | None = None
+    ) -> None:
+        import uproot
+
+        super().__init__(path)
+        self.provenance = provenance
+        with self._opening():
+            self._file = uproot.recreate(self.tmp)
+        self._tree: Any = None
+        self._names: tuple[str, ...] = ()
+        self.n = 0
+
+    def append(self, reco: Mapping[str, ak.Array], weight: np.ndarray) -> None:
+        """Write the collections ``reco`` of N events with their weights [N]."""
+        out = self.path
+        unknown = sorted(set(reco) - set(FIELDS))
+        if unknown:
+            raise OtusError(f"{out}: unknown collections {unknown}; known: {', '.join(FIELDS)}")
+        if not reco:
+            raise OtusError(f"{out}: no collections to write")
+        if self._tree is not None and tuple(reco) != self._names:
+            raise OtusError(
+                f"{out}: chunk holds collections {list(reco)}, the file {list(self._names)}"
+            )
+        weight = np.asarray(weight, dtype=np.float64)
+        n = len(weight)
+        data: dict[str, ak.Array] = {}
+        for name, coll in reco.items():
+            if len(coll) != n:
+                raise OtusError(f"{out}: {name} has {len(coll)} events, weight has {n}")
+            data[name] = _typed(coll, name)
+        data["Event"] = ak.zip({"Weight": ak.unflatten(weight, np.ones(n, dtype=np.int64))})
+        if self._tree is None:
+            self._names = tuple(reco)
+            self._tree = self._file.mktree(
+                TREE,
+                {k: v.type.content for k, v in data.items()},
+                title="Analysis tree",
+                counter_name=lambda counted: f"{counted}_size",
+                field_name=lambda outer, inner: f"{outer}.{inner}",
+            )
+        for a in range(0, max(n, 1), _CHUNK):
+            self._tree.extend({k: v[a : a + _CHUNK] for k, v in data.items()})
+        self.n += n
+
+    def _finish(self) -> None:
+        import json
+
+        if self._tree is None:
+            raise OtusError(f"{self.path}: no collections to write")
+        self._file["otus_provenance"] = json.dumps(
+            self.provenance or {}, sort_keys=True, default=str
+        )
+
+    def _release(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> DelphesWriter:
+        return self
+
+
 def write_delphes(
     path: str | os.PathLike[str],
     reco: Mapping[str, ak.Array],
@@ -60,42 +142,16 @@ def write_delphes(
 ) -> Path:
     """Write detector collections as a ``Delphes`` tree, atomically.
 
-    ``reco`` maps collection names (any of ``Electron``, ``Muon``, ``Jet``, ``MissingET``) to
-    jagged awkward records with the fields listed in the module docstring. Kinematics are
-    stored as float32 and charges as int32, as Delphes does; ``Event.Weight`` is stored as
-    float64 so that weights round-trip exactly. Provenance, when given, is stored as a JSON
-    string in the file (key ``otus_provenance``).
+    ``reco`` maps collection names (any of ``Electron``, ``Muon``, ``Photon``, ``Jet``,
+    ``MissingET``) to jagged awkward records with the fields listed in the module docstring.
+    Kinematics are stored as float32 and charges as int32, as Delphes does; ``Event.Weight``
+    is stored as float64 so that weights round-trip exactly. Provenance, when given, is stored
+    as a JSON string in the file (key ``otus_provenance``). For files larger than memory, use
+    :class:`DelphesWriter`.
     """
-    import json
-
-    import uproot
-
-    out = Path(path)
-    unknown = sorted(set(reco) - set(FIELDS))
-    if unknown:
-        raise OtusError(f"{out}: unknown collections {unknown}; known: {', '.join(FIELDS)}")
-    if not reco:
-        raise OtusError(f"{out}: no collections to write")
-    weight = np.asarray(weight, dtype=np.float64)
-    n = len(weight)
-    data: dict[str, ak.Array] = {}
-    for name, coll in reco.items():
-        if len(coll) != n:
-            raise OtusError(f"{out}: {name} has {len(coll)} events, weight has {n}")
-        data[name] = _typed(coll, name)
-    data["Event"] = ak.zip({"Weight": ak.unflatten(weight, np.ones(n, dtype=np.int64))})
-    with atomic_path(out) as tmp, uproot.recreate(tmp) as f:
-        tree = f.mktree(
-            TREE,
-            {k: v.type.content for k, v in data.items()},
-            title="Analysis tree",
-            counter_name=lambda counted: f"{counted}_size",
-            field_name=lambda outer, inner: f"{outer}.{inner}",
-        )
-        for a in range(0, max(n, 1), _CHUNK):
-            tree.extend({k: v[a : a + _CHUNK] for k, v in data.items()})
-        f["otus_provenance"] = json.dumps(provenance or {}, sort_keys=True, default=str)
-    return out
+    with DelphesWriter(path, provenance=provenance) as w:
+        w.append(reco, weight)
+    return Path(path)
 
 
 def _leaf_map(tree: Any) -> dict[str, str]:
@@ -106,55 +162,42 @@ def _leaf_map(tree: Any) -> dict[str, str]:
     return out
 
 
-def read_delphes(
+def iter_delphes(
     path: str | os.PathLike[str],
     *,
+    step_size: int | None = CHUNK,
     entry_stop: int | None = None,
     collections: tuple[str, ...] | None = None,
-) -> tuple[dict[str, ak.Array], np.ndarray]:
-    """Read the ``Delphes`` tree: (collections, weights [N] float64).
+) -> Iterator[tuple[dict[str, ak.Array], np.ndarray]]:
+    """Read the ``Delphes`` tree in chunks of ``step_size`` events (all at once when None):
+    (collections, weights [n] float64) per chunk.
 
     Reads the known collections that the file holds (or exactly ``collections``, which must
     all be present); weights are the first ``Event.Weight`` per event, 1 when the file has
     no ``Event.Weight``. Raises InputFileError when the file is not ROOT, has no ``Delphes``
-    tree, lacks fields, or holds NaN/inf values.
+    tree, lacks fields, holds no events, or holds NaN/inf values.
     """
-    import uproot
-
     p = Path(path)
-    if not p.exists():
-        raise InputFileError(f"{p}: no such file")
-    if p.is_dir():
-        raise InputFileError(f"{p}: is a folder, expected a Delphes ROOT file")
-    try:
-        f = uproot.open(p)
-    except Exception as err:  # uproot raises many types for non-ROOT input
-        raise InputFileError(f"{p}: not a readable ROOT file ({_short(err)})") from None
-    with f:
-        try:
-            tree = f[TREE]
-        except Exception:
-            trees = (
-                ", ".join(
-                    k
-                    for k, c in f.classnames(cycle=False).items()
-                    if c in ("TTree", "ROOT::RNTuple")
-                )
-                or "none"
-            )
-            raise InputFileError(f"{p}: no '{TREE}' tree (trees: {trees})") from None
-        if not hasattr(tree, "arrays"):
-            raise InputFileError(f"{p}: '{TREE}' is not a TTree")
+    with open_root(p, "a Delphes ROOT file") as f:
+        hint = "; a CMS NanoAOD file? use --nanoaod" if TREE not in f and "Events" in f else ""
+        tree = get_tree(f, p, TREE, hint)
         leaves = _leaf_map(tree)
         wanted = collections or tuple(c for c in FIELDS if f"{c}.{FIELDS[c][0]}" in leaves)
         if not wanted:
             raise InputFileError(
                 f"{p}: the '{TREE}' tree holds none of the collections {', '.join(FIELDS)}"
             )
-        keys: dict[str, str] = {}
         for c in wanted:
             if c not in FIELDS:
                 raise OtusError(f"unknown collection {c!r}; known: {', '.join(FIELDS)}")
+        absent = [c for c in wanted if not any(f"{c}.{fld}" in leaves for fld in FIELDS[c])]
+        if absent:
+            raise InputFileError(
+                f"{p}: the '{TREE}' tree lacks the collections {', '.join(absent)} "
+                f"(needed: {', '.join(wanted)})"
+            )
+        keys: dict[str, str] = {}
+        for c in wanted:
             for fld in FIELDS[c]:
                 name = f"{c}.{fld}"
                 if name not in leaves:
@@ -162,15 +205,18 @@ def read_delphes(
                 keys[name] = leaves[name]
         if "Event.Weight" in leaves:
             keys["Event.Weight"] = leaves["Event.Weight"]
-        try:
-            # One branch at a time, by path: full keys like "Electron/Electron.PT" are not
-            # valid uproot expressions.
-            arrs = {k: tree[v].array(entry_stop=entry_stop, library="ak") for k, v in keys.items()}
-        except Exception as err:
-            raise InputFileError(f"{p}: cannot read the '{TREE}' tree ({_short(err)})") from None
+        n = 0
+        for arrs in iter_branches(tree, p, keys, step_size=step_size, entry_stop=entry_stop):
+            yield _collections(p, arrs, wanted, n)
+            n += len(next(iter(arrs.values())))
+        if n == 0:
+            raise InputFileError(f"{p}: the '{TREE}' tree holds no events")
+
+
+def _collections(
+    p: Path, arrs: dict[str, ak.Array], wanted: tuple[str, ...], first: int
+) -> tuple[dict[str, ak.Array], np.ndarray]:
     n = len(next(iter(arrs.values())))
-    if n == 0:
-        raise InputFileError(f"{p}: the '{TREE}' tree holds no events")
     reco: dict[str, ak.Array] = {}
     for c in wanted:
         cols = {}
@@ -181,11 +227,10 @@ def read_delphes(
                 raise InputFileError(f"{p}: {c}.{fld} holds NaN or inf in {bad} events")
             cols[fld] = col
         reco[c] = ak.zip(cols, depth_limit=2)
-    if "Event.Weight" in keys:
+    if "Event.Weight" in arrs:
         wa = arrs["Event.Weight"]
         wa = ak.firsts(wa) if wa.ndim > 1 else wa
-        w = ak.to_numpy(ak.fill_none(wa, np.nan))
-        w = w.astype(np.float64)
+        w = ak.to_numpy(ak.fill_none(wa, np.nan)).astype(np.float64)
         if not np.all(np.isfinite(w)):
             raise InputFileError(
                 f"{p}: Event.Weight is missing or NaN in {int(np.sum(~np.isfinite(w)))} events"
@@ -195,9 +240,16 @@ def read_delphes(
     return reco, w
 
 
-def _short(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+def read_delphes(
+    path: str | os.PathLike[str],
+    *,
+    entry_stop: int | None = None,
+    collections: tuple[str, ...] | None = None,
+) -> tuple[dict[str, ak.Array], np.ndarray]:
+    """Read the whole ``Delphes`` tree: (collections, weights [N] float64); rules and errors
+    as :func:`iter_delphes`, which reads files larger than memory in chunks."""
+    (chunk,) = iter_delphes(path, step_size=None, entry_stop=entry_stop, collections=collections)
+    return chunk
 
 
 def collections_from_x(
@@ -208,11 +260,12 @@ def collections_from_x(
     """Detector collections whose :func:`~otus.physics.selection.build_x` is ``x``.
 
     The inverse of ``build_x`` for rows with ``x_pass`` (failing rows get empty
-    collections). zee: ``Electron`` = [e− (Charge −1), e+ (+1)]; ttbar: ``Electron`` = [e−],
-    ``Jet`` = jet1..jet4 with the mass of their four-vectors, ``MissingET`` = (pT, 0, φ) of the
-    met object. ``Muon`` is empty; for zee, ``Jet`` is empty and ``MissingET`` is minus the
-    electrons' transverse momentum (the visible-sum definition). Passing rows of ttbar must
-    hold jets above the build_x thresholds for the inverse to hold.
+    collections): each object type's slots become its collection (leptons with the slot's
+    charge, 0 where the card gives none; jets with the mass of their four-vectors), types
+    without slots empty collections (``Photon`` only when the card has photons), and
+    ``MissingET`` the met object's (pT, 0, φ) or, without one, minus the objects' summed
+    transverse momentum (the visible-sum definition). Passing rows must hold objects above the
+    card's thresholds for the inverse to hold.
     """
     x = np.asarray(x, dtype=np.float64)
     x_pass = np.asarray(x_pass, dtype=bool)
@@ -250,22 +303,31 @@ def collections_from_x(
             }
         )
 
-    charge = np.ones((n, 1))
-    if process.name == "zee":
-        ele = coll([0, 1], {"Charge": np.concatenate([-charge, charge], 1)}, False)
-        vis = obj[:, 0] + obj[:, 1]
+    types = process.x_types
+    out: dict[str, ak.Array] = {}
+    for t in ("electron", "muon", "photon", "jet"):
+        idx = [i for i, u in enumerate(types) if u == t]
+        name = COLLECTION[t]
+        if not idx:
+            if t != "photon":
+                out[name] = empty(name)
+            continue
+        extra = {}
+        if "Charge" in FIELDS[name]:
+            q = [process.detector[i].charge or 0 for i in idx]
+            extra["Charge"] = np.tile(np.asarray(q, dtype=np.float64), (n, 1))
+        out[name] = coll(idx, extra, t == "jet")
+    if "met" in types:
+        k = types.index("met")
+        met_pt, met_phi = pt[:, k], phi[:, k]
+    else:  # the visible-sum definition: minus the transverse momentum of all objects
+        vis = obj.sum(axis=1)
         met_pt, met_phi = fv.pt(vis), np.arctan2(-vis[:, 1], -vis[:, 0])
-        jets = empty("Jet")
-    elif process.name == "ttbar":
-        ele = coll([0], {"Charge": -charge}, False)
-        jets = coll([2, 3, 4, 5], {}, True)
-        met_pt, met_phi = pt[:, 1], phi[:, 1]
-    else:  # pragma: no cover - processes are fixed
-        raise OtusError(f"no detector collections for process {process.name!r}")
     met = ak.zip(
         {
             f: ak.unflatten(v[x_pass], counts)
             for f, v in (("MET", met_pt), ("Eta", np.zeros(n)), ("Phi", met_phi))
         }
     )
-    return {"Electron": ele, "Muon": empty("Muon"), "Jet": jets, "MissingET": met}
+    out["MissingET"] = met
+    return out

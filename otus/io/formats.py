@@ -1,17 +1,23 @@
 """Choose the event-file format by file name: ``.h5`` (otus), ``.lhe[.gz]`` (parton level),
-``.root`` (Delphes, detector level). Used by commands that take or write any of them."""
+``.root`` (detector level: a Delphes file, tree ``Delphes``, or a CMS NanoAOD file, tree
+``Events``). Used by commands that take or write any of them."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
+
+import numpy as np
 
 from otus.errors import InputFileError, OtusError
 from otus.io.h5 import Events, read_events, write_events
 from otus.processes import Process, get_process
 
 Kind = Literal["h5", "lhe", "root"]
+RootKind = Literal["delphes", "nanoaod"]
+CHUNK = 100_000
 
 
 def file_kind(path: str | os.PathLike[str]) -> Kind:
@@ -26,10 +32,69 @@ def file_kind(path: str | os.PathLike[str]) -> Kind:
     raise OtusError(f"{path}: unknown event-file type; use .h5, .lhe, .lhe.gz or .root")
 
 
+def root_kind(path: str | os.PathLike[str]) -> RootKind:
+    """Delphes or NanoAOD, by the tree the ROOT file holds (``Delphes`` or ``Events``)."""
+    from otus.io import delphes, nanoaod
+    from otus.io._root import open_root, tree_names
+
+    p = Path(path)
+    with open_root(p, "a Delphes or NanoAOD ROOT file") as f:
+        if delphes.TREE in f:
+            return "delphes"
+        if nanoaod.TREE in f:
+            return "nanoaod"
+        trees = ", ".join(tree_names(f)) or "none"
+    raise InputFileError(
+        f"{p}: neither a Delphes ('{delphes.TREE}' tree) nor a NanoAOD ('{nanoaod.TREE}' tree) "
+        f"file (trees: {trees})"
+    )
+
+
+def iter_detector(
+    path: str | os.PathLike[str],
+    process: Process | str,
+    *,
+    chunk_size: int | None = CHUNK,
+    max_events: int | None = None,
+) -> Iterator[Events]:
+    """Detector-level events (x, x_pass, weight) of a Delphes or NanoAOD ROOT file, in chunks
+    of ``chunk_size`` events (all at once when None)."""
+    from otus.physics.selection import build_x, required_collections
+
+    proc = get_process(process) if isinstance(process, str) else process
+    kind = root_kind(path)
+    prov = {"source": kind, "file": str(path)}
+    chunks: Iterator[tuple[dict, np.ndarray]]
+    if kind == "delphes":
+        from otus.io.delphes import iter_delphes
+
+        chunks = iter_delphes(
+            path,
+            step_size=chunk_size,
+            entry_stop=max_events,
+            collections=required_collections(proc),
+        )
+    else:
+        from otus.io.nanoaod import iter_nanoaod
+
+        chunks = (
+            (c.reco, c.weight)
+            for c in iter_nanoaod(
+                path, proc, step_size=chunk_size, max_events=max_events, parton=False
+            )
+        )
+    for reco, weight in chunks:
+        try:
+            x, x_pass = build_x(proc, reco)
+        except OtusError as err:
+            raise InputFileError(f"{path}: {err}") from None
+        yield Events(proc, x=x, x_pass=x_pass, weight=weight, provenance=dict(prov))
+
+
 def read_input(
     path: str | os.PathLike[str], process: Process | str, *, max_events: int | None = None
 ) -> Events:
-    """Events from an otus, LHE (z only) or Delphes ROOT (x only) file."""
+    """Events from an otus, LHE (z only) or Delphes/NanoAOD ROOT (x only) file."""
     proc = get_process(process) if isinstance(process, str) else process
     kind = file_kind(path)
     if kind == "h5":
@@ -39,17 +104,8 @@ def read_input(
         from otus.io.lhe import read_lhe
 
         return read_lhe(path, proc, max_events=max_events)
-    from otus.io.delphes import read_delphes
-    from otus.physics.selection import build_x
-
-    reco, weight = read_delphes(path, entry_stop=max_events)
-    try:
-        x, x_pass = build_x(proc, reco)
-    except OtusError as err:
-        raise InputFileError(f"{path}: {err}") from None
-    return Events(
-        proc, x=x, x_pass=x_pass, weight=weight, provenance={"source": "delphes", "file": str(path)}
-    )
+    (ev,) = iter_detector(path, proc, chunk_size=None, max_events=max_events)
+    return ev
 
 
 def write_output(path: str | os.PathLike[str], ev: Events) -> Path:
@@ -57,6 +113,7 @@ def write_output(path: str | os.PathLike[str], ev: Events) -> Path:
     kind = file_kind(path)
     if kind == "h5":
         return write_events(path, ev)
+    assert ev.weight is not None  # set by Events.__post_init__
     if kind == "lhe":
         if ev.z is None:
             raise OtusError(f"{path}: LHE holds parton-level events, but these have no z")

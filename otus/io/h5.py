@@ -1,14 +1,16 @@
-"""The otus event file (SPEC §4): HDF5 with datasets ``z``, ``x``, ``x_pass``, ``weight``.
+"""The otus event file: HDF5 with datasets ``z``, ``x``, ``x_pass``, ``weight``.
 
 Writing is atomic and incremental (:class:`EventWriter`); reading validates the schema and
-can stream fixed-size chunks (:func:`iter_chunks`) without loading the whole file.
+can stream fixed-size chunks (:func:`iter_chunks`) without loading the whole file. Plain named
+features (a flat ntuple, a NumPy array) are written with :func:`write_features` as a file of
+process ``generic`` (:func:`otus.processes.generic`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,8 @@ import numpy as np
 
 import otus
 from otus.errors import InputFileError, OtusError
-from otus.io.atomic import atomic_path
-from otus.processes import Process, get_process
+from otus.io.atomic import AtomicWriter
+from otus.processes import Process, generic, process_from_attrs
 
 _CHUNK_ROWS = 8192
 
@@ -93,7 +95,7 @@ def _check_arrays(ev: Events, where: str) -> None:
             raise OtusError(f"{where}: weight holds NaN or inf")
 
 
-class EventWriter:
+class EventWriter(AtomicWriter):
     """Append events to an HDF5 event file, atomically (the file appears on ``close``).
 
     Example::
@@ -111,17 +113,19 @@ class EventWriter:
         has_x: bool,
         provenance: dict[str, Any] | None = None,
         compression: str | None = "gzip",
+        cross_section_pb: float | None = None,
     ) -> None:
         self.path = Path(path)
         self.process = process
         self.has_z, self.has_x = has_z, has_x
-        self._ctx = atomic_path(self.path)
-        tmp = self._ctx.__enter__()
+        super().__init__(self.path)
+        tmp = self.tmp
         # HDF5 ≥ 1.10 layout: its metadata (superblock, object headers with the attributes,
         # B-trees) carries checksums, and fletcher32 checksums every data chunk, so a damaged
         # file is refused with an error instead of being parsed (the 1.8 layout has no
         # checksums; fuzzing crashed the HDF5 library on damaged attribute messages).
-        self._f = h5py.File(tmp, "w", libver=("v110", "latest"))
+        with self._opening():
+            self._f = h5py.File(tmp, "w", libver=("v110", "latest"))
         kw: dict[str, Any] = {
             "compression": compression,
             "shuffle": compression is not None,
@@ -151,16 +155,30 @@ class EventWriter:
         self._f.create_dataset("weight", (0,), "f8", maxshape=(None,), chunks=(_CHUNK_ROWS,), **kw)
         a = self._f.attrs
         a["process"] = process.name
+        a["process_card"] = process.card_text
         a["z_features"] = list(process.z_features)
         a["x_features"] = list(process.x_features)
         a["z_masses"] = np.asarray(process.z_masses, dtype=np.float64)
         a["x_masses"] = np.asarray(process.x_masses, dtype=np.float64)
         a["otus_version"] = otus.__version__
-        a["provenance"] = json.dumps(provenance or {}, sort_keys=True, default=str)
         self.n = 0
+        self.set_metadata(provenance=provenance or {}, cross_section_pb=cross_section_pb)
+
+    def set_metadata(
+        self,
+        *,
+        provenance: dict[str, Any] | None = None,
+        cross_section_pb: float | None = None,
+    ) -> None:
+        """Set the ``provenance`` and ``cross_section_pb`` attributes (those given), e.g. once
+        a streaming conversion knows its totals."""
+        if provenance is not None:
+            self._f.attrs["provenance"] = json.dumps(provenance, sort_keys=True, default=str)
+        if cross_section_pb is not None:
+            self._f.attrs["cross_section_pb"] = float(cross_section_pb)
 
     def append(self, ev: Events) -> None:
-        if ev.process.name != self.process.name:
+        if ev.process != self.process:
             raise OtusError(
                 f"{self.path}: cannot append {ev.process.name} events to a {self.process.name} file"
             )
@@ -176,25 +194,11 @@ class EventWriter:
             ds[n:m] = arr
         self.n = m
 
-    def close(self, ok: bool = True) -> None:
+    def _release(self) -> None:
         self._f.close()
-        if ok:
-            self._ctx.__exit__(None, None, None)
-        else:
-            err = OtusError("write aborted")
-            self._ctx.__exit__(type(err), err, None)
 
     def __enter__(self) -> EventWriter:
         return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            self.close(ok=True)
-        else:
-            try:
-                self._f.close()
-            finally:
-                self._ctx.__exit__(exc_type, exc, tb)
 
 
 def write_events(path: str | os.PathLike[str], ev: Events) -> Path:
@@ -216,6 +220,7 @@ class FileInfo:
     has_z: bool
     has_x: bool
     provenance: dict[str, Any]
+    cross_section_pb: float | None = None  # of the parton level read from LHE
 
 
 def _open(path: str | os.PathLike[str]) -> h5py.File:
@@ -230,10 +235,12 @@ def _open(path: str | os.PathLike[str]) -> h5py.File:
         raise InputFileError(f"{p}: not a readable HDF5 event file ({_short(err)})") from None
 
 
-def info(path: str | os.PathLike[str], process: str | None = None) -> FileInfo:
+def info(path: str | os.PathLike[str], process: str | Process | None = None) -> FileInfo:
     """Validate the header of an event file and describe it.
 
-    ``process``, when given, must match the file's process. A damaged header (h5py raises
+    The file's process comes from its ``process_card`` attribute (files without one hold a
+    built-in process, by name). ``process``, when given (a name or a :class:`Process`), must
+    match the file's process. A damaged header (h5py raises
     OSError, KeyError or RuntimeError for those) becomes InputFileError.
     """
     p = Path(path)
@@ -256,17 +263,44 @@ def _short(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
-def _info(p: Path, f: h5py.File, process: str | None) -> FileInfo:
+def _info(p: Path, f: h5py.File, process: str | Process | None) -> FileInfo:
     try:
         name = f.attrs["process"]
     except KeyError:
         raise InputFileError(f"{p}: not an otus event file (no 'process' attribute)") from None
     name = name.decode() if isinstance(name, bytes) else str(name)
+    card = f.attrs.get("process_card", "")
+    card = card.decode() if isinstance(card, bytes) else str(card)
     try:
-        proc = get_process(name)
+        # Files written before process cards hold only the name of a built-in process.
+        proc = process_from_attrs(
+            name,
+            card,
+            x_features=_strings(f.attrs.get("x_features", ())),
+            z_features=_strings(f.attrs.get("z_features", ())),
+            where=str(p),
+        )
     except OtusError as err:
         raise InputFileError(f"{p}: {err}") from None
-    if process is not None and process != proc.name:
+    want = process.name if isinstance(process, Process) else process
+    other = want != proc.name or (isinstance(process, Process) and process != proc)
+    if want is not None and not proc.has_objects and other:
+        raise InputFileError(
+            f"{p}: holds plain named features ({', '.join(proc.x_features)}), not {want} "
+            "events; simulation, unfolding and training need a physics process"
+            if want != proc.name
+            else f"{p}: holds the features {', '.join(proc.x_features)}, not those given"
+        )
+    if want is not None and want != proc.name:
+        raise InputFileError(f"{p}: holds {proc.name} events, expected {want}")
+    if isinstance(process, Process):
+        key = process.differs_at(proc)
+        if key is not None:
+            raise InputFileError(
+                f"{process.source}: {key}: contradicts the card stored in {p} ({proc.name}); "
+                "use the card the file was written with, or convert the file again"
+            )
+    elif process is not None and process != proc.name:
         raise InputFileError(f"{p}: holds {proc.name} events, expected {process}")
     has_z, has_x = "z" in f, "x" in f
     if not (has_z or has_x):
@@ -292,7 +326,14 @@ def _info(p: Path, f: h5py.File, process: str | None) -> FileInfo:
         prov = json.loads(f.attrs.get("provenance", "{}"))
     except (TypeError, ValueError):
         prov = {}
-    return FileInfo(p, proc, n, has_z, has_x, prov)
+    xsec = f.attrs.get("cross_section_pb")
+    xsec = float(xsec) if xsec is not None and np.ndim(xsec) == 0 else None
+    return FileInfo(p, proc, n, has_z, has_x, prov, xsec)
+
+
+def _strings(v: Any) -> tuple[str, ...]:
+    """A string-list attribute (h5py returns bytes or str objects; an empty list as floats)."""
+    return tuple(a.decode() if isinstance(a, bytes) else str(a) for a in np.atleast_1d(v))
 
 
 def _read_slice(f: h5py.File, fi: FileInfo, sl: slice) -> Events:
@@ -305,7 +346,7 @@ def _read_slice(f: h5py.File, fi: FileInfo, sl: slice) -> Events:
     return ev
 
 
-def read_events(path: str | os.PathLike[str], process: str | None = None) -> Events:
+def read_events(path: str | os.PathLike[str], process: str | Process | None = None) -> Events:
     """Read a whole event file, validating schema and values."""
     fi = info(path, process)
     if fi.n == 0:
@@ -322,7 +363,7 @@ def read_events(path: str | os.PathLike[str], process: str | None = None) -> Eve
 def iter_chunks(
     path: str | os.PathLike[str],
     chunk_size: int = 65536,
-    process: str | None = None,
+    process: str | Process | None = None,
     start: int = 0,
     stop: int | None = None,
 ) -> Iterator[Events]:
@@ -337,3 +378,58 @@ def iter_chunks(
                 raise InputFileError(str(err)) from None
             except _H5_ERRORS as err:
                 raise InputFileError(f"{fi.path}: corrupt event file ({_short(err)})") from None
+
+
+def write_features(
+    path: str | os.PathLike[str],
+    x: Any,
+    names: Sequence[str],
+    *,
+    weight: Any = None,
+    z: Any = None,
+    z_names: Sequence[str] = (),
+    provenance: dict[str, Any] | None = None,
+) -> Path:
+    """Write plain named features (no physics objects) as an event file of process
+    ``generic``, atomically, and return the path.
+
+    Args:
+        path: the event file to write (``.h5``).
+        x: detector-level features [N, F] (a 1-D [N] array when F = 1); rows holding NaN
+            are stored as failing events (``x_pass`` false).
+        names: the F column names, e.g. ``("mjj", "deta_jj")`` (see
+            :mod:`otus.processes.generic` for the allowed names).
+        weight: event weights [N] (may be negative; default 1).
+        z: optional parton-level features [N, Fz], named by ``z_names``.
+        provenance: recorded in the file's ``provenance`` attribute.
+
+    >>> import tempfile
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.stack([rng.exponential(300, 1000), rng.normal(0, 2, 1000)], axis=1)
+    >>> path = write_features(Path(tempfile.mkdtemp()) / "toy.h5", x, ["mjj", "deta_jj"])
+    >>> ev = read_events(path)
+    >>> ev.process.name, ev.process.x_features, ev.x.shape
+    ('generic', ('mjj', 'deta_jj'), (1000, 2))
+    """
+    proc = generic(names, z_names if z is not None else ())
+    try:
+        xa = _columns(x, proc.dx, "x")
+        za = None if z is None else _columns(z, proc.dz, "z")
+        w = None if weight is None else np.asarray(weight, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as err:
+        raise OtusError(f"{path}: features are not numbers ({_short(err)})") from None
+    ev = Events(proc, z=za, x=xa, weight=w, provenance=dict(provenance or {}))
+    _check_arrays(ev, str(path))
+    return write_events(path, ev)
+
+
+def _columns(a: Any, dim: int, level: str) -> np.ndarray:
+    arr = np.asarray(a, dtype=np.float32)
+    if arr.ndim == 1 and dim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise OtusError(
+            f"{level} has shape {arr.shape} but {dim} {level} feature names are given; "
+            f"pass an [N, {dim}] array or one name per column"
+        )
+    return arr

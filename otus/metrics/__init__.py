@@ -1,4 +1,4 @@
-"""Distances between samples (SPEC §8): per observable, whole event, OT maps.
+"""Distances between samples: per observable, whole event, OT maps.
 
 Every function takes two samples ``x`` (truth) and ``y`` (prediction) and optional event
 weights ``wx``, ``wy`` (may be negative, e.g. NLO generators; only their normalised sums
@@ -10,7 +10,9 @@ Per observable (the OTUS supplementary tables, arXiv:2101.08944):
 
 * :func:`w2` -- squared 2-Wasserstein distance of the 1-D distributions,
   :math:`W = \\int_0^1 (F_x^{-1}(t) - F_y^{-1}(t))^2\\,dt`; for equal unweighted samples
-  this is the mean squared difference of the sorted samples (GeV² for momenta).
+  this is the mean squared difference of the sorted samples (GeV² for momenta). Computed by
+  the training loss's kernel, :func:`otus.transport.wasserstein_1d`, which also states the
+  rule for negative weights.
 * :func:`chi2_r` -- reduced two-sample χ² over common bins (rule in :func:`common_bins`).
 * :func:`ks` -- Kolmogorov-Smirnov statistic :math:`\\sup_t |F_x(t) - F_y(t)|`.
 * :func:`triangular` -- triangular discrimination

@@ -1,5 +1,5 @@
-"""Distances between whole-event samples and OT maps (SPEC §8): sliced Wasserstein,
-classifier two-sample AUC, L2-UVP."""
+"""Distances between whole-event samples and OT maps: sliced Wasserstein, classifier
+two-sample AUC, L2-UVP."""
 
 from __future__ import annotations
 
@@ -180,7 +180,7 @@ def _classifier_auc(
 
 
 def l2_uvp(pred: Any, truth: Any) -> float:
-    """Unexplained variance percentage of a transport map with known truth (SPEC §8).
+    """Unexplained variance percentage of a transport map with known truth.
 
     .. math:: \\mathcal{L}^2\\text{-UVP} = 100\\,
               \\frac{\\mathbb{E}\\lVert \\hat T(x) - T^*(x)\\rVert^2}{\\operatorname{Var} T^*(x)}

@@ -1,4 +1,4 @@
-"""Distances between two 1-D samples (SPEC §8): W, χ²_R, KS, triangular discrimination.
+"""Distances between two 1-D samples: W, χ²_R, KS, triangular discrimination.
 
 Weights may be negative (NLO generators; for W the rule of
 :mod:`otus.transport.sliced`); non-finite values (non-passing events) are

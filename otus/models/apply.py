@@ -1,8 +1,8 @@
 """Apply a trained :class:`~otus.models.api.Surrogate` to event files, chunk by chunk.
 
-Input and output formats follow SPEC §3: ``simulate`` reads ``.h5`` (z) or ``.lhe[.gz]`` and
-writes ``.h5`` or Delphes-layout ``.root``; ``unfold`` reads ``.h5`` (passing x) or Delphes
-``.root`` and writes ``.h5`` or ``.lhe.gz``. Written ``.h5`` files are paired: row i holds
+Input and output formats: ``simulate`` reads ``.h5`` (z) or ``.lhe[.gz]`` and
+writes ``.h5`` or Delphes-layout ``.root``; ``unfold`` reads ``.h5`` (passing x) or Delphes or
+NanoAOD ``.root`` and writes ``.h5`` or ``.lhe.gz``. Written ``.h5`` files are paired: row i holds
 the input event and one stochastic output; with ``repeats`` K the K outputs of an event are
 adjacent and each carries weight w/K, so weighted sums are unchanged. Simulated rows outside
 the detector acceptance, or lost to the learnt efficiency ε(z), are stored as failing (NaN,
@@ -59,14 +59,11 @@ def _input_chunks(sur: Surrogate, path: Path, level: str) -> Iterator[Events]:
             raise InputFileError(f"{path}: holds no detector-level x events to unfold")
         yield from iter_chunks(path, CHUNK, p.name)
         return
+    if level == "x" and suf == ".root":  # Delphes or NanoAOD, read in chunks
+        yield from _io("formats").iter_detector(path, p, chunk_size=CHUNK)
+        return
     if level == "z" and suf in (".lhe", ".lhe.gz"):
         ev = _io("lhe").read_lhe(path, p)
-    elif level == "x" and suf == ".root":
-        from otus.physics.selection import build_x
-
-        coll, w = _io("delphes").read_delphes(path)
-        x, x_pass = build_x(p, coll)
-        ev = Events(p, x=x, x_pass=x_pass, weight=np.asarray(w, dtype=np.float64))
     else:
         want = ".h5 or .lhe[.gz]" if level == "z" else ".h5 or .root"
         raise InputFileError(f"{path}: unsupported input format; expected {want}")
@@ -127,6 +124,7 @@ def simulate_file(
     sink = _Sink(out, p, _prov(sur, inp, "simulate", seed, repeats), osuf != ".root")
     try:
         for k, ev in enumerate(_input_chunks(sur, inp, "z")):
+            assert ev.z is not None and ev.weight is not None
             x, x_pass = sur.simulate(
                 ev.z, seed=seed + 7919 * k, repeats=repeats, batch_size=batch_size, with_pass=True
             )
@@ -172,7 +170,7 @@ def unfold_file(
     n_pass = 0
     try:
         for k, ev in enumerate(_input_chunks(sur, inp, "x")):
-            assert ev.x is not None and ev.x_pass is not None
+            assert ev.x is not None and ev.x_pass is not None and ev.weight is not None
             x = ev.x[ev.x_pass]
             if len(x) == 0:
                 continue

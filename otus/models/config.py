@@ -13,7 +13,7 @@ from typing import Any
 
 from otus.errors import ConfigError
 from otus.models.coords import COORDS, FEATURES
-from otus.processes import PROCESSES
+from otus.processes import BUILTIN_NAMES, Process, get_process, process_from_text
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ class NetConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Loss weights (SPEC §6) and their schedule; ``anchor`` is used until
-    ``anchor_until_epoch`` (exclusive), ``anchor_after`` from then on."""
+    """Loss weights (the terms of :mod:`otus.models.module`) and their schedule; ``anchor``
+    is used until ``anchor_until_epoch`` (exclusive), ``anchor_after`` from then on."""
 
     data: float = 1.0
     prior: float = 1.0
@@ -99,6 +99,9 @@ class TrainerConfig:
 @dataclass(frozen=True)
 class Config:
     process: str
+    # The process card's YAML text for a process that is not built in ("" for zee, ttbar),
+    # so that a run folder needs no card file.
+    process_card: str = ""
     seed: int = 0
     net: NetConfig = field(default_factory=NetConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -150,9 +153,25 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     return cls(**kw)
 
 
+def config_process(cfg: Config) -> Process:
+    """The process a config trains: its stored card, or the built-in of that name."""
+    if cfg.process_card:
+        return process_from_text(cfg.process_card, where="config process_card")
+    return get_process(cfg.process)
+
+
 def _validate(cfg: Config) -> None:
-    if cfg.process not in PROCESSES:
-        raise ConfigError(f"process {cfg.process!r} unknown; choose one of {', '.join(PROCESSES)}")
+    if cfg.process_card:
+        proc = config_process(cfg)
+        if proc.name != cfg.process:
+            raise ConfigError(
+                f"process {cfg.process!r} does not match its card (name {proc.name!r})"
+            )
+    elif cfg.process not in BUILTIN_NAMES:
+        raise ConfigError(
+            f"process {cfg.process!r} unknown; choose one of {', '.join(BUILTIN_NAMES)} or give "
+            "the process card"
+        )
     if cfg.net.decoder_activation not in ("silu", "relu"):
         raise ConfigError(
             f"net.decoder_activation {cfg.net.decoder_activation!r} unknown; choose silu or relu"
@@ -194,26 +213,41 @@ def _validate(cfg: Config) -> None:
 
 
 def config_from_dict(
-    d: dict[str, Any], *, process: str | None = None, where: str = "config"
+    d: dict[str, Any], *, process: str | Process | None = None, where: str = "config"
 ) -> Config:
-    """Build and validate a :class:`Config`; ``process`` fills or must match ``d['process']``."""
+    """Build and validate a :class:`Config`; ``process`` (a built-in name or a
+    :class:`Process`) fills or must match ``d['process']`` (and its card)."""
     if not isinstance(d, dict):
         raise ConfigError(f"{where}: expected a mapping at the top level")
     d = dict(d)
     if process is not None:
-        if d.get("process", process) != process:
-            raise ConfigError(f"{where}: is for process {d['process']!r}, not {process!r}")
-        d["process"] = process
+        proc = get_process(process)
+        if d.get("process", proc.name) != proc.name:
+            raise ConfigError(f"{where}: is for process {d['process']!r}, not {proc.name!r}")
+        card = (
+            "" if proc.name in BUILTIN_NAMES and proc == get_process(proc.name) else proc.card_text
+        )
+        if d.get("process_card") and process_from_text(d["process_card"], where=where) != proc:
+            raise ConfigError(
+                f"{where}: was made with another {proc.name} process card than the one given"
+            )
+        d["process"] = proc.name
+        d["process_card"] = card
     if "process" not in d:
         raise ConfigError(f"{where}: no 'process' given")
     top = {"process": d.pop("process")}
+    if "process_card" in d:
+        top["process_card"] = d.pop("process_card") or ""
+        if not isinstance(top["process_card"], str):
+            raise ConfigError(f"{where}: process_card must be the card's YAML text")
     if "seed" in d:
         top["seed"] = d.pop("seed")
     sections = {}
     for k, v in d.items():
         if k not in _SECTIONS:
             raise ConfigError(
-                f"{where}: unknown key {k!r}; known: process, seed, {', '.join(_SECTIONS)}"
+                f"{where}: unknown key {k!r}; known: process, process_card, seed, "
+                f"{', '.join(_SECTIONS)}"
             )
         sections[k] = _build(_SECTIONS[k], v or {}, f"{where}: {k}")
     if not isinstance(top.get("seed", 0), int):
@@ -223,11 +257,19 @@ def config_from_dict(
     return cfg
 
 
-def load_config(path: str | os.PathLike[str] | None, *, process: str) -> Config:
-    """Read a YAML config (None: defaults) for ``process``."""
-    if path is None:
-        return config_from_dict({}, process=process)
+def load_config(path: str | os.PathLike[str] | None, *, process: str | Process) -> Config:
+    """Read a YAML config (None: the project's defaults, package data ``defaults.yaml``)
+    for ``process``."""
     import yaml
+
+    if path is None:
+        from importlib import resources
+
+        text = resources.files("otus.models").joinpath("defaults.yaml").read_text("utf-8")
+        d = yaml.safe_load(text)
+        if not get_process(process).two_body:
+            d["loss"]["features"] = [f for f in d["loss"]["features"] if f != "aco"]
+        return config_from_dict(d, process=process, where="otus/models/defaults.yaml")
 
     p = Path(path)
     if not p.is_file():

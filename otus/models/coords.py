@@ -19,15 +19,14 @@ leading-order partons, ≈ 14 GeV for zee after the shower and detector, so an u
 remove it), the recoil's components along and across the axis of a two-object final state
 (``aco``: asinh(a_L/GeV), asinh(a_T/GeV) with the thrust-like axis t = p̂T1 − p̂T2, the
 variables of Z-pT precision measurements, e.g. D0 arXiv:1010.0262: a_T sets the
-acoplanarity, a_L the pT imbalance of the two electrons; zee only) and the process's
-invariant masses (``masses``: m_ee; for ttbar the hadronic W and top candidates), so
+acoplanarity, a_L the pT imbalance of the two objects; two-object final states) and the process's
+invariant masses (``masses``: those of the process card, e.g. m_ee; for ttbar the
+hadronic W and top candidates), so
 physics peaks are explicit sliced directions. The blocks come in
 this order whatever the order in the config (the mass block last).
 """
 
 from __future__ import annotations
-
-from itertools import combinations
 
 import torch
 
@@ -43,11 +42,10 @@ _PT_MIN = 1e-3
 
 
 def _kinds(process: Process, level: str) -> list[tuple[str, float]]:
-    names = process.z_objects if level == "z" else process.x_objects
     masses = process.z_masses if level == "z" else process.x_masses
     out = []
-    for name, m in zip(names, masses, strict=True):
-        if name == "met":
+    for m, transverse in zip(masses, process.transverse(level), strict=True):
+        if transverse:
             out.append(("transverse", 0.0))
         elif m != m:  # NaN: free mass
             out.append(("free", 0.0))
@@ -209,18 +207,9 @@ def minkowski_penalty(p4: Tensor) -> Tensor:
     return (torch.relu(p2 - p[..., 3] ** 2) / (p2 + 1.0)).sum(-1).mean()
 
 
-def _mass_combos(process: Process, level: str) -> list[tuple[int, ...]]:
-    if process.name == "zee":
-        return [(0, 1)]
-    if level == "z":  # e-, nuebar, b, bbar, q, qbar: W_had, t_had, t_lep
-        return [(4, 5), (2, 4, 5), (0, 1, 3)]
-    jets = (2, 3, 4, 5)
-    return list(combinations(jets, 2)) + list(combinations(jets, 3))
-
-
 def n_masses(process: Process, level: str) -> int:
     """Number of invariant-mass features of a level (the last block of ``masses``)."""
-    return len(_mass_combos(process, level))
+    return len(process.mass_combos(level))
 
 
 def recoil_columns(process: Process, level: str, features: tuple[str, ...]) -> list[int]:
@@ -258,23 +247,22 @@ def loss_features(process: Process, level: str, p4: Tensor, features: tuple[str,
     if "p4" in features:
         cols.append(p4)
     if "pteta" in features:
-        names = process.z_objects if level == "z" else process.x_objects
-        for i, name in enumerate(names):
+        for i, transverse in enumerate(process.transverse(level)):
             cols.append(torch.log(fv.pt(p[:, i]).clamp_min(_PT_MIN))[:, None])
-            if name != "met":
+            if not transverse:
                 cols.append(fv.eta(p[:, i])[:, None])
     if "recoil" in features:
         total = p.sum(1)  # smoothed at 0 (LO partons): sqrt has no gradient there
         pt_sum = torch.sqrt(total[:, 0] ** 2 + total[:, 1] ** 2 + 1e-4)
         cols.append(torch.log1p(pt_sum)[:, None])
     if "aco" in features:
-        if process.name != "zee":
+        if not process.two_body:
             raise ConfigError(
-                f"loss feature 'aco' needs a two-object final state (zee), not {process.name}"
+                f"loss feature 'aco' needs a two-object final state (e.g. zee), not {process.name}"
             )
         cols.append(_aco(p))
     if "masses" in features:
-        for combo in _mass_combos(process, level):
+        for combo in process.mass_combos(level):
             total = p[:, combo[0]]
             for j in combo[1:]:
                 total = total + p[:, j]

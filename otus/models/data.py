@@ -1,5 +1,5 @@
-"""Streaming unpaired z and x batches from event files (SPEC §9: memory does not grow with
-the dataset).
+"""Streaming unpaired z and x batches from event files (memory does not grow with the
+dataset).
 
 z and x may come from different files of different sizes. Each file is split by rows: the
 first ``1 − val_fraction`` for training, the rest for validation. Training batches are drawn
@@ -16,6 +16,7 @@ Standardisation statistics come from the training rows only (:meth:`fit_statisti
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,8 @@ def _rows(
     where the file has no detector level), which the efficiency model ε(z) learns from, and
     with ``partner`` each z event's own detector-level row (paired files; the supervised
     ``loss.paired`` term uses it for passing events only)."""
-    for ev in iter_chunks(path, chunk, process.name, start, stop):
+    for ev in iter_chunks(path, chunk, process, start, stop):
+        assert ev.weight is not None  # Events fills in unit weights
         if level == "z":
             assert ev.z is not None
             flag = (
@@ -88,7 +90,7 @@ def _stream(
         starts = rng.permutation(starts)
     buf: list[tuple[np.ndarray, ...]] = []
     for a in starts:
-        for cols in _rows(path, level, process, int(a), int(min(a + chunk, stop)), chunk, partner):
+        for cols in _rows(path, level, process, int(a), min(int(a) + chunk, stop), chunk, partner):
             if rng is not None:
                 perm = rng.permutation(len(cols[0]))
                 cols = tuple(c[perm] for c in cols)
@@ -169,8 +171,8 @@ class OtusDataModule(pl.LightningDataModule):
     def __init__(
         self,
         process: Process,
-        x_path: str | Path,
-        z_path: str | Path | None = None,
+        x_path: str | os.PathLike[str],
+        z_path: str | os.PathLike[str] | None = None,
         *,
         cfg: DataConfig | None = None,
         seed: int = 0,
@@ -182,7 +184,7 @@ class OtusDataModule(pl.LightningDataModule):
         self.z_path = Path(z_path) if z_path is not None else self.x_path
         self.cfg = cfg or DataConfig()
         self.seed = seed
-        fz, fx = info(self.z_path, process.name), info(self.x_path, process.name)
+        fz, fx = info(self.z_path, process), info(self.x_path, process)
         if not fz.has_z:
             raise InputFileError(f"{self.z_path}: holds no parton-level z events")
         if not fx.has_x:
@@ -216,8 +218,10 @@ class OtusDataModule(pl.LightningDataModule):
         if self.trainer is not None:
             # Epochs already processed, not ``current_epoch``: Lightning prefetches the first
             # batch before it advances ``current_epoch`` when resuming from an epoch-end
-            # checkpoint, so that would replay the previous epoch's shuffle (issue 8).
-            return int(self.trainer.fit_loop.epoch_progress.current.processed)
+            # checkpoint, so that would replay the previous epoch's shuffle.
+            done = self.trainer.fit_loop.epoch_progress.current
+            # Lightning types ``current`` as the base tracker; this one is a _ProcessedTracker.
+            return int(done.processed)  # type: ignore[attr-defined]
         self._served = getattr(self, "_served", -1) + 1
         return self._served
 
@@ -235,7 +239,7 @@ class OtusDataModule(pl.LightningDataModule):
         if split == "train":
             return 0, cut
         # Validation reads at most val_max_rows rows, so its time and memory stay bounded
-        # however large the file (SPEC §9).
+        # however large the file.
         return cut, min(self.n[level], cut + self.cfg.val_max_rows)
 
     def fit_statistics(self, coords: str, features: tuple[str, ...]) -> dict[str, torch.Tensor]:

@@ -1,7 +1,7 @@
 """Detector efficiency ε(z) = P(the event passes the detector selection | z).
 
-The decoder D(z) only knows the kinematic acceptance of SPEC §5 (thresholds applied to its
-output); real detectors also lose objects to reconstruction and identification
+The decoder D(z) only knows the kinematic acceptance of the process (thresholds applied to
+its output); real detectors also lose objects to reconstruction and identification
 inefficiencies that depend on where the particle goes (the Delphes CMS card's electron
 efficiency falls from 0.95 to 0.85 with |η|, and isolation costs more). Without a model of
 that, a simulator passes far too many events (zee: 0.99 vs 0.53) and gets the wrong η
@@ -18,6 +18,7 @@ p(x | z, pass) = p_D(x | z, accepted).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
@@ -51,7 +52,7 @@ class Efficiency(nn.Module):
         """Inference only: logits from feature-major raw coordinates c [d, N], the
         standardisation (c − μ)/σ folded into the first layer and the rows run in tiles that
         stay in cache (the row-major path spends most of its time outside the matmuls)."""
-        l1, l2, l3 = self.net[0], self.net[2], self.net[4]
+        l1, l2, l3 = (cast(nn.Linear, self.net[i]) for i in (0, 2, 4))
         w1 = l1.weight / sd
         b1 = (l1.bias - w1 @ mu)[:, None]
         b2, b3 = l2.bias[:, None], l3.bias[:, None]

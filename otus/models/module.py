@@ -1,4 +1,4 @@
-"""The OTUS LightningModule: losses, schedules, logging (SPEC §6; arXiv:2101.08944).
+"""The OTUS LightningModule: losses, schedules, logging (OTUS: arXiv:2101.08944).
 
 .. math::
 
@@ -21,10 +21,9 @@ z of passing events (an unfolder of passing x must recover those), with r_{D(z)}
 of ε(z) over accepted reconstructions.
 
 Paired files (every generated sample: row i of z produced row i of x) allow supervised
-terms (SPEC §6: "paired data, when present, may add a supervised term"; default 0,
-unpaired): ρ = ``loss.paired``, the energy score of each passing z event's own x under the
-decoder's conditional distribution, and ρ_u = ``loss.paired_unfold``, that of z under the
-encoder's,
+terms (off by default, so that training stays unpaired): ρ = ``loss.paired``, the energy
+score of each passing z event's own x under the decoder's conditional distribution, and
+ρ_u = ``loss.paired_unfold``, that of z under the encoder's,
 
 .. math::
 
@@ -46,13 +45,12 @@ import pytorch_lightning as pl
 import torch
 
 from otus.errors import TrainingError
-from otus.models.config import Config, config_from_dict
+from otus.models.config import Config, config_from_dict, config_process
 from otus.models.coords import loss_features, minkowski_penalty, n_masses
 from otus.models.efficiency import SIMULATE_RETRIES, TRAIN_RETRIES, Efficiency, draw_accepted
 from otus.models.networks import Transport
 from otus.physics import fourvec as fv
 from otus.physics.selection import acceptance
-from otus.processes import get_process
 from otus.transport.sliced import random_projections, sliced_wasserstein
 
 Tensor = torch.Tensor
@@ -94,13 +92,21 @@ def _sw_blocks(
 class OtusModule(pl.LightningModule):
     """Stochastic encoder E: x → z and decoder D: z → x trained together."""
 
+    # loss-space standardisation and mass-block scale (buffers, see __init__)
+    fz_mu: Tensor
+    fz_sd: Tensor
+    fz_scale: Tensor
+    fx_mu: Tensor
+    fx_sd: Tensor
+    fx_scale: Tensor
+
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
         self.save_hyperparameters({"config": config})
         self.cfg: Config = config_from_dict(config)
-        self.process = get_process(self.cfg.process)
+        self.process = config_process(self.cfg)
         n = self.cfg.net
-        kw = {
+        kw: dict[str, Any] = {
             "hidden": n.hidden,
             "depth": n.depth,
             "noise_dim": n.noise_dim,
@@ -366,7 +372,7 @@ class OtusModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         # A fresh training generator per epoch, seeded by (seed, rank, epoch): a run resumed
         # from an epoch-end checkpoint draws the same noise and slices as an uninterrupted
-        # run (issue 8; tests/reliability/test_interrupt.py).
+        # run (tests/reliability/test_interrupt.py).
         base = self.cfg.seed * 1000 + self.global_rank + 1
         self._gen = torch.Generator(device=self.device).manual_seed(
             base * 1_000_003 + self.current_epoch

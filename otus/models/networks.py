@@ -88,11 +88,9 @@ class StochasticMLP(nn.Module):
 
 def bias_sources(process: Process, direction: str) -> tuple[list[int], list[int]]:
     """Input object feeding each output object's identity bias, and the input objects whose
-    order is re-sorted by decreasing pT first (ttbar quarks → pT-ordered jets)."""
-    n_out = len(process.x_objects if direction == "decode" else process.z_objects)
-    if process.name == "ttbar" and direction == "decode":
-        return [0, 1, 2, 3, 4, 5], [2, 3, 4, 5]
-    return list(range(n_out)), []
+    order is re-sorted by decreasing pT first (quarks → pT-ordered jets); see
+    :meth:`otus.processes.Process.bias_sources`."""
+    return process.bias_sources(direction)
 
 
 class Transport(nn.Module):
@@ -154,7 +152,7 @@ class Transport(nn.Module):
             q = p[:, grp]
             order = torch.argsort(fv.pt(q), dim=1, descending=True)
             q = torch.gather(q, 1, order[..., None].expand(-1, -1, 4))
-            p = torch.cat([p[:, : self.sorted_group[0]], q], dim=1)
+            p = p.index_copy(1, grp, q)
         return p[:, self.sources].reshape(p.shape[0], -1)
 
     def forward(self, p4: Tensor, *, generator: torch.Generator | None = None) -> Tensor:

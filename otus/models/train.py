@@ -6,14 +6,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
+from otus._lightning import drop_tips
 from otus.errors import ConfigError, TrainingError
-from otus.models.config import Config, replace
-from otus.processes import get_process
+from otus.models.config import Config, config_process, replace
 from otus.provenance import provenance
 
 LAST = "last.ckpt"
@@ -31,6 +32,7 @@ _IGNORED = (
 
 
 def _quiet_lightning() -> None:
+    drop_tips()
     for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
     for msg in _IGNORED:
@@ -72,7 +74,7 @@ def _fit(
     import pytorch_lightning as pl
     import torch
     import yaml
-    from pytorch_lightning.callbacks import ModelCheckpoint
+    from pytorch_lightning.callbacks import Callback, ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger
     from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
@@ -86,7 +88,7 @@ def _fit(
     if not resume and last.exists():
         raise ConfigError(f"{run}: already holds a trained run; use --resume or another --out")
     run.mkdir(parents=True, exist_ok=True)
-    dm = OtusDataModule(get_process(cfg.process), data, z_data, cfg=cfg.data, seed=cfg.seed)
+    dm = OtusDataModule(config_process(cfg), data, z_data, cfg=cfg.data, seed=cfg.seed)
     if cfg.net.efficiency and not dm.z_has_flags and not resume:
         print(
             f"otus fit: {dm.z_path} carries no detector pass flags; training without the "
@@ -109,7 +111,7 @@ def _fit(
             file=sys.stderr,
         )
     # Initial weights come from torch's global generator: seed it first, so that the same
-    # seed gives the same run (issue 8: bit-identical fits on CPU).
+    # seed gives the same run (bit-identical on CPU).
     torch.manual_seed(cfg.seed)
     model = OtusModule(cfg.to_dict())
     if not resume:
@@ -135,7 +137,7 @@ def _fit(
         save_last=k == 1,
     )
     # last.ckpt after every epoch: a top-1 checkpoint without a monitor keeps the newest.
-    ckpts = (
+    ckpts: list[Callback] = (
         [periodic]
         if k == 1
         else [
@@ -203,16 +205,45 @@ def fit(
     """Train on ``data`` (x, and z unless ``z_data`` gives another file); return the run dir.
 
     With ``resume`` the run continues from ``out/last.ckpt``. A non-finite loss raises
-    :class:`~otus.errors.TrainingError`; the checkpoints written so far stay.
+    :class:`~otus.errors.TrainingError`; the checkpoints written so far stay. A fit that
+    fails before writing a checkpoint removes the folders it created for ``out``.
     """
-    with warnings.catch_warnings():
-        _quiet_lightning()
-        return _fit(
-            cfg,
-            data,
-            out,
-            z_data=z_data,
-            resume=resume,
-            progress=progress,
-            fast_dev_run=fast_dev_run,
-        )
+    run = Path(out)
+    made = _missing_dirs(run)
+    try:
+        with warnings.catch_warnings():
+            _quiet_lightning()
+            return _fit(
+                cfg,
+                data,
+                out,
+                z_data=z_data,
+                resume=resume,
+                progress=progress,
+                fast_dev_run=fast_dev_run,
+            )
+    except BaseException:
+        _remove_unused(run, made)
+        raise
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, innermost first."""
+    missing: list[Path] = []
+    while not os.path.lexists(path) and path.parent != path:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def _remove_unused(run: Path, made: list[Path]) -> None:
+    """Remove the folders ``made`` (innermost first) for the ``run`` folder of a failed fit,
+    unless the run folder holds a checkpoint; a parent still holding other files stays."""
+    if not made or not run.is_dir() or any(run.rglob("*.ckpt")):
+        return
+    shutil.rmtree(run, ignore_errors=True)
+    for d in made[1:]:
+        try:
+            d.rmdir()
+        except OSError:
+            break

@@ -1,21 +1,15 @@
-"""Physics observables per process (SPEC §8), computed from z or x rows.
-
-ttbar jet assignment at detector level (jets carry no flavour tag in x): the hadronic W is
-the pair of the four jets whose mass is closest to M_W; of the two remaining jets, the one
-that with that W gives a mass closest to M_t is the hadronic b, the other the leptonic b.
-The leptonic W is electron + neutrino, the neutrino pz solved from the W-mass constraint
-(the smaller-|pz| root; the real part when the discriminant is negative). At parton level
-the assignment is known: W = q + q̄′, hadronic top = b + W, leptonic top = e⁻ + ν̄ + b̄.
-"""
+"""Physics observables of a process (its card), computed from z or x rows."""
 
 from __future__ import annotations
 
-from itertools import combinations
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from otus.physics import fourvec as fv
-from otus.processes import Process
+
+if TYPE_CHECKING:  # importing otus.processes here would be circular (its cards use this module)
+    from otus.processes.process import Process
 
 M_W = 80.4
 M_TOP = 172.5
@@ -42,58 +36,44 @@ def neutrino_pz(lep: np.ndarray, met: np.ndarray, m_w: float = M_W) -> np.ndarra
     return np.where(np.abs(a - root) < np.abs(a + root), a - root, a + root)
 
 
-def _ttbar_detector_assignment(x: np.ndarray) -> dict[str, np.ndarray]:
-    p = fv.objects(x.astype(np.float64), 6)
-    e, met, jets = p[:, 0], p[:, 1], p[:, 2:]
-    pairs = list(combinations(range(4), 2))
-    mw = np.stack([fv.invariant_mass(jets[:, i], jets[:, j]) for i, j in pairs], axis=1)
-    best = np.nanargmin(np.where(np.isnan(mw), np.inf, np.abs(mw - M_W)), axis=1)
-    rows = np.arange(len(x))
-    ij = np.array(pairs)[best]
-    w = jets[rows, ij[:, 0]] + jets[rows, ij[:, 1]]
-    rest = np.array([[k for k in range(4) if k not in pr] for pr in pairs])[best]
-    b1, b2 = jets[rows, rest[:, 0]], jets[rows, rest[:, 1]]
-    t1, t2 = fv.mass(w + b1), fv.mass(w + b2)
-    first = np.abs(t1 - M_TOP) <= np.abs(t2 - M_TOP)
-    b_had = np.where(first[:, None], b1, b2)
-    b_lep = np.where(first[:, None], b2, b1)
-    nu = met.copy()
-    nu[:, 2] = neutrino_pz(e, met)
-    nu[:, 3] = fv.p3(nu)
-    return {"w_had": w, "t_had": w + b_had, "t_lep": e + nu + b_lep}
-
-
-def _ttbar_parton_assignment(z: np.ndarray) -> dict[str, np.ndarray]:
-    p = fv.objects(z.astype(np.float64), 6)
-    e, nu, b, bbar, q, qbar = (p[:, i] for i in range(6))
-    w = q + qbar
-    return {"w_had": w, "t_had": w + b, "t_lep": e + nu + bbar}
-
-
 def observables(process: Process, rows: np.ndarray, level: str) -> dict[str, np.ndarray]:
     """Named observables of z (``level='z'``) or x (``level='x'``) rows, [N] each.
 
-    Every stored feature (e.g. ``e+_py``), pT and η of each object, and the process's
-    invariant masses: ``m_ee`` for zee; ``m_W_had``, ``m_t_had``, ``m_t_lep``, ``m_tt`` for ttbar.
+    Every stored feature (e.g. ``e+_py``, or a plain column of a generic process), pT and η
+    of each object (no η for missing ET), and the observables of the process card at each
+    level whose objects they name: ``mass`` (invariant mass), ``mt`` (transverse mass) and
+    ``pt`` of the sum of the named objects, and named built-ins (:mod:`otus.processes.named`).
     """
-    names = process.z_objects if level == "z" else process.x_objects
+    names = process.objects(level)
     feats = process.z_features if level == "z" else process.x_features
     rows = np.asarray(rows, dtype=np.float64)
     out = {f: rows[:, i] for i, f in enumerate(feats)}
-    p = fv.objects(rows, len(names))
-    for i, o in enumerate(names):
+    p = fv.objects(rows[:, : 4 * len(names)], len(names))  # plain columns follow the objects
+    for i, (o, transverse) in enumerate(zip(names, process.transverse(level), strict=True)):
         out[f"{o}_pt"] = fv.pt(p[:, i])
-        if not (level == "x" and o == "met"):
+        if not transverse:
             out[f"{o}_eta"] = fv.eta(p[:, i])
-    if process.name == "zee":
-        out["m_ee"] = fv.invariant_mass(p[:, 0], p[:, 1])
-        out["pt_ee"] = fv.pt(p[:, 0] + p[:, 1])
-    else:
-        a = _ttbar_parton_assignment(rows) if level == "z" else _ttbar_detector_assignment(rows)
-        out["m_W_had"] = fv.mass(a["w_had"])
-        out["m_t_had"] = fv.mass(a["t_had"])
-        out["m_t_lep"] = fv.mass(a["t_lep"])
-        out["m_tt"] = fv.mass(a["t_had"] + a["t_lep"])
+    for ob in process.observable_defs:
+        if ob.kind == "builtin":
+            from otus.processes.named import builtin_observables
+
+            out.update(builtin_observables(ob.builtin or "", process, p, level))
+            continue
+        if not all(o in names for o in ob.objects):
+            continue
+        idx = [names.index(o) for o in ob.objects]
+        if ob.kind == "mass":
+            out[ob.name] = (
+                fv.invariant_mass(p[:, idx[0]], p[:, idx[1]])
+                if len(idx) == 2
+                else fv.mass(p[:, idx].sum(axis=1))
+            )
+        elif ob.kind == "pt":
+            out[ob.name] = fv.pt(p[:, idx].sum(axis=1))
+        else:  # mt: transverse mass of the system, sqrt((Σ E_T)² − |Σ pT|²), massless E_T
+            ets = sum(fv.pt(p[:, i]) for i in idx)
+            tot = p[:, idx].sum(axis=1)
+            out[ob.name] = np.sqrt(np.clip(ets**2 - (tot[:, 0] ** 2 + tot[:, 1] ** 2), 0, None))
     return out
 
 

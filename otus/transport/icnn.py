@@ -12,11 +12,12 @@ A fully input-convex network (Amos, Xu & Kolter, arXiv:1609.07152) with input sk
 with :math:`\\sigma` = softplus (convex, non-decreasing). ``g`` is convex in ``x`` because the
 hidden-to-hidden weights :math:`W_k^{+}` and the output weights :math:`w^{+}` are non-negative:
 the forward pass uses :math:`W^{+} = \\max(W, 0)`, so ``g`` is convex for any value of the
-stored parameters, whatever the optimiser does (no penalty that can silently fail, cf. the
-pitfall noted in ANCHORS.md), and :meth:`ICNN.project_` (called after every optimiser step
-by the training module) clips the stored weights to ``W >= 0`` so that no weight stays dead
-below zero. (A softplus reparametrisation was tried first: its multiplicative Adam updates
-left the output weights, which start at zero, unable to grow in a few thousand steps.)
+stored parameters, whatever the optimiser does (no penalty that can silently fail: one
+computed on detached weights such as ``w.data`` has no gradient and enforces nothing), and
+:meth:`ICNN.project_` (called after every optimiser step by the training module) clips the
+stored weights to ``W >= 0`` so that no weight stays dead below zero. (A softplus
+reparametrisation was tried first: its multiplicative Adam updates left the output weights,
+which start at zero, unable to grow in a few thousand steps.)
 The quadratic term makes ``g`` :math:`\\epsilon`-strongly convex, so :math:`\\nabla g` is
 injective; it starts at :math:`L = I` with a near-zero network, i.e. :math:`\\nabla g \\approx
 \\mathrm{id}` (the identity initialisation of Makkuva et al., arXiv:1908.10962).

@@ -6,16 +6,19 @@ from pathlib import Path
 
 import awkward as ak
 import numpy as np
+import pytest
 import uproot
 
 from otus.cli import main
 from otus.io.delphes import collections_from_x, read_delphes, write_delphes
-from otus.io.h5 import read_events
+from otus.io.h5 import info, read_events
 from otus.io.lhe import select_lhe, write_lhe
+from otus.io.nanoaod import lhepart_from_z, write_nanoaod
 from otus.physics import fourvec as fv
-from otus.physics.selection import build_x
+from otus.physics.selection import acceptance, build_x
 from otus.processes import TTBAR, ZEE
 
+DATA = Path(__file__).resolve().parents[2] / "data"
 LHE = "lhe/pylhe-testfile-madgraph-2.2.1-Z-mlm.lhe.gz"
 POWHEG = "lhe/pylhe-testfile-powheg-box-v2-Z.lhe"
 JJ = "lhe/pylhe-testfile-madgraph5-3.5.8-pp_to_jj.lhe.gz"
@@ -100,7 +103,8 @@ def test_round_trip_through_written_files(testdata: Path, tmp_path: Path, capsys
     sel = select_lhe(testdata / POWHEG, "zee")
     z, w = sel.z, sel.weight
     x = z.copy()
-    x_pass = np.arange(len(z)) % 4 != 0
+    # Every fourth event fails, and so do those outside the card's cuts (pT > 10, |η| < 2.5).
+    x_pass = (np.arange(len(z)) % 4 != 0) & acceptance(ZEE, z)
     x[~x_pass] = np.nan
     reco = collections_from_x(ZEE, x, x_pass)
     x_ref, _ = build_x(ZEE, reco)
@@ -216,7 +220,7 @@ def test_bad_delphes_content(testdata: Path, tmp_path: Path, capsys) -> None:
         "ttbar",
         "--delphes",
         ele_only,
-        match=r"ele\.root: detector collections lack 'Muon'",
+        match=r"ele\.root: the 'Delphes' tree lacks the collections MissingET, Jet, Muon",
     )
     nan = tmp_path / "nan.root"
     bad = dict(reco)
@@ -236,4 +240,228 @@ def test_missing_output_folder(testdata: Path, tmp_path: Path, capsys) -> None:
         "--lhe",
         testdata / POWHEG,
         match="output folder .* does not exist",
+    )
+
+
+# --------------------------------------------------------------------------- NanoAOD
+
+NANO = "nanoaod/nano_dy.root"
+
+
+def test_nanoaod_paired_counts_agree_with_uproot(testdata: Path, tmp_path: Path, capsys) -> None:
+    """Converted counts against an independent count of the file's branches."""
+    raw = uproot.open(testdata / NANO)["Events"].arrays(
+        ["LHEPart_pdgId", "Electron_pt", "Electron_eta", "Electron_charge", "genWeight"]
+    )
+    n = len(raw)
+    has_ee = ak.to_numpy(ak.any(raw.LHEPart_pdgId == 11, axis=1)) & ak.to_numpy(
+        ak.any(raw.LHEPart_pdgId == -11, axis=1)
+    )
+    good = (raw.Electron_pt > 10) & (abs(raw.Electron_eta) < 2.5)
+    q = raw.Electron_charge[good]
+    passing = ak.to_numpy(
+        (ak.num(q) == 2) & (ak.sum(q < 0, axis=1) == 1) & (ak.sum(q > 0, axis=1) == 1)
+    )
+    out = tmp_path / "ev.h5"
+    rc, err = _convert(capsys, "zee", "--nanoaod", testdata / NANO, "--out", out)
+    assert rc == 0, err
+    k, p = int(has_ee.sum()), int((has_ee & passing).sum())
+    assert f"wrote {k} zee events" in err
+    assert f"skipped {n - k} events (parton level from LHEPart) without the process" in err
+    assert f"{p} pass the detector selection" in err
+    ev = read_events(out, "zee")
+    assert len(ev) == k and int(ev.x_pass.sum()) == p
+    assert 2 * int(ev.x_pass.sum()) == int(ak.sum(ak.num(q[has_ee & passing])))  # electrons
+    np.testing.assert_array_equal(ev.weight, ak.to_numpy(raw.genWeight[has_ee]).astype(float))
+    assert ev.provenance["settings"]["nanoaod"]["parton_level"] == "LHEPart"
+    assert info(out).cross_section_pb is None  # no LHE init block in NanoAOD
+
+
+def test_nanoaod_round_trip_and_collision_data(tmp_path: Path, capsys) -> None:
+    """A NanoAOD file written by otus converts back to the same x, z and weights; without
+    generator branches it is collision data: x alone."""
+    rng = np.random.default_rng(8)
+    n = 120
+    pt, eta, phi = (
+        rng.uniform(15, 70, (n, 2)),
+        rng.uniform(-2.4, 2.4, (n, 2)),
+        rng.uniform(-3, 3, (n, 2)),
+    )
+    z = fv.from_ptetaphim(pt, eta, phi, 0.000511).reshape(n, 8).astype(np.float32)
+    x_pass = (rng.random(n) > 0.3) & acceptance(ZEE, z)
+    x = np.where(x_pass[:, None], z, np.nan).astype(np.float32)
+    reco = collections_from_x(ZEE, x, x_pass)
+    w = rng.normal(1.0, 1.0, n)
+    gen = {"LHEPart": lhepart_from_z(ZEE, z)}
+    write_nanoaod(tmp_path / "sim.root", reco, w, generator=gen)
+    write_nanoaod(tmp_path / "data.root", reco, None)
+    write_delphes(tmp_path / "d.root", reco, w)
+    for name in ("sim", "data", "delphes"):
+        args = (
+            ("--delphes", tmp_path / "d.root")
+            if name == "delphes"
+            else ("--nanoaod", tmp_path / f"{name}.root")
+        )
+        rc, err = _convert(
+            capsys, "zee", *args, "--chunk-size", 17, "--out", tmp_path / f"{name}.h5"
+        )
+        assert rc == 0, err
+    sim, data, ref = (read_events(tmp_path / f"{k}.h5", "zee") for k in ("sim", "data", "delphes"))
+    np.testing.assert_allclose(sim.z, z, rtol=1e-5, atol=1e-3)
+    np.testing.assert_array_equal(sim.weight, w)
+    for ev in (sim, data):  # one selection for both formats: the same x, bit for bit
+        np.testing.assert_array_equal(ev.x, ref.x)
+        np.testing.assert_array_equal(ev.x_pass, x_pass)
+    assert data.z is None
+    np.testing.assert_array_equal(data.weight, np.ones(n))
+    rc, err = _convert(
+        capsys, "zee", "--nanoaod", tmp_path / "data.root", "--out", tmp_path / "again.h5"
+    )
+    assert "detector level only: " in err and "no generator branches (LHEPart, GenPart)" in err
+
+
+def test_nanoaod_bad_inputs(testdata: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "ev.h5"
+    _fails(
+        capsys,
+        out,
+        "zee",
+        "--nanoaod",
+        testdata / NANO,
+        "--lhe",
+        testdata / POWHEG,
+        match="--nanoaod holds both levels; give it alone",
+    )
+    _fails(capsys, out, "zee", "--nanoaod", tmp_path / "no.root", match=r"no\.root: no such file")
+    text = tmp_path / "t.root"
+    text.write_text("no ROOT here\n" * 40)
+    _fails(capsys, out, "zee", "--nanoaod", text, match=r"t\.root: not a readable ROOT file")
+    sel = select_lhe(testdata / POWHEG, "zee")
+    d = _delphes_like(tmp_path, sel)
+    _fails(
+        capsys, out, "zee", "--nanoaod", d, match=r"delphes\.root: no 'Events' tree .*use --delphes"
+    )
+    _fails(
+        capsys, out, "zee", "--delphes", testdata / NANO, match=r"no 'Delphes' tree .*use --nanoaod"
+    )
+    _fails(
+        capsys,
+        out,
+        "ttbar",
+        "--nanoaod",
+        testdata / NANO,
+        match=r"nano_dy\.root: none of its 40 events holds the ttbar partons .* GenPart",
+    )
+    reco = collections_from_x(ZEE, sel.z, np.ones(100, bool))
+    write_nanoaod(tmp_path / "ele.root", {"Electron": reco["Electron"]}, None)
+    _fails(
+        capsys,
+        out,
+        "ttbar",
+        "--nanoaod",
+        tmp_path / "ele.root",
+        match=r"ele\.root: the 'Events' tree lacks branches MET_pt, MET_phi, Jet_pt",
+    )
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+def test_chunked_conversion_is_bit_identical(testdata: Path, tmp_path: Path, capsys) -> None:
+    """Tiny chunks give the arrays of the in-memory readers, and files with different
+    numbers of events are refused whatever the chunking."""
+    sel = select_lhe(testdata / LHE, "zee", max_events=150)
+    delphes = _delphes_like(tmp_path, sel)
+    out = tmp_path / "ev.h5"
+    rc, err = _convert(
+        capsys,
+        "zee",
+        "--lhe",
+        testdata / LHE,
+        "--delphes",
+        delphes,
+        "--max-events",
+        150,
+        "--chunk-size",
+        7,
+        "--out",
+        out,
+    )
+    assert rc == 0, err
+    ev = read_events(out, "zee")
+    keep = sel.selected
+    x_ref, pass_ref = build_x(ZEE, read_delphes(delphes)[0])
+    np.testing.assert_array_equal(ev.z, sel.z[keep])
+    np.testing.assert_array_equal(ev.weight, sel.weight[keep])
+    np.testing.assert_array_equal(ev.x, x_ref[keep])
+    np.testing.assert_array_equal(ev.x_pass, pass_ref[keep])
+    assert ev.provenance["settings"]["lhe"]["n_skipped"] == 150 - keep.sum()
+    short = _delphes_like(tmp_path, sel, n=144)
+    for chunk in (7, 48, 1000):
+        _fails(
+            capsys,
+            tmp_path / "bad.h5",
+            "zee",
+            "--lhe",
+            testdata / LHE,
+            "--delphes",
+            short,
+            "--max-events",
+            150,
+            "--chunk-size",
+            chunk,
+            match=r"holds 150 events but .*delphes\.root holds 144; paired",
+        )
+    _fails(
+        capsys,
+        tmp_path / "bad.h5",
+        "zee",
+        "--lhe",
+        testdata / LHE,
+        "--chunk-size",
+        0,
+        match="chunk size must be positive, got 0",
+    )
+
+
+def _init_xsec(path: Path) -> float:
+    """The init block's total cross-section, read from the text (no pylhe)."""
+    with gzip.open(path, "rt") as f:
+        text = f.read(200_000)
+    lines = text.split("<init>")[1].split("</init>")[0].strip().splitlines()
+    return sum(float(line.split()[0]) for line in lines[1:] if line.strip())
+
+
+@pytest.mark.parametrize("name", ["zee", "ttbar"])
+def test_committed_samples_convert_bit_for_bit(name: str, tmp_path: Path, capsys) -> None:
+    d = DATA / name
+    out = tmp_path / "ev.h5"
+    rc, err = _convert(
+        capsys,
+        name,
+        "--lhe",
+        d / "parton.lhe.gz",
+        "--delphes",
+        d / "delphes.root",
+        "--chunk-size",
+        997,
+        "--out",
+        out,
+    )
+    assert rc == 0, err
+    got, ref = read_events(out, name), read_events(d / "events.h5", name)
+    for k in ("z", "x", "x_pass", "weight"):
+        np.testing.assert_array_equal(getattr(got, k), getattr(ref, k), err_msg=k)
+    assert info(out).cross_section_pb == pytest.approx(_init_xsec(d / "parton.lhe.gz"))
+
+
+def test_cross_section_of_real_lhe(testdata: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "ev.h5"
+    rc, err = _convert(capsys, "zee", "--lhe", testdata / LHE, "--max-events", 40, "--out", out)
+    assert rc == 0, err
+    xs = _init_xsec(testdata / LHE)
+    assert info(out).cross_section_pb == pytest.approx(xs, rel=1e-12)
+    assert (
+        read_events(out).provenance["settings"]["lhe"]["cross_section_pb"]
+        == info(out).cross_section_pb
     )

@@ -8,7 +8,14 @@ import pytest
 import uproot
 
 from otus.errors import InputFileError, OtusError
-from otus.io.delphes import _leaf_map, collections_from_x, read_delphes, write_delphes
+from otus.io.delphes import (
+    DelphesWriter,
+    _leaf_map,
+    collections_from_x,
+    iter_delphes,
+    read_delphes,
+    write_delphes,
+)
 from otus.physics import fourvec as fv
 from otus.physics.selection import build_x
 from otus.processes import ELECTRON_MASS, TTBAR, ZEE
@@ -152,7 +159,14 @@ def _real_layout(path: Path, n: int = 30, *, nan: bool = False, drop: str = "") 
         "Electron": coll(ne, ele),
         "Photon": coll(
             rng.integers(0, 2, n),
-            {"fUniqueID": u32, "fBits": u32, "PT": f32(10, 50), "E": f32(10, 50)},
+            {
+                "fUniqueID": u32,
+                "fBits": u32,
+                "PT": f32(10, 50),
+                "Eta": f32(-3, 3),
+                "Phi": f32(-3, 3),
+                "E": f32(10, 50),
+            },
         ),
         "Muon": coll(rng.integers(0, 2, n), ele),
         "Jet": coll(
@@ -199,7 +213,7 @@ def _real_layout(path: Path, n: int = 30, *, nan: bool = False, drop: str = "") 
 def test_reads_real_delphes_layout(tmp_path: Path) -> None:
     data = _real_layout(tmp_path / "real.root")
     reco, w = read_delphes(tmp_path / "real.root")
-    assert set(reco) == {"Electron", "Muon", "Jet", "MissingET"}
+    assert set(reco) == {"Electron", "Muon", "Photon", "Jet", "MissingET"}
     assert ak.fields(reco["Jet"]) == ["PT", "Eta", "Phi", "Mass"]
     assert ak.fields(reco["Electron"]) == ["PT", "Eta", "Phi", "Charge"]
     assert ak.to_list(reco["Jet"].PT) == ak.to_list(data["Jet"].PT)
@@ -282,3 +296,27 @@ def test_write_bad_inputs_leave_no_file(tmp_path: Path) -> None:
     with pytest.raises(OtusError, match="no collections"):
         write_delphes(out, {}, np.ones(20))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_chunked_writer_and_reader(tmp_path: Path) -> None:
+    x, x_pass = _x(TTBAR, 100, seed=7)
+    w = np.random.default_rng(7).normal(1.0, 1.0, 100)
+    reco = collections_from_x(TTBAR, x, x_pass)
+    write_delphes(tmp_path / "one.root", reco, w)
+    with DelphesWriter(tmp_path / "chunks.root", provenance={"seed": 7}) as wr:
+        for a, b in ((0, 30), (30, 31), (31, 100)):
+            wr.append({k: v[a:b] for k, v in reco.items()}, w[a:b])
+    assert wr.n == 100
+    one, w1 = read_delphes(tmp_path / "one.root")
+    for path in (tmp_path / "one.root", tmp_path / "chunks.root"):
+        chunks = list(iter_delphes(path, step_size=33))
+        assert [len(c[1]) for c in chunks] == [33, 33, 33, 1]
+        np.testing.assert_array_equal(np.concatenate([c[1] for c in chunks]), w1)
+        for name in one:
+            got = ak.concatenate([c[0][name] for c in chunks])
+            assert ak.to_list(got) == ak.to_list(one[name])
+    with pytest.raises(OtusError, match="chunk holds collections"):
+        with DelphesWriter(tmp_path / "bad.root") as wr:
+            wr.append(reco, w)
+            wr.append({"Electron": reco["Electron"]}, w)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chunks.root", "one.root"]

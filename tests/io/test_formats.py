@@ -65,6 +65,9 @@ def test_missing_levels(tmp_path: Path) -> None:
     write_output(tmp_path / "e.root", Events(ZEE, x=ev.x, x_pass=ev.x_pass))
     reco, w = read_delphes(tmp_path / "e.root")
     write_delphes(tmp_path / "e.root", {"Electron": reco["Electron"]}, w)
-    with pytest.raises(InputFileError, match=r"e\.root: detector collections lack 'Muon'"):
+    with pytest.raises(
+        InputFileError,
+        match=r"e\.root: the 'Delphes' tree lacks the collections MissingET, Jet, Muon",
+    ):
         read_input(tmp_path / "e.root", "ttbar")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.root"]

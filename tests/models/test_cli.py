@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -230,6 +232,51 @@ def test_bad_config(
     )
 
 
+def test_failed_fit_leaves_no_run_folder(
+    tmp_path: Path, tiny_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "new" / "run"
+
+    def argv(data: Path) -> list[str]:
+        return ["fit", "zee", "--data", str(data), "--config", str(tiny_config), "--out", str(out)]
+
+    bad = tmp_path / "bad.h5"
+    bad.write_text("not an HDF5 file\n")
+    _fail(capsys, argv(bad), "not a readable HDF5 event file")
+    assert not (tmp_path / "new").exists()
+    # A valid header with a NaN in the events: found while reading, after the fit began.
+    nan = write_events(tmp_path / "nan.h5", zee_events(300, seed=1))
+    with h5py.File(nan, "r+") as f:
+        f["z"][5, 1] = np.nan
+    _fail(capsys, argv(nan), "NaN")
+    assert not (tmp_path / "new").exists()
+    # A folder that was there before the command stays, with what it held.
+    out.mkdir(parents=True)
+    (out / "notes.txt").write_text("mine\n")
+    _fail(capsys, argv(nan), "NaN")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_fit_prints_no_lightning_advertisement(
+    zee_run: tuple[Path, Path], tiny_config: Path, tmp_path: Path
+) -> None:
+    # A fresh interpreter, as on the command line: Lightning is imported by the fit itself.
+    _, data = zee_run
+    out = tmp_path / "run"
+    argv = ["fit", "zee", "--data", str(data), "--config", str(tiny_config), "--out", str(out)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "otus", *argv, "--max-epochs", "1"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "last.ckpt").is_file()
+    text = proc.stdout + proc.stderr
+    for ad in ("Tip:", "litlogger", "litmodels", "LitLogger"):
+        assert ad not in text, text
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(
     zee_run: tuple[Path, Path],
     tiny_config: Path,
@@ -309,4 +356,33 @@ def test_lhe_and_delphes_formats(zee_run: tuple[Path, Path], tmp_path: Path) -> 
         == 0
     )
     unf = read_input(tmp_path / "unf.lhe.gz", "zee")
-    assert len(unf) == 2 * int(ev.x_pass.sum()) and np.all(np.isfinite(unf.z))
+    # Every event passing the card's selection in the file, twice (synthetic x rows need
+    # not all pass it).
+    n_pass = int(read_input(root, "zee").x_pass.sum())
+    assert len(unf) == 2 * n_pass and np.all(np.isfinite(unf.z))
+    # A NanoAOD file of the same detector-level events unfolds to the same events.
+    from otus.io.nanoaod import write_nanoaod
+
+    nano = write_nanoaod(
+        tmp_path / "nano.root", collections_from_x(ZEE, ev.x, ev.x_pass), ev.weight
+    )
+    outs = []
+    for name, inp in (("delphes", root), ("nanoaod", nano)):
+        out = tmp_path / f"unf_{name}.h5"
+        assert main(["unfold", str(run), "--input", str(inp), "--out", str(out)]) == 0
+        outs.append(read_events(out, "zee"))
+    for k in ("z", "x", "weight"):
+        np.testing.assert_array_equal(getattr(outs[0], k), getattr(outs[1], k))
+
+
+def test_plain_features_need_a_physics_process(
+    zee_run: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from otus.io.h5 import write_features
+
+    run, _ = zee_run
+    plain = write_features(tmp_path / "g.h5", np.zeros((10, 8)), [f"c{i}" for i in range(8)])
+    out = tmp_path / "o.h5"
+    for cmd in ("simulate", "unfold"):
+        _fail(capsys, [cmd, str(run), "--input", str(plain), "--out", str(out)], "physics process")
+    assert not out.exists()

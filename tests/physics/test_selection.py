@@ -7,7 +7,7 @@ import torch
 
 from otus.physics import fourvec as fv
 from otus.physics.observables import neutrino_pz, observables
-from otus.physics.selection import acceptance, build_x
+from otus.physics.selection import acceptance, build_x, build_z
 from otus.processes import TTBAR, ZEE
 
 
@@ -102,7 +102,8 @@ def test_parton_observables_ttbar() -> None:
 
 @pytest.mark.parametrize("proc", [ZEE, TTBAR])
 def test_acceptance_equals_the_pt_and_eta_cuts(proc: object) -> None:
-    from otus.physics.selection import ELECTRON_ETA_MAX, ELECTRON_PT_MIN, JET_ETA_MAX, JET_PT_MIN
+    # SPEC §5, independent of the built-in cards that implement it.
+    ELECTRON_PT_MIN, ELECTRON_ETA_MAX, JET_PT_MIN, JET_ETA_MAX = 10.0, 2.5, 20.0, 2.5
 
     rng = np.random.default_rng(3)
     n, k = 20000, len(proc.x_objects)  # type: ignore[attr-defined]
@@ -122,3 +123,53 @@ def test_acceptance_equals_the_pt_and_eta_cuts(proc: object) -> None:
     assert 0.01 < ref.mean() < 0.99
     np.testing.assert_array_equal(acceptance(proc, p), ref)  # type: ignore[arg-type]
     np.testing.assert_array_equal(acceptance(proc, torch.tensor(p)).numpy(), ref)  # type: ignore[arg-type]
+
+
+def _record(rows: list[list[tuple]]) -> ak.Array:
+    """Hard-process records from (pdg, outgoing, mother, px, py, pz, E) rows per event."""
+    names = ("pdg", "outgoing", "mother", "px", "py", "pz", "E")
+    return ak.Array([[dict(zip(names, r, strict=True)) for r in ev] for ev in rows])
+
+
+def test_build_z_takes_the_highest_pt_match_not_yet_taken() -> None:
+    """The one parton-level rule (LHE and NanoAOD): per card entry in order, the highest-pT
+    outgoing particle with its PDG id (and mother) that no earlier entry took."""
+    e1 = (11, True, 23, 30.0, 0.0, 5.0, 30.5)
+    e2 = (11, True, 23, 0.0, 45.0, 1.0, 45.1)
+    pos = (-11, True, 23, -20.0, 0.0, 2.0, 20.2)
+    z, sel = build_z(
+        ZEE,
+        _record(
+            [
+                [e1, e2, pos],  # two e-: the harder (e2) is taken
+                [(11, False, 0, 0.0, 60.0, 0.0, 60.0), e1, pos],  # incoming: not outgoing
+                [e1, e2],  # no e+: not selected
+                [],
+            ]
+        ),
+    )
+    np.testing.assert_array_equal(sel, [True, True, False, False])
+    np.testing.assert_array_equal(z[0], [*e2[3:], *pos[3:]])
+    np.testing.assert_array_equal(z[1], [*e1[3:], *pos[3:]])
+    assert np.isnan(z[2:]).all()
+    # ttbar: q and q̄′ come from the W+ only; an entry never takes what an earlier one took.
+    wq = [(2, True, 24, 10.0, 0, 0, 10.0), (-1, True, 24, 20.0, 0, 0, 20.0)]
+    top = [
+        (11, True, -24, 1.0, 0, 0, 1.0),
+        (-12, True, -24, 2.0, 0, 0, 2.0),
+        (5, True, 6, 3.0, 0, 0, 3.0),
+        (-5, True, -6, 4.0, 0, 0, 4.0),
+    ]
+    other_w = [(3, True, 21, 90.0, 0, 0, 90.0)]  # a harder quark, but from a gluon
+    z, sel = build_z(TTBAR, _record([top + wq + other_w, top + wq[:1]]))
+    np.testing.assert_array_equal(sel, [True, False])
+    np.testing.assert_array_equal(z[0, 16:], [10.0, 0, 0, 10.0, 20.0, 0, 0, 20.0])
+
+
+def test_build_z_lets_nan_through() -> None:
+    """A particle with NaN momentum is chosen, not passed over, so readers see the NaN."""
+    nan = (11, True, 0, np.nan, 1.0, 1.0, 2.0)
+    z, sel = build_z(
+        ZEE, _record([[(11, True, 0, 5.0, 0, 0, 5.0), nan, (-11, True, 0, 1.0, 0, 0, 1.0)]])
+    )
+    assert sel[0] and np.isnan(z[0, 0])
