@@ -10,11 +10,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ORDER = [
+    "processes",
+    "processes_ttbar_min_count",
     "fidelity",
     "model",
     "demo",
     "speed",
     "memory",
+    "memory_convert",
     "memory_caps",
     "generate",
     "generate_validation",

@@ -435,8 +435,8 @@ def _check_names(path: str, process: Process, names: Sequence[str]) -> None:
     bad = [n for n in names if n not in have]
     if bad:
         raise ConfigError(
-            f"{path}: unknown feature {bad[0]!r} (not a feature or observable of "
-            f"{process.name}); choose from {', '.join(sorted(have))}"
+            f"{path}: unknown feature or observable {bad[0]!r}; choose from "
+            f"{', '.join(sorted(have))}"
         )
 
 

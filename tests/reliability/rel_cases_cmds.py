@@ -731,7 +731,8 @@ _add(
     CAL,
     "calibrate with an unknown feature",
     "otus calibrate",
-    r"unknown feature 'nonsense'",
+    # One name check for features and conditions (one feature vocabulary).
+    r"unknown feature or observable 'nonsense'",
     lambda t, s: _cal_fit(s, t, s.path("zee", "h5"), s.path("zee", "h5"), "--features", "nonsense"),
 )
 _add(
