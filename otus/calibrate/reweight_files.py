@@ -28,7 +28,7 @@ from otus.calibrate.regions import region_mask
 from otus.calibrate.reweight import ReweightConfig, ReweightFit, fit_reweighter
 from otus.errors import ConfigError, InputFileError, OtusError
 from otus.io.atomic import atomic_path
-from otus.io.h5 import info, iter_chunks, read_events
+from otus.io.h5 import info, iter_chunks, read_events, text_attr
 from otus.processes import Process, process_from_attrs
 from otus.provenance import file_hash, provenance
 
@@ -285,7 +285,7 @@ def apply_file(
                 column=target,
                 model_sha256=file_hash(Path(model_dir) / MODEL_FILE),
             )
-            f.attrs["provenance"] = json.dumps(prov, sort_keys=True, default=str)
+            f.attrs["provenance"] = text_attr(json.dumps(prov, sort_keys=True, default=str))
     return {
         "events": fi.n,
         "failed_unchanged": n_fail,

@@ -124,8 +124,17 @@ class EventWriter(AtomicWriter):
         # B-trees) carries checksums, and fletcher32 checksums every data chunk, so a damaged
         # file is refused with an error instead of being parsed (the 1.8 layout has no
         # checksums; fuzzing crashed the HDF5 library on damaged attribute messages).
+        # The attributes stay in the object header (compact storage) up to 16 of them:
+        # HDF5's default moves more than 8 into a fractal heap, whose damaged copies hung the
+        # HDF5 library in fuzzing instead of raising an error.
         with self._opening():
-            self._f = h5py.File(tmp, "w", libver=("v110", "latest"))
+            fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+            fapl.set_libver_bounds(h5py.h5f.LIBVER_V110, h5py.h5f.LIBVER_LATEST)
+            fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+            fcpl.set_attr_phase_change(16, 14)
+            fcpl.set_obj_track_times(False)  # no time stamps: same inputs, same bytes
+            fid = h5py.h5f.create(os.fsencode(tmp), h5py.h5f.ACC_TRUNC, fapl=fapl, fcpl=fcpl)
+            self._f = h5py.File(fid)
         kw: dict[str, Any] = {
             "compression": compression,
             "shuffle": compression is not None,
@@ -154,13 +163,13 @@ class EventWriter(AtomicWriter):
             )
         self._f.create_dataset("weight", (0,), "f8", maxshape=(None,), chunks=(_CHUNK_ROWS,), **kw)
         a = self._f.attrs
-        a["process"] = process.name
-        a["process_card"] = process.card_text
-        a["z_features"] = list(process.z_features)
-        a["x_features"] = list(process.x_features)
+        a["process"] = text_attr(process.name)
+        a["process_card"] = text_attr(process.card_text)
+        a["z_features"] = _text_list(process.z_features)
+        a["x_features"] = _text_list(process.x_features)
         a["z_masses"] = np.asarray(process.z_masses, dtype=np.float64)
         a["x_masses"] = np.asarray(process.x_masses, dtype=np.float64)
-        a["otus_version"] = otus.__version__
+        a["otus_version"] = text_attr(otus.__version__)
         self.n = 0
         self.set_metadata(provenance=provenance or {}, cross_section_pb=cross_section_pb)
 
@@ -173,7 +182,9 @@ class EventWriter(AtomicWriter):
         """Set the ``provenance`` and ``cross_section_pb`` attributes (those given), e.g. once
         a streaming conversion knows its totals."""
         if provenance is not None:
-            self._f.attrs["provenance"] = json.dumps(provenance, sort_keys=True, default=str)
+            self._f.attrs["provenance"] = text_attr(
+                json.dumps(provenance, sort_keys=True, default=str)
+            )
         if cross_section_pb is not None:
             self._f.attrs["cross_section_pb"] = float(cross_section_pb)
 
@@ -329,6 +340,18 @@ def _info(p: Path, f: h5py.File, process: str | Process | None) -> FileInfo:
     xsec = f.attrs.get("cross_section_pb")
     xsec = float(xsec) if xsec is not None and np.ndim(xsec) == 0 else None
     return FileInfo(p, proc, n, has_z, has_x, prov, xsec)
+
+
+def text_attr(text: str) -> np.bytes_:
+    """Text as a fixed-length (UTF-8) string attribute. Variable-length strings live in
+    HDF5's global heap, which has no checksums: damaged copies hung the HDF5 library in
+    fuzzing instead of raising an error."""
+    return np.bytes_(text.encode("utf-8"))
+
+
+def _text_list(names: Any) -> Any:
+    """A list of names as a fixed-length string array attribute (see :func:`text_attr`)."""
+    return np.array([n.encode("utf-8") for n in names], dtype="S") if len(names) else []
 
 
 def _strings(v: Any) -> tuple[str, ...]:

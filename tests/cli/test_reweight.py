@@ -95,7 +95,7 @@ def test_fit_and_apply(files, capsys) -> None:
     cr_d = region_mask(CR, ZEE, ev_d.x, ev_d.x_pass)
     assert after.weight[cr_mc].sum() == pytest.approx(ev_d.weight[cr_d].sum(), rel=1e-5)
     with h5py.File(tmp / "o.h5") as f:
-        assert f.attrs["process"] == "zee"
+        assert f.attrs["process"].decode() == "zee"
         assert json.loads(f.attrs["provenance"])["reweight"]["column"] == "weight"
         assert json.loads(f.attrs["provenance"])["test"] == 0
 

@@ -25,7 +25,8 @@ def test_round_trip(tmp_path) -> None:
     np.testing.assert_array_equal(ev.weight, w)
     assert ev.x_pass.sum() == 299 and not ev.x_pass[5]
     with h5py.File(path) as f:
-        assert f.attrs["process"] == "generic" and list(f.attrs["x_features"]) == ["a", "b", "c"]
+        assert f.attrs["process"].decode() == "generic"
+        assert [s.decode() for s in f.attrs["x_features"]] == ["a", "b", "c"]
         assert list(f.attrs["z_features"]) == ["u", "v"]
     fi = info(path, "generic")
     assert (fi.n, fi.has_z, fi.has_x) == (300, True, True)
