@@ -278,7 +278,9 @@ def _info(p: Path, f: h5py.File, process: str | Process | None) -> FileInfo:
     try:
         name = f.attrs["process"]
     except KeyError:
-        raise InputFileError(f"{p}: not an otus event file (no 'process' attribute)") from None
+        raise InputFileError(
+            f"{p}: not an otus event file, or a damaged one (no 'process' attribute)"
+        ) from None
     name = name.decode() if isinstance(name, bytes) else str(name)
     card = f.attrs.get("process_card", "")
     card = card.decode() if isinstance(card, bytes) else str(card)

@@ -27,7 +27,7 @@ def test_round_trip(tmp_path) -> None:
     with h5py.File(path) as f:
         assert f.attrs["process"].decode() == "generic"
         assert [s.decode() for s in f.attrs["x_features"]] == ["a", "b", "c"]
-        assert list(f.attrs["z_features"]) == ["u", "v"]
+        assert [s.decode() for s in f.attrs["z_features"]] == ["u", "v"]
     fi = info(path, "generic")
     assert (fi.n, fi.has_z, fi.has_x) == (300, True, True)
     assert sum(len(c) for c in iter_chunks(path, chunk_size=128)) == 300

@@ -146,10 +146,10 @@ def damage_chunk(path: Path, key: str) -> Path:
     return flip_bytes(path, int(info.byte_offset + info.size // 2), 1)
 
 
-def damage_attr(path: Path, text: bytes) -> Path:
-    """Flip one byte of the stored attribute text ``text``."""
+def damage_attr(path: Path, text: bytes, after: bytes = b"") -> Path:
+    """Flip one byte of the stored attribute text ``text`` (the first after ``after``)."""
     data = path.read_bytes()
-    at = data.find(text)
+    at = data.find(text, max(data.find(after), 0))
     assert at >= 0, "attribute text not found in the file"
     return flip_bytes(path, at + len(text) // 2, 1)
 
@@ -557,14 +557,16 @@ for key in ("z", "x", "weight"):
         r"events\.h5: corrupt event file",
         lambda t, s, key=key: _read(read_events, damage_chunk(s.copy("zee", "h5", t), key)),
     )
-# String attributes live in HDF5's global heap, which has no checksum: a damaged process
-# name is caught by the name check (a damaged provenance text reads as {}).
+# String attributes are fixed-length, inside the checksummed object header: a damaged
+# process name makes the attributes unreadable.
 _simple(
     H,
     "one byte flipped in the process attribute",
     "read_events",
-    r"events\.h5: unknown process",
-    lambda t, s: _read(read_events, damage_attr(s.copy("ttbar", "h5", t), b"ttbar\x00")),
+    r"events\.h5: not an otus event file, or a damaged one",
+    lambda t, s: _read(
+        read_events, damage_attr(s.copy("ttbar", "h5", t), b"ttbar", after=b"process\x00")
+    ),
 )
 _simple(
     H,
