@@ -234,7 +234,9 @@ def iter_lhe(
             "n_selected": int(selected.sum()),
             "max_mass_offshell_GeV": off,
             "cross_section_pb": xsec,
-            "entry_events": entry_matches(proc, parts),
+            # Per-entry match counts only serve the error for a file without the process:
+            # not computed for chunks that hold it.
+            "entry_events": None if selected.any() else entry_matches(proc, parts),
         }
         first += n
         yield LHESelection(proc, p, z.astype(np.float32), weight, selected, info)
@@ -253,7 +255,7 @@ def summarize(
     k = sum(i["n_selected"] for i in infos)
     if k == 0:
         hint = ""
-        counts: list[list[int]] = [i["entry_events"] for i in infos if "entry_events" in i]
+        counts: list[list[int]] = [i["entry_events"] for i in infos if i.get("entry_events")]
         if counts and len(counts) == len(infos):
             found = [sum(c[j] for c in counts) for j in range(len(process.parton))]
             if 0 in found:

@@ -86,13 +86,6 @@ class StochasticMLP(nn.Module):
         return self.out(self.blocks(h))
 
 
-def bias_sources(process: Process, direction: str) -> tuple[list[int], list[int]]:
-    """Input object feeding each output object's identity bias, and the input objects whose
-    order is re-sorted by decreasing pT first (quarks → pT-ordered jets); see
-    :meth:`otus.processes.Process.bias_sources`."""
-    return process.bias_sources(direction)
-
-
 class Transport(nn.Module):
     """One direction of the autoencoder: four-momenta of one level → the other's.
 
@@ -126,7 +119,7 @@ class Transport(nn.Module):
         self.c_in = Coordinates(process, src, coords)
         self.c_out = Coordinates(process, dst, coords)
         self.identity_bias = identity_bias
-        self.sources, self.sorted_group = bias_sources(process, direction)
+        self.sources, self.sorted_group = process.bias_sources(direction)
         self.net = StochasticMLP(
             self.c_in.dim,
             self.c_out.dim,

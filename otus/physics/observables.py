@@ -63,11 +63,7 @@ def observables(process: Process, rows: np.ndarray, level: str) -> dict[str, np.
             continue
         idx = [names.index(o) for o in ob.objects]
         if ob.kind == "mass":
-            out[ob.name] = (
-                fv.invariant_mass(p[:, idx[0]], p[:, idx[1]])
-                if len(idx) == 2
-                else fv.mass(p[:, idx].sum(axis=1))
-            )
+            out[ob.name] = fv.invariant_mass(*(p[:, i] for i in idx))
         elif ob.kind == "pt":
             out[ob.name] = fv.pt(p[:, idx].sum(axis=1))
         else:  # mt: transverse mass of the system, sqrt((Σ E_T)² − |Σ pT|²), massless E_T

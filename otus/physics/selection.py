@@ -67,10 +67,11 @@ def build_x(process: Process, reco: Collections) -> tuple[np.ndarray, np.ndarray
     Rows of failing events are NaN. ``reco`` needs the collections of every object type
     that the process's card names (Delphes field names).
     """
-    for name in required_collections(process):
+    needed = required_collections(process)
+    for name in needed:
         if name not in reco:
             raise OtusError(f"detector collections lack {name!r} needed for {process.name}")
-    n = len(reco[required_collections(process)[0]])
+    n = len(reco[needed[0]])
     passed = np.ones(n, dtype=bool)
     parts: dict[int, np.ndarray] = {}
     for t in process.collection_types:
