@@ -18,10 +18,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/otus demo --out demo_output
 
-# The tests, then the `>>>` examples in the docstrings (an explicit path overrides testpaths).
+# The tests, the `>>>` examples in the docstrings (an explicit path overrides testpaths),
+# then the type check.
 test: $(STAMP)
 	$(PY) -m pytest -q
 	$(PY) -m pytest -q --doctest-modules otus
+	$(VENV)/bin/mypy otus
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow

@@ -272,18 +272,14 @@ def run_demo(
     )
 
     # Calibration toward pseudo-data: fit in the Z-peak CR, check in the off-peak SR.
+    cr_fit = ("--mc", sim / "events.h5", "--data", data / "events.h5", "--region", CR)
     rw, rw_out = root / "reweighter", root / "sim_reweighted.h5"
     st.run(
         "reweight simulation toward data in the CR (k-fold classifier)",
         lambda: _cli(
             "reweight",
             "fit",
-            "--mc",
-            sim / "events.h5",
-            "--data",
-            data / "events.h5",
-            "--region",
-            CR,
+            *cr_fit,
             "--out",
             rw,
             "--epochs",
@@ -300,12 +296,7 @@ def run_demo(
         lambda: _cli(
             "calibrate",
             "fit",
-            "--mc",
-            sim / "events.h5",
-            "--data",
-            data / "events.h5",
-            "--region",
-            CR,
+            *cr_fit,
             "--out",
             cal,
             "--features",

@@ -16,8 +16,7 @@ COMMANDS = (
     "generate",
     "convert",
     "fit",
-    "simulate",
-    "unfold",
+    "apply",  # simulate, unfold
     "reweight",
     "calibrate",
     "evaluate",

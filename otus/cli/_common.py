@@ -44,38 +44,3 @@ def progress(
     from tqdm.auto import tqdm
 
     return iter(tqdm(it, total=total, desc=desc, unit=unit, disable=None, leave=False, **kw))
-
-
-def add_apply_parser(sub: Any, name: str, *, help: str, description: str, apply: str) -> None:
-    """``otus simulate`` and ``otus unfold``: a trained run applied to an event file with
-    ``otus.models.apply.<apply>``."""
-    import argparse as _ap
-
-    p = sub.add_parser(name, help=help, description=description)
-    p.add_argument("run", help="run folder from `otus fit`")
-    p.add_argument("--input", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--repeats", type=int, default=1, help="stochastic samples per event")
-    p.add_argument("--batch-size", type=int, default=65536)
-    add_seed(p)
-
-    def run(args: _ap.Namespace) -> int:
-        from otus.errors import OtusError
-        from otus.models import apply as ap
-        from otus.models.api import load_run
-
-        if args.repeats < 1 or args.batch_size < 1:
-            raise OtusError("--repeats and --batch-size must be >= 1")
-        sur = load_run(args.run)
-        n = getattr(ap, apply)(
-            sur,
-            args.input,
-            args.out,
-            seed=args.seed,
-            repeats=args.repeats,
-            batch_size=args.batch_size,
-        )
-        print(f"otus {name}: wrote {n} {sur.process.name} events to {args.out}")
-        return 0
-
-    p.set_defaults(func=run)

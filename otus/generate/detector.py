@@ -58,15 +58,23 @@ class DetectorOptions:
 # --------------------------------------------------------------------------- efficiencies
 
 
+def _tracking(
+    pt: np.ndarray, eta: np.ndarray, barrel: tuple[float, float], endcap: tuple[float, float]
+) -> np.ndarray:
+    """The Delphes cards' two-step tracking efficiency: (pT in (0.1, 1], pT > 1 GeV) values
+    in the barrel (|η| ≤ 1.5) and the endcaps (1.5 < |η| ≤ 2.5), 0 otherwise."""
+    a = np.abs(eta)
+    low, high = (pt > 0.1) & (pt <= 1.0), pt > 1.0
+    value = np.zeros(np.shape(pt))
+    for region, (e_low, e_high) in (((a <= 1.5), barrel), ((a > 1.5) & (a <= 2.5), endcap)):
+        value += region * (e_low * low + e_high * high)
+    return value
+
+
 def charged_hadron_tracking_efficiency(pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
     """Module ``Efficiency ChargedHadronTrackingEfficiency``: 0.70 / 0.95 (|η| ≤ 1.5) and
     0.60 / 0.85 (1.5 < |η| ≤ 2.5) for pT in (0.1, 1] / above 1 GeV; 0 otherwise."""
-    a = np.abs(eta)
-    barrel, endcap = a <= 1.5, (a > 1.5) & (a <= 2.5)
-    low, high = (pt > 0.1) & (pt <= 1.0), pt > 1.0
-    return (barrel * (0.70 * low + 0.95 * high) + endcap * (0.60 * low + 0.85 * high)).astype(
-        np.float64
-    )
+    return _tracking(pt, eta, (0.70, 0.95), (0.60, 0.85))
 
 
 def electron_tracking_efficiency(pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
@@ -99,12 +107,7 @@ def electron_efficiency(pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
 def muon_tracking_efficiency(pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
     """Module ``Efficiency MuonTrackingEfficiency``: 0.75 / 0.99 (|η| ≤ 1.5) and
     0.70 / 0.98 (1.5 < |η| ≤ 2.5) for pT in (0.1, 1] / above 1 GeV."""
-    a = np.abs(eta)
-    barrel, endcap = a <= 1.5, (a > 1.5) & (a <= 2.5)
-    low, high = (pt > 0.1) & (pt <= 1.0), pt > 1.0
-    return (barrel * (0.75 * low + 0.99 * high) + endcap * (0.70 * low + 0.98 * high)).astype(
-        np.float64
-    )
+    return _tracking(pt, eta, (0.75, 0.99), (0.70, 0.98))
 
 
 def muon_id_efficiency(pt: np.ndarray, eta: np.ndarray) -> np.ndarray:

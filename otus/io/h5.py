@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -376,9 +377,16 @@ def read_events(path: str | os.PathLike[str], process: str | Process | None = No
     fi = info(path, process)
     if fi.n == 0:
         raise InputFileError(f"{fi.path}: holds no events")
+    with _read_errors(fi), _open(path) as f:
+        return _read_slice(f, fi, slice(0, fi.n))
+
+
+@contextmanager
+def _read_errors(fi: FileInfo) -> Iterator[None]:
+    """Reading rows of ``fi``: a schema or value problem, or a damaged file, becomes one
+    :class:`InputFileError` naming the file."""
     try:
-        with _open(path) as f:
-            return _read_slice(f, fi, slice(0, fi.n))
+        yield
     except OtusError as err:
         raise InputFileError(str(err)) from None
     except _H5_ERRORS as err:
@@ -397,12 +405,9 @@ def iter_chunks(
     stop = fi.n if stop is None else min(stop, fi.n)
     with _open(path) as f:
         for a in range(start, stop, chunk_size):
-            try:
-                yield _read_slice(f, fi, slice(a, min(a + chunk_size, stop)))
-            except OtusError as err:
-                raise InputFileError(str(err)) from None
-            except _H5_ERRORS as err:
-                raise InputFileError(f"{fi.path}: corrupt event file ({_short(err)})") from None
+            with _read_errors(fi):
+                ev = _read_slice(f, fi, slice(a, min(a + chunk_size, stop)))
+            yield ev
 
 
 def write_features(

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from otus.errors import OtusError
-from otus.metrics.univariate import _w2_columns, _weights
+from otus.metrics.univariate import _w2_columns, _weights, keep_finite
 
 
 def _events(X: Any, w: Any, name: str, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -18,13 +18,7 @@ def _events(X: Any, w: Any, name: str, dim: int | None = None) -> tuple[np.ndarr
     if dim is not None and X.shape[1] != dim:
         raise OtusError(f"{name} has {X.shape[1]} columns, truth has {dim}")
     w = _weights(w, len(X), f"weights of {name}")
-    ok = np.all(np.isfinite(X), axis=1)
-    if not ok.any():
-        raise OtusError(f"{name} holds no event with finite values")
-    X, w = X[ok], w[ok]
-    if not w.sum() > 0:
-        raise OtusError(f"{name} has a non-positive total weight ({w.sum():.4g})")
-    return X, w
+    return keep_finite(X, w, np.all(np.isfinite(X), axis=1), name, "event with finite values")
 
 
 def sliced_w2(

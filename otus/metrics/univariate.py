@@ -38,9 +38,16 @@ def _sample(x: Any, w: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     w = _weights(w, len(x), f"weights of {name}")
     if len(x) == 0:
         raise OtusError(f"{name} is an empty sample")
-    ok = np.isfinite(x)
+    return keep_finite(x, w, np.isfinite(x), name, "finite values (all NaN or inf)")
+
+
+def keep_finite(
+    x: np.ndarray, w: np.ndarray, ok: np.ndarray, name: str, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows ``ok`` of a sample and its weights; errors when none is left (``name`` holds
+    no ``what``) or their total weight is not positive."""
     if not ok.any():
-        raise OtusError(f"{name} holds no finite values (all NaN or inf)")
+        raise OtusError(f"{name} holds no {what}")
     x, w = x[ok], w[ok]
     if not w.sum() > 0:
         raise OtusError(f"{name} has a non-positive total weight ({w.sum():.4g})")

@@ -12,7 +12,7 @@ the detector acceptance, or lost to the learnt efficiency ε(z), are stored as f
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,37 @@ class _Sink:
         return np.concatenate([getattr(e, name) for e in self.parts])
 
 
+def _apply_file(
+    sur: Surrogate,
+    inp: Path,
+    out: Path,
+    command: str,
+    formats: tuple[str, ...],
+    seed: int,
+    repeats: int,
+    chunks: Callable[[Path], Iterator[Events]],
+    finish: Callable[[_Sink, dict[str, Any]], int],
+) -> int:
+    """Write ``chunks(inp)`` to ``out``: HDF5 chunk by chunk, any other format through
+    ``finish`` once every chunk succeeded; nothing is left behind on failure."""
+    osuf = _suffix(out)
+    if osuf not in formats:
+        want = " or ".join(f for f in formats if f != ".hdf5")
+        raise OtusError(f"{out}: unsupported output format; expected {want}")
+    prov = _prov(sur, inp, command, seed, repeats)
+    sink = _Sink(out, sur.process, prov, osuf in (".h5", ".hdf5"))
+    try:
+        for ev in chunks(inp):
+            sink.append(ev)
+    except BaseException:
+        sink.abort()
+        raise
+    if sink.writer is not None:
+        sink.writer.close()
+        return sink.writer.n
+    return finish(sink, prov)
+
+
 def simulate_file(
     sur: Surrogate,
     inp: str | os.PathLike[str],
@@ -116,38 +147,29 @@ def simulate_file(
     batch_size: int = CHUNK,
 ) -> int:
     """Simulate detector-level events for every z in ``inp``; return the rows written."""
-    inp, out = Path(inp), Path(out)
-    osuf = _suffix(out)
-    if osuf not in (".h5", ".hdf5", ".root"):
-        raise OtusError(f"{out}: unsupported output format; expected .h5 or .root")
     p = sur.process
-    sink = _Sink(out, p, _prov(sur, inp, "simulate", seed, repeats), osuf != ".root")
-    try:
-        for k, ev in enumerate(_input_chunks(sur, inp, "z")):
+
+    def chunks(path: Path) -> Iterator[Events]:
+        for k, ev in enumerate(_input_chunks(sur, path, "z")):
             assert ev.z is not None and ev.weight is not None
             x, x_pass = sur.simulate(
                 ev.z, seed=seed + 7919 * k, repeats=repeats, batch_size=batch_size, with_pass=True
             )
             x[~x_pass] = np.nan
-            sink.append(
-                Events(
-                    p,
-                    np.repeat(ev.z, repeats, axis=0),
-                    x,
-                    x_pass,
-                    np.repeat(ev.weight, repeats) / repeats,
-                )
-            )
-    except BaseException:
-        sink.abort()
-        raise
-    if sink.writer is not None:
-        sink.writer.close()
-        return sink.writer.n
-    dl = _io("delphes")
-    x = sink.column("x")
-    dl.write_delphes(out, dl.collections_from_x(p, x, sink.column("x_pass")), sink.column("weight"))
-    return len(x)
+            z, w = np.repeat(ev.z, repeats, axis=0), np.repeat(ev.weight, repeats) / repeats
+            yield Events(p, z, x, x_pass, w)
+
+    def finish(sink: _Sink, _: dict[str, Any]) -> int:
+        dl = _io("delphes")
+        x = sink.column("x")
+        collections = dl.collections_from_x(p, x, sink.column("x_pass"))
+        dl.write_delphes(Path(out), collections, sink.column("weight"))
+        return len(x)
+
+    formats = (".h5", ".hdf5", ".root")
+    return _apply_file(
+        sur, Path(inp), Path(out), "simulate", formats, seed, repeats, chunks, finish
+    )
 
 
 def unfold_file(
@@ -160,16 +182,11 @@ def unfold_file(
     batch_size: int = CHUNK,
 ) -> int:
     """Unfold every passing detector-level event of ``inp``; return the rows written."""
-    inp, out = Path(inp), Path(out)
-    osuf = _suffix(out)
-    if osuf not in (".h5", ".hdf5", ".lhe.gz"):
-        raise OtusError(f"{out}: unsupported output format; expected .h5 or .lhe.gz")
     p = sur.process
-    prov = _prov(sur, inp, "unfold", seed, repeats)
-    sink = _Sink(out, p, prov, osuf != ".lhe.gz")
-    n_pass = 0
-    try:
-        for k, ev in enumerate(_input_chunks(sur, inp, "x")):
+
+    def chunks(path: Path) -> Iterator[Events]:
+        n_pass = 0
+        for k, ev in enumerate(_input_chunks(sur, path, "x")):
             assert ev.x is not None and ev.x_pass is not None and ev.weight is not None
             x = ev.x[ev.x_pass]
             if len(x) == 0:
@@ -177,23 +194,15 @@ def unfold_file(
             n_pass += len(x)
             z = sur.unfold(x, seed=seed + 7919 * k, repeats=repeats, batch_size=batch_size)
             xr = np.repeat(x, repeats, axis=0)
-            sink.append(
-                Events(
-                    p,
-                    z,
-                    xr,
-                    np.ones(len(xr), bool),
-                    np.repeat(ev.weight[ev.x_pass], repeats) / repeats,
-                )
-            )
+            w = np.repeat(ev.weight[ev.x_pass], repeats) / repeats
+            yield Events(p, z, xr, np.ones(len(xr), bool), w)
         if n_pass == 0:
-            raise InputFileError(f"{inp}: holds no passing detector-level events to unfold")
-    except BaseException:
-        sink.abort()
-        raise
-    if sink.writer is not None:
-        sink.writer.close()
-        return sink.writer.n
-    z = sink.column("z")
-    _io("lhe").write_lhe(out, p, z, sink.column("weight"), provenance=prov)
-    return len(z)
+            raise InputFileError(f"{path}: holds no passing detector-level events to unfold")
+
+    def finish(sink: _Sink, prov: dict[str, Any]) -> int:
+        z = sink.column("z")
+        _io("lhe").write_lhe(Path(out), p, z, sink.column("weight"), provenance=prov)
+        return len(z)
+
+    formats = (".h5", ".hdf5", ".lhe.gz")
+    return _apply_file(sur, Path(inp), Path(out), "unfold", formats, seed, repeats, chunks, finish)

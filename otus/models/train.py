@@ -18,6 +18,7 @@ from otus.models.config import Config, config_process, replace
 from otus.provenance import provenance
 
 LAST = "last.ckpt"
+PathLike = str | os.PathLike[str]
 
 
 _IGNORED = (
@@ -58,19 +59,14 @@ def _merge_metrics(old: Path, new: Path) -> None:
 
 def _fit(
     cfg: Config,
-    data: str | os.PathLike[str],
-    out: str | os.PathLike[str],
-    *,
-    z_data: str | os.PathLike[str] | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    fast_dev_run: bool = False,
+    data: PathLike,
+    run: Path,
+    z_data: PathLike | None,
+    resume: bool,
+    progress: bool,
+    fast_dev_run: bool,
 ) -> Path:
-    """Train on ``data`` (x, and z unless ``z_data`` gives another file); return the run dir.
-
-    With ``resume`` the run continues from ``out/last.ckpt`` with the config stored there.
-    A non-finite loss raises :class:`TrainingError`; the checkpoints written so far stay.
-    """
+    """:func:`fit`, without the clean-up of a failed run's folders."""
     import pytorch_lightning as pl
     import torch
     import yaml
@@ -81,7 +77,6 @@ def _fit(
     from otus.models.data import OtusDataModule
     from otus.models.module import OtusModule
 
-    run = Path(out)
     last = run / LAST
     if resume and not last.is_file():
         raise ConfigError(f"{run}: nothing to resume (no {LAST})")
@@ -157,7 +152,7 @@ def _fit(
     try:
         trainer = pl.Trainer(
             default_root_dir=run,
-            max_epochs=t.max_epochs,
+            max_epochs=t.max_epochs,  # -1: no limit (with max_time)
             accelerator=t.accelerator,
             devices=t.devices,
             num_nodes=t.num_nodes,
@@ -213,15 +208,7 @@ def fit(
     try:
         with warnings.catch_warnings():
             _quiet_lightning()
-            return _fit(
-                cfg,
-                data,
-                out,
-                z_data=z_data,
-                resume=resume,
-                progress=progress,
-                fast_dev_run=fast_dev_run,
-            )
+            return _fit(cfg, data, run, z_data, resume, progress, fast_dev_run)
     except BaseException:
         _remove_unused(run, made)
         raise

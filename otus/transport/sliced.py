@@ -92,6 +92,18 @@ def _quantile_steps(u: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
     return values, torch.cat([levels, torch.ones_like(values[:, :1])], 1)
 
 
+def _check_pair(a: Tensor, b: Tensor, names: tuple[str, str, str], p: float) -> None:
+    """``a`` [n, k] and ``b`` [m, k] with the same k (``names``: a, b, k), and p ≥ 1."""
+    na, nb, k = names
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(
+            f"{na} and {nb} must be [n, {k}] and [m, {k}] with the same {k}, got "
+            f"{tuple(a.shape)}, {tuple(b.shape)}"
+        )
+    if p < 1:
+        raise ValueError(f"p must be >= 1, got {p}")
+
+
 def wasserstein_1d(
     u: Tensor, v: Tensor, *, a: Tensor | None = None, b: Tensor | None = None, p: float = 2
 ) -> Tensor:
@@ -121,13 +133,7 @@ def wasserstein_1d(
     """
     if u.ndim == 1 and v.ndim == 1:
         return wasserstein_1d(u[:, None], v[:, None], a=a, b=b, p=p)[0]
-    if u.ndim != 2 or v.ndim != 2 or u.shape[1] != v.shape[1]:
-        raise ValueError(
-            f"u and v must be [n, L] and [m, L] with the same L, got {tuple(u.shape)}, "
-            f"{tuple(v.shape)}"
-        )
-    if p < 1:
-        raise ValueError(f"p must be >= 1, got {p}")
+    _check_pair(u, v, ("u", "v", "L"), p)
     n, m = u.shape[0], v.shape[0]
     if n == 0 or m == 0:
         raise ValueError("sliced_wasserstein needs at least one sample on each side")
@@ -181,13 +187,7 @@ def sliced_wasserstein(
         >>> float(sliced_wasserstein(x, x, generator=g))
         0.0
     """
-    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
-        raise ValueError(
-            f"x and y must be [n, d] and [m, d] with the same d, got {tuple(x.shape)}, "
-            f"{tuple(y.shape)}"
-        )
-    if p < 1:
-        raise ValueError(f"p must be >= 1, got {p}")
+    _check_pair(x, y, ("x", "y", "d"), p)
     y = y.to(dtype=x.dtype, device=x.device)
     if projections is None:
         if n_projections < 1:

@@ -1,0 +1,62 @@
+"""``otus simulate`` (decoder z → x) and ``otus unfold`` (encoder x → z): a trained run
+applied to an event file, chunk by chunk (:mod:`otus.models.apply`)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from otus.cli._common import add_seed
+
+
+def register(sub: Any) -> None:
+    add_apply_parser(
+        sub,
+        "simulate",
+        apply="simulate_file",
+        help="simulate detector-level events with a trained run",
+        description="Apply the stochastic decoder D(z) of a trained run. Input .h5 (z) or "
+        ".lhe[.gz]; output .h5 (paired z, x) or Delphes-layout .root.",
+    )
+    add_apply_parser(
+        sub,
+        "unfold",
+        apply="unfold_file",
+        help="unfold detector-level events with a trained run",
+        description="Apply the stochastic encoder E(x) of a trained run to passing events. "
+        "Input .h5 (x) or .root (Delphes or CMS NanoAOD, told apart by the tree name); output "
+        ".h5 (paired z, x) or .lhe.gz.",
+    )
+
+
+def add_apply_parser(sub: Any, name: str, *, help: str, description: str, apply: str) -> None:
+    """``otus simulate`` and ``otus unfold``: a trained run applied to an event file with
+    ``otus.models.apply.<apply>``."""
+    p = sub.add_parser(name, help=help, description=description)
+    p.add_argument("run", help="run folder from `otus fit`")
+    p.add_argument("--input", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--repeats", type=int, default=1, help="stochastic samples per event")
+    p.add_argument("--batch-size", type=int, default=65536)
+    add_seed(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from otus.errors import OtusError
+        from otus.models import apply as ap
+        from otus.models.api import load_run
+
+        if args.repeats < 1 or args.batch_size < 1:
+            raise OtusError("--repeats and --batch-size must be >= 1")
+        sur = load_run(args.run)
+        n = getattr(ap, apply)(
+            sur,
+            args.input,
+            args.out,
+            seed=args.seed,
+            repeats=args.repeats,
+            batch_size=args.batch_size,
+        )
+        print(f"otus {name}: wrote {n} {sur.process.name} events to {args.out}")
+        return 0
+
+    p.set_defaults(func=run)
