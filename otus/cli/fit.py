@@ -26,7 +26,11 @@ def register(sub: Any) -> None:
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--max-epochs", "--trainer.max_epochs", dest="max_epochs", type=int)
     p.add_argument(
-        "--max-time", "--trainer.max_time", dest="max_time", help="wall-clock limit DD:HH:MM:SS"
+        "--max-time",
+        "--trainer.max_time",
+        dest="max_time",
+        help="training budget DD:HH:MM:SS; the learning rate anneals within it, and the epochs "
+        "are not limited unless --max-epochs is given too",
     )
     p.add_argument(
         "--accelerator", "--trainer.accelerator", dest="accelerator", help="cpu, gpu, auto, ..."
@@ -91,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         )
         if v is not None
     }
+    if args.max_time is not None and args.max_epochs is None:
+        over["max_epochs"] = -1  # the time is the budget
     if args.devices is not None:
         over["devices"] = _devices(args.devices)
     if over:

@@ -85,8 +85,10 @@ class OptimConfig:
 class TrainerConfig:
     """Lightning ``Trainer`` options settable from the command line."""
 
+    # The training budget: the learning rate anneals to its floor at whichever of the two
+    # comes first; max_epochs -1 (with max_time) leaves the epochs unlimited.
     max_epochs: int = 20
-    max_time: str | None = None
+    max_time: str | None = None  # DD:HH:MM:SS
     accelerator: str = "cpu"
     devices: Any = 1
     num_nodes: int = 1  # machines in a multi-node DDP run (see README)
@@ -189,7 +191,7 @@ def _validate(cfg: Config) -> None:
         ("trainer.max_epochs", cfg.trainer.max_epochs),
         ("trainer.num_nodes", cfg.trainer.num_nodes),
     ):
-        if v < 1:
+        if v < 1 and not (name == "trainer.max_epochs" and v == -1 and cfg.trainer.max_time):
             raise ConfigError(f"{name} must be >= 1, got {v}")
     if cfg.net.efficiency and cfg.data.z_passing_only:
         raise ConfigError(

@@ -43,7 +43,9 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import Timer
 
+from otus._schedule import COSINE_FLOOR, cosine_with_floor
 from otus.errors import TrainingError
 from otus.models.config import Config, config_from_dict, config_process
 from otus.models.coords import loss_features, minkowski_penalty, n_masses
@@ -452,12 +454,29 @@ class OtusModule(pl.LightningModule):
     def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         return self._step(batch, "val")
 
+    def budget_used(self) -> float:
+        """Fraction of the training budget used: the epochs done of ``trainer.max_epochs``, or
+        the training time of ``trainer.max_time`` when that is larger (so a run stopped by its
+        time limit has annealed its learning rate, whatever the machine's speed)."""
+        trainer = self._trainer
+        if trainer is None:
+            return 0.0
+        max_epochs = self.cfg.trainer.max_epochs
+        frac = trainer.current_epoch / max_epochs if max_epochs > 0 else 0.0
+        for cb in getattr(trainer, "callbacks", []):
+            if isinstance(cb, Timer):
+                elapsed, left = cb.time_elapsed("train"), cb.time_remaining("train")
+                if left is not None and elapsed + left > 0:
+                    frac = max(frac, elapsed / (elapsed + left))
+        return min(frac, 1.0)
+
     def configure_optimizers(self) -> Any:
         o = self.cfg.optim
         opt = torch.optim.Adam(self.parameters(), lr=o.lr, weight_decay=o.weight_decay)
         if not o.cosine:
             return opt
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-            opt, T_max=max(self.cfg.trainer.max_epochs, 1), eta_min=o.lr * 0.02
+        # Cosine decay to 2 % of the initial rate over the budget, updated every step.
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda _: cosine_with_floor(self.budget_used(), COSINE_FLOOR)
         )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
