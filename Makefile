@@ -33,8 +33,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check otus tests experiments
 	$(VENV)/bin/mypy otus
 
+# Speed, memory and I/O benchmarks (pytest-benchmark, a few minutes; not part of `make test`).
+# The tables of experiments/results/ come from `python -m experiments.NAME` (experiments/README.md).
 bench: $(STAMP)
-	$(PY) experiments/bench_speed.py
+	$(PY) -m pytest experiments/test_benchmarks.py -m bench -p no:cacheprovider \
+		--benchmark-columns=min,mean,rounds --benchmark-sort=name
 
 # Re-make the committed samples (data/README.md).
 data: $(STAMP)

@@ -1,12 +1,12 @@
 """What does the classifier see? Two-sample AUCs of a zee run's simulation on subsets of
-the observables (results/model.md, session 3).
+the observables (a diagnostic of the model-fidelity AUC; prints only).
 
-Same halves as ``evaluate_model.py``: truth = passing x of half A of the test file,
+Same halves as ``experiments.evaluate_model``: truth = passing x of half A of the test file,
 prediction = D(z) of half B (passing as the model says). Prints the AUC of every single
 observable, of every pair among (pT, η of both electrons, m_ee, pT(ee)), of the electrons'
 azimuthal separation |Δφ| and of all observables together.
 
-    python experiments/auc_probe.py RUN --test zee_test/events.h5
+    python -m experiments.auc_probe RUN --test zee_test/events.h5
 """
 
 from __future__ import annotations

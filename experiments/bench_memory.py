@@ -1,8 +1,9 @@
-"""Peak memory as the dataset grows (SPEC §9: memory must stay flat), for training and for
-conversion.
+"""Memory: peak RSS as the dataset grows (SPEC §9: memory must stay flat), for training and
+for conversion. Writes the ``training`` or ``conversion`` section of
+``experiments/results/memory.md`` (a ``--config`` run its own training section).
 
-    python experiments/bench_memory.py [--sizes 100000,1000000,10000000] [--config YAML]
-    python experiments/bench_memory.py --convert [--sizes 100000,1000000,10000000]
+    python -m experiments.bench_memory [--sizes 100000,1000000,10000000] [--config YAML]
+    python -m experiments.bench_memory --convert [--sizes 100000,1000000,10000000] [--work DIR]
 
 Training (default): `otus fit zee` with the default config for 60 s on a file tiled from
 data/zee/events.h5; peak RSS of the fit process. What grows with the file and where it stops:
@@ -21,42 +22,63 @@ file, as the in-memory readers do.
 from __future__ import annotations
 
 import argparse
+import csv
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "experiments"))
-sys.path.insert(0, str(ROOT))
-
-from bench_speed import _machine, training  # noqa: E402
-
-# Peak RSS (kB) and wall time of a child command, measured from a wrapper process whose only
-# child it is (RUSAGE_CHILDREN is a maximum over all children ever waited for).
-PROBE = (
-    "import resource, subprocess, sys, time; t=time.time(); "
-    "r=subprocess.run(sys.argv[1:]); "
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.time()-t, r.returncode)"
+from experiments.bench_speed import SAMPLE, tiled
+from experiments.common import (
+    DATA,
+    command,
+    header,
+    machine,
+    peak_rss,
+    results_path,
+    table,
+    work_dir,
+    write_section,
 )
-
 
 # What `otus convert` imports before reading (torch comes with otus.physics.fourvec).
 IMPORTS = "import otus.cli.convert, otus.io.convert, otus.io.lhe, otus.io.delphes, otus.provenance"
 
 
-def _peak(cmd: list[str]) -> tuple[float, float, int]:
-    """Peak RSS [MB], wall time [s] and exit code of ``cmd`` run in a fresh process."""
-    res = subprocess.run(
-        [sys.executable, "-c", PROBE, *cmd], capture_output=True, text=True, cwd=ROOT, check=False
-    )
-    rss_kb, wall, rc = res.stdout.split()[-3:]
-    if int(rc) != 0:
-        print(res.stderr[-2000:], file=sys.stderr)
-    return int(rss_kb) / 1024, float(wall), int(rc)
+def _train_steps(metrics: Path) -> int:
+    """Optimizer steps logged in a run's metrics.csv."""
+    if not metrics.exists():
+        return 0
+    with open(metrics, newline="") as fh:
+        steps = [int(r["step"]) for r in csv.DictReader(fh) if r.get("step")]
+    return max(steps) + 1 if steps else 0
+
+
+def training(
+    sizes: list[int], tmp: Path, seconds: int, extra: tuple[str, ...] = ()
+) -> list[tuple[int, float, float, int]]:
+    """(events, peak RSS [MB], wall [s], optimizer steps) of `otus fit zee` (with ``extra``
+    options) for ``seconds`` on files of growing size, tiled from data/zee."""
+    from otus.io.h5 import read_events, write_events
+
+    base = read_events(SAMPLE)
+    out = []
+    for n in sizes:
+        f = tmp / f"train_{n}.h5"
+        write_events(f, tiled(base, n))
+        run = tmp / f"run_{n}"
+        cmd = [sys.executable, "-m", "otus", "fit", "zee", "--data", str(f), "--out", str(run)]
+        cmd += ["--max-epochs", "1000", "--max-time", f"00:00:00:{seconds:02d}", *extra]
+        rss, wall, rc = peak_rss(cmd)
+        steps = _train_steps(run / "metrics.csv")
+        out.append((n, rss, wall, steps))
+        print(
+            f"fit on {n:>9,d} events: peak RSS {rss:.0f} MB, wall {wall:.1f} s (rc {rc}, "
+            f"{steps} steps)",
+            flush=True,
+        )
+        f.unlink()
+    return out
 
 
 def tiled_inputs(n: int, folder: Path) -> tuple[Path, Path]:
@@ -65,7 +87,7 @@ def tiled_inputs(n: int, folder: Path) -> tuple[Path, Path]:
     from otus.io.delphes import DelphesWriter, read_delphes
     from otus.io.lhe import LHEWriter, select_lhe
 
-    d = ROOT / "data" / "zee"
+    d = DATA / "zee"
     sel = select_lhe(d / "parton.lhe.gz", "zee")
     reco, w_det = read_delphes(d / "delphes.root")
     if not sel.selected.all() or len(w_det) != len(sel.selected):
@@ -83,7 +105,7 @@ def tiled_inputs(n: int, folder: Path) -> tuple[Path, Path]:
 
 def conversion(sizes: list[int], tmp: Path) -> list[tuple[int, str, float, float, float]]:
     """(events, chunking, peak RSS [MB], wall [s], input size [MB]) per conversion."""
-    rss, wall, _ = _peak([sys.executable, "-c", IMPORTS])
+    rss, wall, _ = peak_rss([sys.executable, "-c", IMPORTS])
     out = [(0, "imports only", rss, wall, 0.0)]
     for n in sizes:
         t = time.time()
@@ -96,7 +118,7 @@ def conversion(sizes: list[int], tmp: Path) -> list[tuple[int, str, float, float
         for label, extra in modes:
             cmd = [sys.executable, "-m", "otus", "convert", "zee", "--lhe", str(lhe)]
             cmd += ["--delphes", str(root), "--out", str(tmp / "ev.h5"), *extra]
-            rss, wall, rc = _peak(cmd)
+            rss, wall, rc = peak_rss(cmd)
             if rc != 0:
                 raise SystemExit(f"otus convert failed on {n} events (exit {rc})")
             out.append((n, label, rss, wall, mb))
@@ -111,65 +133,59 @@ def conversion(sizes: list[int], tmp: Path) -> list[tuple[int, str, float, float
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="100000,1000000,10000000")
     ap.add_argument("--convert", action="store_true", help="measure otus convert, not otus fit")
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--config", type=Path, default=None, help="otus fit --config (default: none)")
-    ap.add_argument("--tmp", type=Path, default=None, help="folder for the tiled files")
-    ap.add_argument("--out", type=Path, default=None)
-    a = ap.parse_args()
+    ap.add_argument("--work", type=Path, default=None, help="folder for the tiled files")
+    ap.add_argument("--out", type=Path, default=results_path("memory"))
+    a = ap.parse_args(argv)
     sizes = [int(s) for s in a.sizes.split(",")]
-    name = "memory_convert.md" if a.convert else "memory.md"
-    a.out = a.out or ROOT / "experiments" / "results" / name
-    head = [
-        f"- machine: {_machine()}",
-        f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-        "",
-    ]
-    with tempfile.TemporaryDirectory(dir=a.tmp) as d:
+    paragraphs = __doc__.split("\n\n")
+    with work_dir(a.work, "memory") as d:
         if a.convert:
-            free = shutil.disk_usage(d).free / 2**30
-            print(f"{free:.0f} GB free in {d}", flush=True)
-            rows = conversion(sizes, Path(d))
-            lines = [
-                "# Conversion memory for growing inputs",
-                "",
-                f"- command: `python experiments/bench_memory.py --convert --sizes {a.sizes}`",
-                *head,
-                " ".join(__doc__.split("\n\n")[3].split()),
-                "",
-                "| events | chunks | input LHE + ROOT [MB] | peak RSS [MB] | wall [s] |",
-                "|---|---|---|---|---|",
-                *[
-                    f"| {n:,} | {lab} | {mb:.0f} | {rss:.0f} | {wall:.1f} |"
-                    for n, lab, rss, wall, mb in rows
-                ],
-            ]
+            print(f"{shutil.disk_usage(d).free / 2**30:.0f} GB free in {d}", flush=True)
+            rows = conversion(sizes, d)
         else:
             extra = ("--config", str(a.config)) if a.config else ()
-            rows_fit = training(sizes, Path(d), a.seconds, extra)
-            lines = [
-                "# Training memory for growing datasets",
-                "",
-                f"- command: `python experiments/bench_memory.py --sizes {a.sizes}"
-                + (f" --config {a.config}" if a.config else "")
-                + f" --out {a.out}`",
-                *head,
-                f"`otus fit zee` ({a.config or 'default config'}) for {a.seconds} s per file; peak "
-                "RSS of the fit process. " + " ".join(__doc__.split("\n\n")[2].split()),
-                "",
-                "| file events | peak RSS [MB] | wall [s] | optimizer steps |",
-                "|---|---|---|---|",
-                *[
-                    f"| {n:,} | {rss:.0f} | {wall:.1f} | {steps} |"
+            rows_fit = training(sizes, d, a.seconds, extra)
+    if a.convert:
+        key, title = "conversion", "Conversion: peak memory as the input grows"
+        text = [
+            " ".join(paragraphs[3].split()),
+            "",
+            *table(
+                "events | chunks | input LHE + ROOT [MB] | peak RSS [MB] | wall [s]",
+                (
+                    [f"{n:,}", lab, f"{mb:.0f}", f"{rss:.0f}", f"{wall:.1f}"]
+                    for n, lab, rss, wall, mb in rows
+                ),
+            ),
+        ]
+    else:
+        key = "training" + (f" {a.config.name}" if a.config else "")
+        title = "Training: peak memory as the dataset grows" + (
+            f" (`{a.config.name}`)" if a.config else ""
+        )
+        text = [
+            f"`otus fit zee` ({a.config or 'default config'}) for {a.seconds} s per file; peak "
+            "RSS of the fit process. What grows "
+            + " ".join(paragraphs[2].split("What grows", 1)[1].split()),
+            "",
+            *table(
+                "file events | peak RSS [MB] | wall [s] | optimizer steps",
+                (
+                    [f"{n:,}", f"{rss:.0f}", f"{wall:.1f}", steps]
                     for n, rss, wall, steps in rows_fit
-                ],
-            ]
-    a.out.write_text("\n".join(lines) + "\n")
-    print(f"wrote {a.out}")
+                ),
+            ),
+        ]
+    lines = header(title, command=command("bench_memory", argv), machine=machine()) + text
+    write_section(a.out, key, lines, title="Memory")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

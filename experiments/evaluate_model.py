@@ -16,25 +16,24 @@ level and the anchor particle's pT and E; the *mass* of a level is the card's fi
 or ``mt`` observable there (e.g. zee: m_ee at both levels; a W → e ν card: mt of (e, ν)
 at parton level, mt of (e, MET) at detector level), so any final state gets the same table.
 
-``--markdown`` writes one row per run (several ``RUN --test FILE`` pairs may be given) with
+The goals table has one row per run (several ``RUN --test FILE`` pairs may be given) with
 the mass χ²_R of simulation and unfolding and the simulation AUC, checked against the goals
 for a new final state trained with the project defaults (:data:`GOALS`), and the command,
 machine and date.
 
+``--markdown`` writes that table as a section of ``experiments/results/processes.md`` (the
+section of the runs' processes: a rerun on the same processes replaces it).
+
 Usage::
 
-    python experiments/evaluate_model.py RUN --test TEST.h5 [--out report.json]
-    python experiments/evaluate_model.py RUN1 RUN2 --test T1.h5 T2.h5 \\
-        --markdown experiments/results/processes.md
+    python -m experiments.evaluate_model RUN --test TEST.h5 [--out report.json]
+    python -m experiments.evaluate_model RUN1 RUN2 --test T1.h5 T2.h5 --markdown
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
-import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from experiments.common import command, header, machine, now, results_path, write_section
 from otus.evaluation import auc_features
 from otus.io.h5 import read_events
 from otus.metrics import classifier_auc, compare, sliced_w2
@@ -51,6 +51,7 @@ from otus.processes import Process
 
 # Goals for a final state trained with the default config (no --config), paired or not.
 GOALS = {"simulate_mass_chi2_r": 2.5, "simulate_auc": 0.65, "unfold_mass_chi2_r": 10.0}
+TITLE = "New final states: fidelity with the default config"
 
 
 def _std_sw(a: np.ndarray, b: np.ndarray) -> float:
@@ -196,21 +197,15 @@ def _mode(rep: dict[str, Any]) -> str:
     return f"one paired file ({Path(inputs[0]).parent.name})" if inputs else "?"
 
 
-def markdown(reports: list[dict[str, Any]], meta: dict[str, str]) -> str:
-    """The goals table: one row per run."""
+def markdown(reports: list[dict[str, Any]], meta: dict[str, str], title: str = TITLE) -> str:
+    """The goals table: one row per run, under ``title`` and the command, machine and date."""
     g = GOALS
-    out = [
-        "# New final states: fidelity with the default config",
-        "",
-        f"- command: `{meta['command']}`",
-        f"- machine: {meta['machine']}",
-        f"- date: {meta['date']}",
-    ]
-    if meta.get("note"):
-        out.append(f"- note: {meta['note']}")
+    notes = [f"note: {meta['note']}"] if meta.get("note") else []
+    out = header(
+        title, command=meta["command"], machine=meta["machine"], date=meta["date"], notes=notes
+    )
     out += [
-        "",
-        "Half-split method of `experiments/evaluate_model.py` (truth from half A of the "
+        "Half-split method of `experiments.evaluate_model` (truth from half A of the "
         "held-out file, predictions from the inputs of half B). Mass: the card's first mass "
         "or transverse-mass observable of each level. Goals: simulation mass "
         f"χ²_R ≤ {g['simulate_mass_chi2_r']}, simulation AUC ≤ {g['simulate_auc']}, "
@@ -247,7 +242,16 @@ def main(argv: list[str] | None = None) -> int:
         "--test", required=True, nargs="+", help="held-out event file(s): one, or one per run"
     )
     ap.add_argument("--out", default=None, help="JSON report (a list when several runs)")
-    ap.add_argument("--markdown", default=None, help="goals table of all runs (Markdown)")
+    ap.add_argument(
+        "--markdown",
+        nargs="?",
+        const=results_path("processes"),
+        default=None,
+        type=Path,
+        help="write the goals table of all runs into this results file "
+        "(default experiments/results/processes.md)",
+    )
+    ap.add_argument("--title", default=TITLE, help="heading of the goals table")
     ap.add_argument("--note", default="", help="a line for the Markdown table")
     ap.add_argument("--seed", type=int, default=123)
     ap.add_argument("--max-events", type=int, default=60000)
@@ -269,19 +273,18 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps(reports[0] if len(reports) == 1 else reports, indent=1)
         )
     if args.markdown:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from machine_info import machine
-
         meta = {
-            "command": " ".join(shlex.quote(a) for a in ["python", *sys.argv]),
+            "command": command("evaluate_model", argv),
             "machine": machine("torch threads: training default, evaluation 1"),
-            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "date": now(),
             "note": args.note,
         }
-        Path(args.markdown).write_text(markdown(reports, meta))
-        print(f"wrote {args.markdown}")
+        key = ", ".join(sorted({r["process"] for r in reports}))
+        write_section(
+            args.markdown, key, markdown(reports, meta, args.title), title="New final states"
+        )
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -1,4 +1,5 @@
-"""Reproduce the OTUS supplementary fidelity tables (arXiv:2101.08944) on our own test sets.
+"""Model fidelity: the OTUS supplementary fidelity tables (arXiv:2101.08944) reproduced on our
+own test sets. Writes the ``otus-tables`` section of ``experiments/results/fidelity.md``.
 
 Method (as in the OTUS paper): the held-out test set is split at random into halves A and
 B. The truth comes from half A, the predictions from the inputs of half B, so no prediction
@@ -12,36 +13,31 @@ is compared with the very event it came from:
 Simulated events pass as the model says (the learnt efficiency ε(z) and the detector
 acceptance, :meth:`otus.models.api.Surrogate.simulate` with ``with_pass``); autoencoded ones
 inside the acceptance (:func:`otus.physics.selection.acceptance`); the simulated pass rate
-is reported beside the true one. Per row: W (GeV²), χ²_R, KS (:mod:`otus.metrics`); globally: squared sliced
-Wasserstein distance (1000 slices) on the raw GeV features and on features standardised by
-the truth's mean and spread, and the classifier two-sample AUC. The OTUS paper does not
-state the normalisation of its global SW, so those rows are not strictly comparable.
+is reported beside the true one. Per row: W (GeV²), χ²_R, KS (:mod:`otus.metrics`);
+globally: squared sliced Wasserstein distance (1000 slices) on the raw GeV features and on
+features standardised by the truth's mean and spread, and the classifier two-sample AUC. The
+OTUS paper does not state the normalisation of its global SW, so those rows are not strictly
+comparable.
 
 Usage::
 
-    python experiments/fidelity.py --zee-run runs/zee --zee-test data/zee_test/events.h5 \\
-        [--ttbar-run runs/ttbar --ttbar-test data/ttbar_test/events.h5] \\
-        [--out experiments/results/fidelity.md]
+    python -m experiments.fidelity --zee-run runs/zee --zee-test zee_test/events.h5 \\
+        [--ttbar-run runs/ttbar --ttbar-test ttbar_test/events.h5] [--plots DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import json
-import os
-import platform
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from experiments.common import command, header, machine, now, results_path, write_section
 from otus import metrics as M
 from otus.errors import OtusError
 from otus.evaluation import auc_features, json_ready
-from otus.io.atomic import atomic_path
 from otus.io.h5 import Events
 from otus.physics.observables import observables
 from otus.physics.selection import acceptance
@@ -216,28 +212,26 @@ def _triple(m: Any) -> str:
 
 def markdown(results: list[dict[str, Any]], meta: dict[str, str]) -> str:
     """Side-by-side tables: ours vs the published OTUS numbers (W, χ²_R, KS per cell)."""
-    out = [
-        "# OTUS fidelity tables: otus vs the published OTUS numbers",
-        "",
-        f"- command: `{meta['command']}`",
-        f"- machine: {meta['machine']}",
-        f"- date: {meta['date']}",
-        f"- published numbers: {CITATION}",
-    ]
-    if meta.get("note"):
-        out.append(f"- note: {meta['note']}")
+    notes = [f"published numbers: {CITATION}"]
+    notes += [f"note: {meta['note']}"] if meta.get("note") else []
+    out = header(
+        "OTUS fidelity tables: otus vs the published OTUS numbers",
+        command=meta["command"],
+        machine=meta["machine"],
+        date=meta["date"],
+        notes=notes,
+    )
     out += [
-        "",
         "Cells: W [GeV²], χ²_R, KS. Half-split method (truth from half A of the test set, "
         "predictions from the inputs of half B); see the docstring of "
-        "`experiments/fidelity.py`. Ratio column: published W / our W (≥5 is the goal).",
+        "`experiments.fidelity`. Ratio column: published W / our W (≥5 is the goal).",
         "",
     ]
     for r in results:
         name = r["process"]
         pub = PUBLISHED.get(name, {})
         out += [
-            f"## {name} ({r['n_test']} test events, {r['n_half_a_pass']} passing truth "
+            f"### {name} ({r['n_test']} test events, {r['n_half_a_pass']} passing truth "
             f"events in half A)",
             "",
         ]
@@ -394,7 +388,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     for proc in ("zee", "ttbar"):
         p.add_argument(f"--{proc}-run", type=Path, help=f"trained {proc} run folder")
         p.add_argument(f"--{proc}-test", type=Path, help=f"held-out {proc} event file (paired)")
-    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "fidelity.md")
+    p.add_argument("--out", type=Path, default=results_path("fidelity"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--projections", type=int, default=1000)
     p.add_argument("--no-auc", action="store_true")
@@ -448,21 +442,15 @@ def main(argv: list[str] | None = None) -> int:
                 fidelity_plots(ev, sur, args.plots, seed=args.seed)
             print(f"fidelity: {proc} done", file=sys.stderr)
         meta = {
-            "command": " ".join(shlex.quote(a) for a in ["python", *sys.argv]),
-            "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPU cores "
-            f"visible, Python {platform.python_version()})",
+            "command": command("fidelity", argv),
+            "machine": machine("torch default threads"),
             "note": args.note,
-            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "date": now(),
         }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(args.out) as tmp:
-            tmp.write_text(markdown(results, meta))
-        with atomic_path(args.out.with_suffix(".json")) as tmp:
-            tmp.write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
+        write_section(args.out, "otus-tables", markdown(results, meta), title="Model fidelity")
     except OtusError as err:
         print(f"fidelity: error: {err}", file=sys.stderr)
         return 2
-    print(f"fidelity: wrote {args.out}")
     return 0
 
 

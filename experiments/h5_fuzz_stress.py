@@ -5,7 +5,7 @@ bytes (mostly in the first 4 kB, where HDF5 keeps its metadata) and reads the fi
 :func:`otus.io.h5.read_events`. A batch still running after ``--timeout`` seconds counts as
 a hang. Prints the number of hanging batches.
 
-    python experiments/h5_fuzz_stress.py [--batches 20] [--per-batch 100] [--timeout 20]
+    python -m experiments.h5_fuzz_stress [--batches 20] [--per-batch 100] [--timeout 20]
 """
 
 from __future__ import annotations

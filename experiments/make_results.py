@@ -1,103 +1,81 @@
-"""Assemble experiments/RESULTS.md from the result files the benchmark scripts write into
-experiments/results/ (each records its own command, machine and date).
+"""Assemble experiments/RESULTS.md: for each capability, the headline of its results file
+(``experiments/results/<name>.md``): everything up to the end of its first table, which is
+the first section's command, machine, date and table.
 
-    python experiments/make_results.py
+    python -m experiments.make_results
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from experiments.common import RESULTS
+
 HERE = Path(__file__).resolve().parent
-ORDER = [
-    "processes",
-    "processes_ttbar_min_count",
-    "fidelity",
-    "model",
-    "demo",
-    "speed",
-    "memory",
-    "memory_convert",
-    "memory_caps",
-    "generate",
-    "generate_validation",
-    "reweight",
-    "reweight_seed1",
-    "reweight_seed1_repeats4",
-    "reweight_seed1_mixture_n200k",
-    "reweight_ema",
-    "reweight_ema_seed1",
-    "reweight_ema_zee200k",
-    "reweight_ema_repeats4_seed0",
-    "reweight_ema_repeats4_seed1",
-    "reweight_ema_mixture_seed2",
-    "reweight_ema_mixture_seed3",
-    "reweight_fit_on_electrons",
-    "reweight_k10_mixture_seed0",
-    "reweight_k10_mixture_seed2",
-    "reweight_platt",
-    "reweight_platt_seed1",
-    "reweight_platt_mixture_seed0",
-    "reweight_platt_mixture_seed1",
-    "reweight_platt_mixture_seed2",
-    "reweight_platt_mixture_seed3",
-    "reweight_platt_mixture_seed4",
-    "reweight_platt_mixture_seed5",
-    "reweight_platt_repeats4_mixture_seed0",
-    "reweight_platt_repeats4_mixture_seed1",
-    "reweight_platt_repeats4_mixture_seed2",
-    "reweight_platt_repeats4_mixture_seed3",
-    "reweight_bigbatch_mixture_seed0",
-    "reweight_bigbatch_mixture_seed1",
-    "reweight_bigbatch_mixture_seed2",
-    "reweight_bigbatch_mixture_seed3",
-    "reweight_noise_sweep_seed0",
-    "reweight_noise_sweep_seed1",
-    "reweight_noise_sweep_seed2",
-    "reweight_mlc_mixture_seed0",
-    "reweight_mlc_mixture_seed1",
-    "reweight_platt_mixture_n200k_seed0",
-    "reweight_platt_mixture_n200k_seed1",
-    "reweight_w64_mixture_seed0",
-    "reweight_w64_mixture_seed1",
-    "reweight_w64_mixture_seed2",
-    "reweight_w64_mixture_seed3",
-    "reweight_ema3_mixture_seed0",
-    "reweight_ema3_mixture_seed1",
-    "reweight_platt_zee200k",
-    "reweight_error_anatomy_seed0",
-    "reweight_error_anatomy_seed2",
-    "ot",
-    "ot_stochastic",
-    "ot_stochastic_r1.1",
-    "reliability",
-    "io",
+# (capability, results file stem, script(s)); a capability without a file is not measured yet
+CAPABILITIES: list[tuple[str, str | None, str]] = [
+    ("Model fidelity", "fidelity", "fidelity, evaluate_model, train_sweep"),
+    ("New final states", "processes", "evaluate_model"),
+    ("Zoo of final states", None, "(future)"),
+    ("Data-driven training", None, "(future)"),
+    ("Unfolding", None, "(future)"),
+    ("Reweighting", "reweight", "reweight_bench"),
+    ("Optimal-transport calibration", "ot", "ot_bench, ot_physics"),
+    ("Generator validation", "generate", "validate_generate"),
+    ("Speed", "speed", "bench_speed"),
+    ("Memory", "memory", "bench_memory"),
+    ("I/O", "io", "bench_io"),
+    ("Reliability", "reliability", "reliability_table"),
+    ("Demo", "demo", "demo_results"),
 ]
 
 
-def main() -> None:
-    parts = sorted(
-        (HERE / "results").glob("*.md"),
-        key=lambda p: (ORDER.index(p.stem) if p.stem in ORDER else len(ORDER), p.stem),
-    )
+def headline(text: str) -> list[str]:
+    """The lines of a results file after its title, up to the end of its first table, without
+    the section markers, headings one level down."""
+    out: list[str] = []
+    in_table = False
+    for ln in text.splitlines()[1:]:
+        if ln.startswith("<!--"):
+            continue
+        if in_table and not ln.startswith("|"):
+            break
+        in_table = ln.startswith("|")
+        out.append("#" + ln if ln.startswith("#") else ln)
+    while out and not out[0].strip():
+        out.pop(0)
+    return out
+
+
+def main() -> int:
     out = [
         "# Results",
         "",
-        "Every section below is written by a script in `experiments/` (its command, machine and",
-        "date are in the section); this file is assembled by `python experiments/make_results.py`.",
-        "Rows that miss a goal are reported as they are.",
+        "One section per capability: the headline of its results file in `experiments/results/` "
+        "(the command that made it, the machine, the date and its first table; the file holds "
+        "the rest). Rerun a capability with its command (experiments/README.md), then "
+        "`python -m experiments.make_results`. Rows that miss a goal are reported as they are.",
         "",
-        "Contents: " + ", ".join(f"[{p.stem}](results/{p.name})" for p in parts),
-        "",
+        "| capability | script (`python -m experiments.NAME`) | results |",
+        "|---|---|---|",
     ]
-    for p in parts:
-        text = p.read_text().strip()
-        # Demote headings by one level so the sections nest under this page's title.
-        text = "\n".join("#" + ln if ln.startswith("#") else ln for ln in text.splitlines())
-        out += [text, ""]
-    (HERE / "RESULTS.md").write_text("\n".join(out))
-    print(f"wrote {HERE / 'RESULTS.md'} from {len(parts)} result files")
+    for title, stem, script in CAPABILITIES:
+        link = f"[results/{stem}.md](results/{stem}.md)" if stem else "not measured yet"
+        out.append(f"| {title} | {script} | {link} |")
+    for title, stem, _ in CAPABILITIES:
+        if stem is None:
+            continue
+        path = RESULTS / f"{stem}.md"
+        out += ["", f"## {title}", ""]
+        if not path.is_file():
+            out.append(f"Not measured yet: no `results/{stem}.md`.")
+            continue
+        out += headline(path.read_text())
+        out += ["", f"All of it: [results/{stem}.md](results/{stem}.md)."]
+    (HERE / "RESULTS.md").write_text("\n".join(out) + "\n")
+    print(f"wrote {HERE / 'RESULTS.md'} ({len(out)} lines)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -17,6 +17,9 @@ projection of exact OT (``ot.emd``) on a subsample, evaluated on its own source 
 Usage: ``python experiments/ot_bench.py --dims 2,4,8,16 --out experiments/results/ot_bench.json``
 (``--no-baselines`` skips the POT baselines, so the ICNN part runs where POT is not installed,
 e.g. on a GPU machine; ``--device cuda``; ``--max-time`` bounds each ICNN fit in seconds.)
+``--lib-defaults``: pass ``fit_ot_map`` only the fit options given on the command line (its
+own defaults for the rest, steps and max_time included); without it, unset options take this
+script's historical values (width max(64, 4D), 3 layers, batch 1024, lr 1e-3, conjugate, ...).
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from otus.calibrate.ot import fit_ot_map
+from otus.calibrate.ot.config import DualConfig
+from otus.calibrate.ot.fit import fit_ot_map
 from otus.metrics import l2_uvp
 
 
@@ -83,13 +87,14 @@ def run_dim(
     dim: int,
     *,
     n_train: int,
-    steps: int,
+    steps: int | None,
     seed: int,
     emd_n: int,
     icnn: dict,
     with_baselines: bool = True,
     device: str = "cpu",
     refine: int = 20,
+    lib_defaults: bool = False,
 ) -> dict:
     pair = make_pair(dim, seed)
     r = np.random.default_rng(seed + 1)
@@ -102,19 +107,30 @@ def run_dim(
         row.update(baselines(x, y, xt, truth, pair["T"], emd_n))
     if steps == 0:  # baselines only
         return row
-    width = max(64, 4 * dim)
-    kw = {
-        "hidden": (width, width, width),
-        "batch_size": 1024,
-        "inner_steps": 10,
-        "lr": 1e-3,
-        "val_every": max(50, steps // 10),
-    } | icnn
+    icnn = dict(icnn)
+    width, depth = icnn.pop("width", None), icnn.pop("depth", None)
+    if lib_defaults:  # only what was given; fit_ot_map's defaults for the rest
+        kw = {k: v for k, v in icnn.items() if v is not None}
+        if width is not None or depth is not None:
+            kw["hidden"] = (width or 64,) * (depth or 3)
+        if steps is not None:
+            kw["steps"] = steps
+    else:
+        assert steps is not None
+        width = width or max(64, 4 * dim)
+        kw = {
+            "hidden": (width,) * (depth or 3),
+            "batch_size": 1024,
+            "inner_steps": 10,
+            "lr": 1e-3,
+            "val_every": max(50, steps // 10),
+            "per_feature_scale": False,  # fit_ot_map's default before DualConfig
+        } | {k: v for k, v in icnn.items() if v is not None}
+        kw["steps"] = steps
     accel = "gpu" if device.startswith("cuda") else "cpu"
     t0 = time.perf_counter()
-    m = fit_ot_map(
-        torch.tensor(x), torch.tensor(y), steps=steps, seed=seed, accelerator=accel, **kw
-    )
+    cfg = DualConfig(seed=seed, **kw)
+    m = fit_ot_map(torch.tensor(x), torch.tensor(y), config=cfg, accelerator=accel)
     row["icnn_s"] = time.perf_counter() - t0
     xtt = torch.tensor(xt, dtype=torch.float32)
     row["icnn_uvp"] = l2_uvp(m.transport(xtt, device=device).cpu().numpy(), truth)
@@ -126,8 +142,13 @@ def run_dim(
     row["icnn_steps_done"] = m.info["steps_done"]
     row["icnn_duality_gap"] = m.info["best"]["duality_gap"]
     row["icnn_reverts"] = m.info["reverts"]
-    row["icnn_steps"] = steps
-    row["icnn"] = {k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()}
+    row["icnn_steps"] = m.info["steps"]
+    row["icnn"] = {k: m.info[k] for k in ("hidden", "batch_size", "inner_steps", "lr", "solver")}
+    row["icnn"] |= {
+        k: m.info[k] for k in ("conj_iters", "guard", "max_time", "init") if k in m.info
+    }
+    row["icnn"] |= {k: v for k, v in kw.items() if k not in row["icnn"]}
+    row["icnn"] = {k: list(v) if isinstance(v, tuple) else v for k, v in row["icnn"].items()}
     row["device"] = (
         torch.cuda.get_device_name()
         if device.startswith("cuda")
@@ -148,24 +169,31 @@ def main() -> None:
     ap.add_argument("--n-train", type=int, default=20_000)
     ap.add_argument(
         "--steps",
-        default="1500",
-        help="f steps, one value or one per dimension (0: baselines only)",
+        default=None,
+        help="f steps, one value or one per dimension (0: baselines only; unset: 1500, "
+        "or fit_ot_map's default with --lib-defaults)",
     )
     ap.add_argument(
         "--max-time",
-        default="0",
+        default=None,
         help="seconds per ICNN fit (0: no limit), one value or one per dimension",
     )
     ap.add_argument("--emd-n", type=int, default=2000)
-    ap.add_argument("--solver", choices=("minmax", "conjugate"), default="conjugate")
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--inner-steps", type=int, default=1)
-    ap.add_argument("--conj-iters", type=int, default=10)
-    ap.add_argument("--cycle", type=float, default=0.0)
-    ap.add_argument("--clip-grad", type=float, default=0.0)
-    ap.add_argument("--guard", type=float, default=0.0)
-    ap.add_argument("--batch-size", type=int, default=1024)
-    ap.add_argument("--val-every", type=int, default=0, help="0: steps / 10")
+    ap.add_argument("--lib-defaults", action="store_true", help="unset options: fit_ot_map's")
+    ap.add_argument("--solver", choices=("minmax", "conjugate"), default=None)
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--inner-steps", type=int, default=None)
+    ap.add_argument("--conj-iters", type=int, default=None)
+    ap.add_argument("--cycle", type=float, default=None)
+    ap.add_argument("--clip-grad", type=float, default=None)
+    ap.add_argument("--guard", type=float, default=None)
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--val-every", type=int, default=None, help="unset or 0: steps / 10")
+    ap.add_argument("--width", type=int, default=None, help="ICNN width (unset: max(64, 4D))")
+    ap.add_argument("--depth", type=int, default=None, help="ICNN hidden layers (unset: 3)")
+    ap.add_argument("--strong-convexity", type=float, default=None)
+    ap.add_argument("--init", choices=("gaussian", "identity"), default=None)
+    ap.add_argument("--per-feature-scale", choices=("true", "false"), default=None)
     ap.add_argument(
         "--refine", type=int, default=20, help="conjugate iterations for the refined map (0: skip)"
     )
@@ -177,13 +205,24 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     dims = [int(d) for d in args.dims.split(",")]
+    if not args.lib_defaults:  # this script's historical values
+        hist = {"steps": "1500", "max_time": "0", "solver": "conjugate", "lr": 1e-3}
+        hist |= {"inner_steps": 1, "conj_iters": 10, "cycle": 0.0, "clip_grad": 0.0}
+        hist |= {"guard": 0.0, "batch_size": 1024}
+        for k, v in hist.items():
+            if getattr(args, k) is None:
+                setattr(args, k, v)
 
     def per_dim(v: str, typ: type) -> list:
         vals = [typ(s) for s in v.split(",")]
         return vals * len(dims) if len(vals) == 1 else vals
 
+    def per_dim_opt(v: str | None, typ: type) -> list:
+        return [None] * len(dims) if v is None else per_dim(v, typ)
+
     rows = []
-    for d, s, mt in zip(dims, per_dim(args.steps, int), per_dim(args.max_time, float), strict=True):
+    steps_l, mt_l = per_dim_opt(args.steps, int), per_dim_opt(args.max_time, float)
+    for d, s, mt in zip(dims, steps_l, mt_l, strict=True):
         icnn = {
             "solver": args.solver,
             "lr": args.lr,
@@ -194,6 +233,13 @@ def main() -> None:
             "guard": args.guard,
             "batch_size": args.batch_size,
             "max_time": mt,
+            "width": args.width,
+            "depth": args.depth,
+            "strong_convexity": args.strong_convexity,
+            "init": args.init,
+            "per_feature_scale": None
+            if args.per_feature_scale is None
+            else args.per_feature_scale == "true",
         }
         if args.val_every:
             icnn["val_every"] = args.val_every
@@ -207,6 +253,7 @@ def main() -> None:
             with_baselines=not args.no_baselines,
             device=args.device,
             refine=args.refine,
+            lib_defaults=args.lib_defaults,
         )
         print(json.dumps({k: v for k, v in row.items() if k != "history"}), flush=True)
         rows.append(row)

@@ -6,9 +6,12 @@ the electrons' log pT conditioned on their η (a partially input-convex potentia
 on events with 80 < m_ee < 100 GeV (CR) and applied to everything; the check is in the
 off-peak SR (m_ee < 80 or m_ee > 100, selected on each sample's own m_ee): χ²_R per feature
 and the classifier two-sample AUC (otus.metrics) before and after calibration.
-Samples are generated outside the repository (default /work/scratch/ot) if missing.
+Samples and maps are made in ``--work DIR`` and reused from there when present (default: a
+temporary folder, so everything is made afresh). Writes a JSON file (and its m_ee plot
+beside it) that ``experiments.ot_physics_table`` turns into the tables of
+``experiments/results/ot.md``.
 
-Usage: ``python experiments/ot_physics.py --events 30000 --out experiments/results/ot_physics.json``
+Usage: ``python -m experiments.ot_physics --events 30000 --work DIR --out FILE.json``
 """
 
 from __future__ import annotations
@@ -23,15 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.common import RESULTS, command, machine, work_dir
 from otus import metrics
-from otus.calibrate.ot import OTMap
-from otus.calibrate.ot_events import apply_map
+from otus.calibrate.ot.files import apply_map
+from otus.calibrate.ot.map import OTMap
 from otus.calibrate.regions import region_for
 from otus.io.h5 import read_events
 from otus.physics.observables import observables
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine_info import machine
 
 CR = "80 < m_ee < 100"
 SR = "m_ee < 80 or m_ee > 100"
@@ -62,7 +63,7 @@ def compare(a, b) -> dict[str, float]:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=30000)
     ap.add_argument("--energy-scale", type=float, default=1.02)
@@ -110,10 +111,16 @@ def main() -> None:
         default=0,
         help="region objective: noise inputs of a stochastic map (calibrate fit --noise-dims)",
     )
-    ap.add_argument("--work", default="/work/scratch/ot")
-    ap.add_argument("--out", default="experiments/results/ot_physics.json")
-    args = ap.parse_args()
-    work = Path(args.work)
+    ap.add_argument("--work", type=Path, default=None, help="cache of samples and maps")
+    ap.add_argument("--out", type=Path, default=RESULTS / "ot_physics.json")
+    args = ap.parse_args(argv)
+    with work_dir(args.work, "ot") as work:
+        run(args, work)
+    return 0
+
+
+def run(args: argparse.Namespace, work: Path) -> None:
+    """Make (or reuse) the samples and the map in ``work``; write ``args.out`` and its plot."""
     n = args.events
     mc = work / f"zee_mc_n{n}_s21"
     data = work / f"zee_data_n{n}_s22_e{args.energy_scale}_r{args.resolution_scale}"
@@ -210,10 +217,10 @@ def main() -> None:
     cal = apply_map(omap, ev_mc)
     ev_data2 = read_events(data2 / "events.h5") if args.floor else None
     res: dict = {
-        "command": "PYTHONPATH=. python experiments/ot_physics.py " + " ".join(sys.argv[1:]),
+        "command": command("ot_physics"),
         "machine": machine("torch default threads"),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "args": vars(args),
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "generate_s": t_gen,
         "fit_s": t_fit,
         "map_fit_s": omap.info.get("fit_s"),  # the training loop, when the map was made
@@ -269,4 +276,4 @@ def plot_mee(path: Path, data, mc, cal) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,6 +1,7 @@
-"""Markdown tables of `experiments/ot_physics.py` results (its JSON files), one per region.
+"""Markdown tables of ``experiments.ot_physics`` results (its JSON files), written as a section
+of ``experiments/results/ot.md`` (the section ``--key``; a rerun replaces it).
 
-    python experiments/ot_physics_table.py --title "..." --out experiments/results/X.md \\
+    python -m experiments.ot_physics_table --key KEY --title "..." \\
         "label=experiments/results/a.json" "label 2=experiments/results/b.json"
 
 The `before` and `floor` rows come from the first file holding them (all files must share
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
+
+from experiments.common import command, results_path, write_section
 
 CHECK = ["e-_pt", "e+_pt", "e-_eta", "e+_eta", "m_ee", "pt_ee"]
 
@@ -42,13 +44,14 @@ def tables(runs: list[tuple[str, dict]]) -> list[str]:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("runs", nargs="+", help="label=path.json")
     ap.add_argument("--title", required=True)
+    ap.add_argument("--key", required=True, help="the section of the results file")
     ap.add_argument("--text", default="", help="paragraph under the title")
-    ap.add_argument("--out", type=Path, required=True)
-    args = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=results_path("ot"))
+    args = ap.parse_args(argv)
     runs = []
     for spec in args.runs:
         label, _, path = spec.rpartition("=")
@@ -83,11 +86,11 @@ def main() -> None:
             )
         )
     out.append("")
-    argv = [("<the paragraph above>" if a == args.text and a else a) for a in sys.argv[1:]]
-    out.append(f"Written by `python experiments/ot_physics_table.py {shlex.join(argv)}`.")
-    args.out.write_text("\n".join(out) + "\n")
-    print(f"wrote {args.out}")
+    shown = [("<the paragraph above>" if a == args.text and a else a) for a in sys.argv[1:]]
+    out.append(f"Written by `{command('ot_physics_table', shown)}`.")
+    write_section(args.out, args.key, out, title="Optimal-transport calibration")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

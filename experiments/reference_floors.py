@@ -1,14 +1,14 @@
 """Reference χ²_R between samples of the held-out file itself (no model), to read the
 model's numbers against: statistical floor (z|pass vs z|pass from the other half), the
 efficiency floor of a simulator without an efficiency model (all z vs z|pass), and the
-identity map (no detector: x|pass vs z|pass).
+identity map (no detector: x|pass vs z|pass). Prints only.
 
-Usage: python experiments/reference_floors.py TEST.h5
+Usage: python -m experiments.reference_floors TEST.h5
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 from otus.io.h5 import read_events
 from otus.metrics import compare
@@ -19,8 +19,10 @@ NAMES = {
 }
 
 
-def main(path: str) -> None:
-    ev = read_events(path)
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("test", help="held-out event file (paired)")
+    ev = read_events(ap.parse_args(argv).test)
     p = ev.process
     h = len(ev) // 2
     a, b = ev.subset(slice(0, h)), ev.subset(slice(h, 2 * h))
@@ -40,7 +42,8 @@ def main(path: str) -> None:
         )
     for k, r in rows.items():
         print(f"{k}: " + ", ".join(f"{n} {r[n]['chi2_r']:.2f}" for n in names if n in r))
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    raise SystemExit(main())

@@ -14,18 +14,17 @@ classifier AUC data vs (reweighted) MC from a fresh gradient-boosted classifier
 (:func:`otus.metrics.classifier_auc`, held-out half, ± bootstrap error); the largest weighted
 χ²_R and KS over the features; the effective sample size per event.
 
-Run: ``PYTHONPATH=. python experiments/reweight_bench.py [--quick]``. hep_ml is needed for the
-GBReweighter rows only (``pip install hep_ml``; skipped with a message if missing).
-Writes ``experiments/results/reweight.md`` and ``.json``.
+Run: ``python -m experiments.reweight_bench [--seeds 0,1,2] [--quick]``. Each seed is a row.
+Writes a section of ``experiments/results/reweight.md`` per sample size and setting (a run
+with non-default ``--k-folds`` etc. gets its own section: a variant). hep_ml is needed for
+the GBReweighter rows only (``pip install hep_ml``; skipped with a message if missing).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -33,19 +32,25 @@ import numpy as np
 import torch
 from scipy.stats import multivariate_normal
 
+from experiments.common import (
+    command,
+    header,
+    machine,
+    now,
+    results_path,
+    table,
+    work_dir,
+    write_section,
+)
 from otus import metrics
-from otus.calibrate.diagnostics import effective_sample_size
-from otus.calibrate.features import default_features, feature_matrix
+from otus.calibrate.features import classifier_features, classifier_matrix
 from otus.calibrate.regions import region_mask
-from otus.calibrate.reweight import ReweightConfig, fit_reweighter
-from otus.calibrate.reweight_config import LOSS_NAMES
+from otus.calibrate.reweight.config import LOSS_NAMES, ReweightConfig
+from otus.calibrate.reweight.diagnostics import effective_sample_size
+from otus.calibrate.reweight.fit import fit_reweighter
 from otus.io.h5 import read_events
 from otus.processes import ZEE
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine_info import machine
-
-ROOT = Path(__file__).resolve().parent.parent
 CHI2_BINS = 50  # otus.metrics.chi2_r's default binning
 CR, SR = "80 < m_ee < 100", "m_ee < 80 or m_ee > 100"
 
@@ -204,7 +209,7 @@ def run_physics(
 ) -> dict[str, Any]:
     """``fit_features``: the reweighters' inputs (default: the evaluation features)."""
     mc, data = read_events(mc_path, "zee"), read_events(data_path, "zee")
-    names = list(default_features(ZEE))
+    names = list(classifier_features(ZEE))
     fit_names = list(fit_features) if fit_features else names
     res: dict[str, Any] = {
         "mc": str(mc_path),
@@ -221,11 +226,11 @@ def run_physics(
         split[tag] = {"train": cr & train, "cr_test": cr & ~train, "sr": sr}
         res[f"n_{tag}"] = {k: int(v.sum()) for k, v in split[tag].items()}
     feats = {
-        t: feature_matrix(ZEE, np.where(ev.x_pass[:, None], ev.x, 0.0), names)
+        t: classifier_matrix(ZEE, np.where(ev.x_pass[:, None], ev.x, 0.0), names)
         for t, ev in (("mc", mc), ("data", data))
     }
     fit_feats = {
-        t: feature_matrix(ZEE, np.where(ev.x_pass[:, None], ev.x, 0.0), fit_names)
+        t: classifier_matrix(ZEE, np.where(ev.x_pass[:, None], ev.x, 0.0), fit_names)
         for t, ev in (("mc", mc), ("data", data))
     }
 
@@ -267,188 +272,240 @@ def _brief(r: dict[str, Any]) -> str:
 
 
 # ----------------------------------------------------------------------------- report
-def compare(a: dict[str, Any], b: dict[str, Any]) -> str:
-    """otus (a) vs GBReweighter (b) on one row: AUC distance from 0.5 with its error
-    (the two errors added in quadrature, conservative: both use the same data events),
-    then the largest χ²_R against the statistical scatter of a difference of two χ²_R."""
+def compare(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, str]:
+    """otus (a) vs GBReweighter (b) on one row: the AUC distance from 0.5 against its error
+    (the two errors added in quadrature, conservative: both use the same data events), and
+    the largest χ²_R against the statistical scatter of a difference of two χ²_R; each
+    'better', 'worse' or 'equal' (a difference within 2σ)."""
     d = abs(a["auc"] - 0.5) - abs(b["auc"] - 0.5)
     sig = float(np.hypot(a["auc_err"], b["auc_err"]))
-    auc = "better" if d < -2 * sig else "worse" if d > 2 * sig else "equal within errors"
+    auc = "better" if d < -2 * sig else "worse" if d > 2 * sig else "equal"
     dc = a["chi2_r_max"] - b["chi2_r_max"]
     # χ²_R of one histogram of n bins scatters by √(2/(n−1)) when the shapes agree
     sc = float(np.sqrt(2.0) * np.sqrt(2.0 / (CHI2_BINS - 1)))
-    chi = "better" if dc < -2 * sc else "worse" if dc > 2 * sc else "equal within its spread"
-    return (
-        f"AUC: {auc} (|AUC−0.5| otus − GB = {d:+.4f} ± {sig:.4f}); "
-        f"max χ²_R: {chi} ({a['chi2_r_max']:.2f} vs {b['chi2_r_max']:.2f}, "
-        f"difference {dc:+.2f} ± {sc:.2f})"
+    chi = "better" if dc < -2 * sc else "worse" if dc > 2 * sc else "equal"
+    return auc, chi
+
+
+def variant(cfg: dict[str, Any], fit_features: list[str] | None = None) -> str:
+    """The settings of a run that differ from today's defaults ('defaults' when none)."""
+    ref = {k: v for k, v in ReweightConfig().__dict__.items() if k != "seed"}
+    diff = [
+        f"{k}={','.join(map(str, v)) if isinstance(v, list | tuple) else v}"
+        for k, v in cfg.items()
+        if k in ref and list(np.atleast_1d(v)) != list(np.atleast_1d(ref[k]))
+    ]
+    if fit_features:
+        diff.append(f"fit_features={','.join(fit_features)}")
+    return ", ".join(diff) or "defaults"
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.2f}%"
+
+
+def analytic_table(runs: list[dict[str, Any]]) -> list[str]:
+    """One row per (case, seed), then the mean over seeds of each case with several."""
+    rows = []
+    for case in dict.fromkeys(r["case"] for r in runs):
+        mine = [r for r in runs if r["case"] == case]
+        for r in mine:
+            o, t, gb = r["rows"]["otus"], r["rows"]["truth"], r["rows"].get("GBReweighter")
+            rows.append(
+                [
+                    case,
+                    r["seed"],
+                    _pct(o["rel_err"]),
+                    _pct(gb["rel_err"]) if gb else "–",
+                    f"{r['rows']['before']['auc']:.3f}",
+                    f"{o['auc']:.4f} ± {o['auc_err']:.4f}",
+                    f"{gb['auc']:.4f}" if gb else "–",
+                    f"{t['auc']:.4f}",
+                    f"{o['chi2_r_max']:.2f} / {gb['chi2_r_max']:.2f}" if gb else "–",
+                    f"{t['chi2_r_max']:.2f}",
+                    f"{o['ess_frac']:.3f} / {t['ess_frac']:.3f}",
+                    f"{o['seconds']:.0f}",
+                ]
+            )
+        if len(mine) > 1:
+            err = np.array([r["rows"]["otus"]["rel_err"] for r in mine])
+            auc = np.array([r["rows"]["otus"]["auc"] for r in mine])
+            rows.append(
+                [f"**{case}: mean ± s.d. of {len(mine)} seeds**", "–"]
+                + [f"**{_pct(err.mean())} ± {_pct(err.std(ddof=1))}**", "", ""]
+                + [f"{auc.mean():.4f} ± {auc.std(ddof=1):.4f}"]
+                + [""] * 6
+            )
+    return table(
+        "case | seed | weight error otus | weight error GB | AUC before | AUC otus | AUC GB "
+        "| AUC truth | max χ²_R otus / GB | max χ²_R truth | ESS/N otus / truth | otus fit s",
+        rows,
     )
 
 
-def verdicts(res: dict[str, Any]) -> list[str]:
-    """One line per goal of issue 5, computed from the tables above."""
+def analytic_goals(runs: list[dict[str, Any]]) -> list[str]:
+    """One line per case: the goals of issue 5 and the comparison with GBReweighter."""
     out = []
-    for name, r in res["analytic"].items():
-        o = r["rows"].get("otus")
-        if o is None:
-            continue
-        out.append(
-            f"- {name}: weight error {100 * o['rel_err']:.2f}% (goal ≤ 3%: "
-            f"{'met' if o['rel_err'] <= 0.03 else 'MISSED'}); after-AUC {o['auc']:.4f} ± "
-            f"{o['auc_err']:.4f} (goal ≤ 0.52: {'met' if o['auc'] <= 0.52 else 'MISSED'})"
-        )
-        if "GBReweighter" in r["rows"]:
-            out.append(f"  - vs GBReweighter: {compare(o, r['rows']['GBReweighter'])}")
-    p = res.get("physics")
-    if p and "otus" in p["sr"]:
-        o = p["sr"]["otus"]
-        worst = max(o["chi2_r"], key=o["chi2_r"].__getitem__)
-        out.append(
-            f"- zee SR: after-AUC {o['auc']:.4f} ± {o['auc_err']:.4f} (goal ≤ 0.52: "
-            f"{'met' if o['auc'] <= 0.52 else 'MISSED'}); largest χ²_R {o['chi2_r'][worst]:.2f} "
-            f"({worst}; goal ≤ 1.5: {'met' if o['chi2_r_max'] <= 1.5 else 'MISSED'})"
-        )
-        for region in ("cr_test", "sr"):
-            if "GBReweighter" in p[region]:
-                out.append(
-                    f"  - zee {region} vs GBReweighter: "
-                    f"{compare(p[region]['otus'], p[region]['GBReweighter'])}"
-                )
-    return out
-
-
-def _table(rows: dict[str, Any], analytic: bool) -> list[str]:
-    head = "| method | AUC data vs MC | max χ²_R | max KS | ESS/N |"
-    sep = "|---|---|---|---|---|"
-    if analytic:
-        head += " rel. weight error E_data(\\|ŵ/w−1\\|) | E_MC(\\|ŵ/w−1\\|) |"
-        sep += "---|---|"
-    out = [head, sep]
-    for label, r in rows.items():
+    for case in dict.fromkeys(r["case"] for r in runs):
+        mine = [r["rows"] for r in runs if r["case"] == case]
+        err = np.mean([m["otus"]["rel_err"] for m in mine])
+        auc = max(m["otus"]["auc"] for m in mine)
         line = (
-            f"| {label} | {r['auc']:.4f} ± {r['auc_err']:.4f} | {r['chi2_r_max']:.2f} | "
-            f"{r['ks_max']:.4f} | {r['ess_frac']:.3f} |"
+            f"- {case}: weight error {_pct(err)} (mean; goal ≤ 3%: "
+            f"{'met' if err <= 0.03 else 'MISSED'}); after-AUC ≤ {auc:.4f} (goal ≤ 0.52: "
+            f"{'met' if auc <= 0.52 else 'MISSED'})"
         )
-        if analytic:
+        vs = [compare(m["otus"], m["GBReweighter"]) for m in mine if "GBReweighter" in m]
+        if vs:
             line += (
-                f" {100 * r['rel_err']:.2f}% | {100 * r['rel_err_mc']:.2f}% |"
-                if "rel_err" in r
-                else " – | – |"
+                f"; vs GBReweighter, AUC better in {sum(v[0] == 'better' for v in vs)} of "
+                f"{len(vs)} seeds (worse in {sum(v[0] == 'worse' for v in vs)}), max χ²_R "
+                f"better in {sum(v[1] == 'better' for v in vs)} (worse in "
+                f"{sum(v[1] == 'worse' for v in vs)})"
             )
         out.append(line)
     return out
 
 
-def report(res: dict[str, Any], cmd: str) -> str:
-    md = [
-        "# Reweighting closure benchmark",
+def zee_table(runs: list[dict[str, Any]]) -> list[str]:
+    """One row per (seed, region, method)."""
+    rows = []
+    for r in runs:
+        for region, label in (("cr_test", "CR, held-out 30%"), ("sr", "SR")):
+            for method, m in r[region].items():
+                worst = max(m["chi2_r"], key=m["chi2_r"].__getitem__)
+                rows.append(
+                    [
+                        r["seed"],
+                        label,
+                        method,
+                        f"{m['auc']:.4f} ± {m['auc_err']:.4f}",
+                        f"{m['chi2_r_max']:.2f} ({worst})",
+                        f"{m['ks_max']:.4f}",
+                        f"{m['ess_frac']:.3f}",
+                        f"{m['yield_ratio']:.3f}" if "yield_ratio" in m else "–",
+                    ]
+                )
+    return table(
+        "seed | region | method | AUC data vs MC | max χ²_R (feature) | max KS | ESS/N "
+        "| yield MC/data",
+        rows,
+    )
+
+
+def zee_goals(runs: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for r in runs:
+        o = r["sr"]["otus"]
+        line = (
+            f"- seed {r['seed']}, SR: after-AUC {o['auc']:.4f} ± {o['auc_err']:.4f} (goal ≤ "
+            f"0.52: {'met' if o['auc'] <= 0.52 else 'MISSED'}); largest χ²_R "
+            f"{o['chi2_r_max']:.2f} (goal ≤ 1.5: {'met' if o['chi2_r_max'] <= 1.5 else 'MISSED'})"
+        )
+        if "GBReweighter" in r["sr"]:
+            auc, chi = compare(o, r["sr"]["GBReweighter"])
+            line += f"; vs GBReweighter: AUC {auc}, max χ²_R {chi}"
+        out.append(line)
+    return out
+
+
+def analytic_section(runs: list[dict[str, Any]], meta: dict[str, Any]) -> tuple[str, list[str]]:
+    """(key, lines) of the analytic closure section of one setting and sample size."""
+    n, var = runs[0]["n"], meta["variant"]
+    lines = header(
+        f"Closure on analytic ratios, {n:,} + {n:,} events per sample ({var})",
+        command=meta["command"],
+        machine=meta["machine"],
+        date=meta["date"],
+        notes=[f"otus settings: {meta['config']}", _gb_note(meta)],
+    )
+    lines += [
+        "Weight error E_data|ŵ/w − 1| against the analytic ratio and AUC data vs MC on an "
+        "independent test sample; `truth` = MC weighted by the exact ratio (the statistical "
+        "floor). ESS/N: effective sample size per event.",
         "",
-        f"Last command: `{cmd}` (each section names the command that produced it)  ",
-        f"Machine: {res['machine']}  ",
-        f"Date: {res['date']} (analytic part {res.get('analytic_date')}, physics part "
-        f"{res.get('physics_date')}; a part skipped in a run is carried over from the last)  ",
-        f"otus settings (this run): {res['otus_config']}  ",
-        "GBReweighter: hep_ml demo settings (n_estimators=50, learning_rate=0.1, "
-        "max_depth=3, min_samples_leaf=1000, subsample=0.4)"
-        + ("" if res["gb"] else " — NOT RUN: hep_ml missing"),
+        *analytic_table(runs),
         "",
-        "All numbers on events the reweighters never saw. AUC from a fresh "
-        "gradient-boosted classifier on a held-out half (± bootstrap); `before` = "
-        "unweighted MC, `truth` = MC with the exact analytic ratio (the statistical floor).",
-        "",
+        *analytic_goals(runs),
     ]
-    for name, r in res["analytic"].items():
-        md += [
-            f"## (a) {name} (train {r['n_train']} + test {r['n_test']} events per sample)",
-            "",
-            f"Command: `{r.get('command', '(not recorded)')}`  ",
-            f"Run {r.get('date', res.get('analytic_date'))}; otus settings "
-            f"{r.get('otus_config', res['otus_config'])}; otus fit+apply "
-            f"{r['rows'].get('otus', {}).get('seconds', float('nan')):.0f} s, GBReweighter "
-            f"{r['rows'].get('GBReweighter', {}).get('seconds', float('nan')):.0f} s.",
-            "",
-            *_table(r["rows"], True),
-            "",
-        ]
-    if "physics" in res:
-        p = res["physics"]
-        md += [
-            "## (b) zee: data with 10% worse resolution and +1% energy scale",
-            "",
-            f"MC `{p['mc']}`, data `{p['data']}`; features {', '.join(p['features'])}"
-            + (
-                f" (reweighters fitted on {', '.join(p['fit_features'])})"
-                if p.get("fit_features", p["features"]) != p["features"]
-                else ""
-            )
-            + ". "
-            f"Fit in the CR {CR!r} (first 70% of rows); events per region: MC "
-            f"{p['n_mc']}, data {p['n_data']}.",
-            "",
-            f"Command: `{p.get('command', '(not recorded)')}`  ",
-            f"Run {p.get('date', res.get('physics_date'))}; otus settings "
-            f"{p.get('otus_config', res['otus_config'])}; fit+apply otus "
-            f"{p.get('seconds_otus', float('nan')):.0f} s, GBReweighter "
-            f"{p.get('seconds_GBReweighter', float('nan')):.0f} s.",
-            "",
-        ]
-        for region, title in (("cr_test", "CR, held-out 30%"), ("sr", f"SR {SR!r}")):
-            md += [f"### {title}", "", *_table(p[region], False), ""]
-            md += [
-                "χ²_R per feature: "
-                + "; ".join(
-                    f"{lab}: " + ", ".join(f"{k} {v:.2f}" for k, v in r["chi2_r"].items())
-                    for lab, r in p[region].items()
-                ),
-                "",
-            ]
-            ylds = [
-                f"{lab} {r['yield_ratio']:.4f}"
-                for lab, r in p[region].items()
-                if "yield_ratio" in r
-            ]
-            md += ["Yield MC/data after reweighting: " + ", ".join(ylds), ""]
-        md += [
-            "The SR lies outside the CR in m_ee: both reweighters hold the ratio at its CR-edge "
-            "value there (otus clamps each feature to its training range; trees are constant "
-            "outside it), so the SR rows measure that extrapolation. Data/MC shape differences "
-            "that exist only off-peak (the resolution tails, the +1% scale on the falling "
-            "spectrum above the peak) cannot be learnt in the CR and remain in m_ee.",
-            "",
-        ]
-    elif res.get("physics_skipped"):
-        md += ["## (b) zee", "", f"Not run: {res['physics_skipped']}", ""]
-    md += [
-        "## Goals (computed from the tables)",
+    return f"analytic {n} {var}", lines
+
+
+def zee_section(runs: list[dict[str, Any]], meta: dict[str, Any]) -> tuple[str, list[str]]:
+    """(key, lines) of the zee section of one setting and sample size."""
+    p, var = runs[0], meta["variant"]
+    lines = header(
+        f"zee, data with 10% worse resolution and +1% energy scale, "
+        f"{meta['zee_events']:,} events per sample ({var})",
+        command=meta["command"],
+        machine=meta["machine"],
+        date=meta["date"],
+        notes=[f"otus settings: {meta['config']}", _gb_note(meta)],
+    )
+    lines += [
+        f"Features {', '.join(p['features'])}; fitted on {', '.join(p['fit_features'])} in the "
+        f"CR {CR!r} (first 70% of the rows); events per region MC {p['n_mc']}, data "
+        f"{p['n_data']}. The SR lies outside the CR in m_ee: both reweighters hold the ratio "
+        "at its CR-edge value there (otus clamps each feature to its training range; trees "
+        "are constant outside it), so the SR rows measure that extrapolation.",
         "",
-        "Better/worse needs a difference beyond 2σ. AUC: σ adds both bootstrap errors in "
-        "quadrature (conservative, the data events are shared); max χ²_R: σ = √2·√(2/49), "
-        "the scatter of the difference of two χ²_R over 50 bins.",
+        *zee_table(runs),
         "",
-        *verdicts(res),
-        "",
+        *zee_goals(runs),
     ]
-    return "\n".join(md)
+    return f"zee {meta['zee_events']} {var}", lines
+
+
+GB_SETTINGS = (
+    "GBReweighter: hep_ml demo settings (n_estimators=50, learning_rate=0.1, max_depth=3, "
+    "min_samples_leaf=1000, subsample=0.4)"
+)
+
+
+def _gb_note(meta: dict[str, Any]) -> str:
+    return GB_SETTINGS + ("" if meta.get("gb", True) else " — not run: hep_ml is not installed")
+
+
+def _run_seed(
+    seed: int,
+    opts: dict[str, Any],
+    cases: list[str],
+    args: argparse.Namespace,
+    work: Path,
+    fit_features: list[str] | None,
+    analytic: list[dict[str, Any]],
+    physics: list[dict[str, Any]],
+) -> None:
+    """The analytic cases and the zee closure of one seed, appended to the lists."""
+    methods: dict[str, Any] = {"otus": otus_method(ReweightConfig(seed=seed, **opts))}
+    gb = gb_method(seed)
+    if gb is None:
+        print("hep_ml is not installed: skipping the GBReweighter rows", file=sys.stderr)
+    else:
+        methods["GBReweighter"] = gb
+    for key in cases:
+        name, maker = CASES[key]
+        print(f"(a) {name}, seed {seed}", flush=True)
+        r = run_analytic(name, maker, args.events, methods, seed)
+        analytic.append({"case": name, "seed": seed, "n": args.events, **r})
+    if not args.skip_physics:
+        print(f"(b) zee, seed {seed}", flush=True)
+        mc, data = zee_samples(work, args.zee_events, regenerate=args.regenerate)
+        r = run_physics(mc, data, methods, seed, fit_features=fit_features)
+        physics.append({"seed": seed, **r})
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=100_000, help="analytic: events per sample")
     ap.add_argument("--zee-events", type=int, default=60_000, help="zee: generated per sample")
-    ap.add_argument(
-        "--workdir",
-        type=Path,
-        default=Path("/work/scratch/rw"),
-        help="cache for the generated zee samples",
-    )
+    ap.add_argument("--work", type=Path, default=None, help="cache of the zee samples")
     ap.add_argument("--regenerate", action="store_true")
     ap.add_argument("--skip-physics", action="store_true")
-    ap.add_argument("--skip-analytic", action="store_true")
     ap.add_argument(
-        "--cases",
-        default="gaussian,mixture",
-        help="analytic cases to run (comma-separated; the others are carried over)",
+        "--cases", default="gaussian,mixture", help="analytic cases (comma-separated; '' none)"
     )
+    ap.add_argument("--seeds", default="0", help="comma-separated seeds: one row each")
     ap.add_argument("--k-folds", type=int, default=None, help="otus: k of the k-fold training")
     ap.add_argument("--repeats", type=int, default=None, help="otus: k-fold repeats (ensemble)")
     ap.add_argument("--batch-size", type=int, default=None, help="otus: batch size")
@@ -476,16 +533,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--loss", choices=LOSS_NAMES, default=None, help="otus: classifier loss")
     ap.add_argument("--quick", action="store_true", help="small samples (a smoke run)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=ROOT / "experiments/results/reweight.md")
+    ap.add_argument("--out", type=Path, default=results_path("reweight"))
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    cmd = "PYTHONPATH=. python experiments/reweight_bench.py " + " ".join(
-        argv if argv is not None else sys.argv[1:]
-    )
-    cmd = cmd.strip()
     if args.quick:
         args.events = 10_000
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     opts: dict[str, Any] = {  # None: ReweightConfig's default
         "k_folds": args.k_folds,
         "repeats": args.repeats,
@@ -500,69 +553,32 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.hidden:
         opts["hidden"] = tuple(int(v) for v in args.hidden.split(","))
-    cfg = ReweightConfig(
-        seed=args.seed,
-        **{k: v for k, v in opts.items() if v is not None},
-    )
-    methods: dict[str, Any] = {"otus": otus_method(cfg)}
-    gb = gb_method(args.seed)
-    if gb is None:
-        print("hep_ml is not installed: skipping the GBReweighter rows", file=sys.stderr)
-    else:
-        methods["GBReweighter"] = gb
-    res: dict[str, Any] = {
-        "machine": machine(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "otus_config": {k: v for k, v in cfg.__dict__.items()},
-        "gb": gb is not None,
-        "analytic": {},
-    }
-    prev = (
-        json.loads(args.out.with_suffix(".json").read_text())
-        if args.out.with_suffix(".json").is_file()
-        else {}
-    )
-    cases = [] if args.skip_analytic else [c.strip() for c in args.cases.split(",") if c]
+    opts = {k: v for k, v in opts.items() if v is not None}
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     if unknown := set(cases) - set(CASES):
         ap.error(f"unknown --cases {sorted(unknown)}; choose from {sorted(CASES)}")
-    res["analytic_date"] = res["date"] if cases else prev.get("analytic_date", prev.get("date"))
-    for key, (name, maker) in CASES.items():
-        if key in cases:
-            print(f"(a) {name}", flush=True)
-            res["analytic"][name] = run_analytic(name, maker, args.events, methods, args.seed)
-            res["analytic"][name].update(
-                date=res["date"], otus_config=res["otus_config"], command=cmd
-            )
-        elif name in prev.get("analytic", {}):  # keep the earlier run's section
-            old = prev["analytic"][name]
-            old.setdefault("date", prev.get("analytic_date", prev.get("date")))
-            old.setdefault("otus_config", prev.get("otus_config"))
-            res["analytic"][name] = old
-    if not args.skip_physics:
-        print("(b) zee", flush=True)
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        mc, data = zee_samples(args.workdir, args.zee_events, regenerate=args.regenerate)
-        res["physics"] = run_physics(
-            mc,
-            data,
-            methods,
-            args.seed,
-            fit_features=args.fit_features.split(",") if args.fit_features else None,
-        )
-        res["physics"].update(date=res["date"], otus_config=res["otus_config"], command=cmd)
-        res["physics_date"] = res["date"]
-    elif prev.get("physics"):
-        res["physics"], res["physics_date"] = prev["physics"], prev.get("physics_date")
-        res["physics"].setdefault("date", res["physics_date"])
-        res["physics"].setdefault("otus_config", prev.get("otus_config"))
-    else:
-        res["physics_skipped"] = "--skip-physics"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report(res, cmd) + "\n")
-    args.out.with_suffix(".json").write_text(json.dumps(res, indent=1, default=float) + "\n")
-    print(f"wrote {args.out}")
+    fit_features = args.fit_features.split(",") if args.fit_features else None
+    cfg = {k: v for k, v in ReweightConfig(**opts).__dict__.items() if k != "seed"}
+    meta = {
+        "command": command("reweight_bench", argv),
+        "machine": machine(),
+        "date": now(),
+        "config": cfg,
+        "variant": variant(cfg),
+        "zee_events": args.zee_events,
+        "gb": gb_method(0) is not None,
+    }
+    analytic, physics = [], []
+    with work_dir(args.work, "reweight") as work:
+        for seed in seeds:
+            _run_seed(seed, opts, cases, args, work, fit_features, analytic, physics)
+    if analytic:
+        write_section(args.out, *analytic_section(analytic, meta), title="Reweighting")
+    if physics:
+        zmeta = {**meta, "variant": variant(cfg, fit_features)}
+        write_section(args.out, *zee_section(physics, zmeta), title="Reweighting")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

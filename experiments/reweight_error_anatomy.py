@@ -14,31 +14,26 @@ Three measurements, all against the analytic ratio of reweight_bench's mixture c
    reweighted by the first (its out-of-fold weights), with its own Platt scaling: a slope
    near 0 means a classifier finds no usable difference left in the training samples.
 
-    PYTHONPATH=. python experiments/reweight_error_anatomy.py --seed 0 \\
-        --out experiments/results/reweight_error_anatomy_seed0.md
+    python -m experiments.reweight_error_anatomy --seeds 0,2
+
+Each seed is a row of the ``anatomy`` section of ``experiments/results/reweight.md``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine_info import machine
-from reweight_bench import mixture, weight_error
-
-from otus.calibrate.reweight import ReweightConfig, fit_reweighter
-
-ROOT = Path(__file__).resolve().parents[1]
+from experiments.common import command, header, machine, results_path, table, write_section
+from experiments.reweight_bench import mixture, weight_error
+from otus.calibrate.reweight.config import ReweightConfig
+from otus.calibrate.reweight.fit import fit_reweighter
 
 
 def log_errors(log_w: np.ndarray, log_true: np.ndarray) -> np.ndarray:
@@ -87,106 +82,109 @@ def binned_calibration_bound(log_w: np.ndarray, log_true: np.ndarray, bins: int 
     return weight_error(out, log_true)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--events", type=int, default=100_000, help="events per sample")
-    ap.add_argument("--seed", type=int, default=0, help="sample A = reweight_bench's --seed")
-    ap.add_argument("--epochs", type=int, default=None, help="otus: maximum epochs")
-    ap.add_argument("--out", type=Path, default=ROOT / "experiments/results/anatomy.md")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    cmd = "PYTHONPATH=. python experiments/reweight_error_anatomy.py " + " ".join(
-        argv if argv is not None else sys.argv[1:]
-    )
-    cfg = ReweightConfig(seed=args.seed, **({"epochs": args.epochs} if args.epochs else {}))
-    n, ones = args.events, np.ones(args.events)
-    # A is reweight_bench's training sample for --seed, B the one for --seed + 1
-    xm_a, xd_a, ratio = mixture(n, np.random.default_rng(args.seed))
-    xm_b, xd_b, _ = mixture(n, np.random.default_rng(args.seed + 1))
-    tm, _, _ = mixture(n, np.random.default_rng(10_000 + args.seed))
+def anatomy(seed: int, events: int, epochs: int | None) -> dict[str, Any]:
+    """The three measurements for the samples of ``seed`` (see the module docstring)."""
+    cfg = ReweightConfig(seed=seed, **({"epochs": epochs} if epochs else {}))
+    n, ones = events, np.ones(events)
+    # A is reweight_bench's training sample for seed, B the one for seed + 1
+    xm_a, xd_a, ratio = mixture(n, np.random.default_rng(seed))
+    xm_b, xd_b, _ = mixture(n, np.random.default_rng(seed + 1))
+    tm, _, _ = mixture(n, np.random.default_rng(10_000 + seed))
     log_true = np.log(ratio(tm))
     t0 = time.perf_counter()
     fits = {}
     for tag, xm, xd in (("A", xm_a, xd_a), ("B", xm_b, xd_b)):
         fits[tag] = fit_reweighter(xm, ones, xd, ones, config=cfg)
-        print(f"sample {tag} fitted ({time.perf_counter() - t0:.0f} s)", flush=True)
+        print(f"seed {seed}: sample {tag} fitted ({time.perf_counter() - t0:.0f} s)", flush=True)
     log_w = {tag: f.logit(tm) for tag, f in fits.items()}
     err = {tag: weight_error(lw, log_true) for tag, lw in log_w.items()}
     err["A+B"] = weight_error(0.5 * (log_w["A"] + log_w["B"]), log_true)
     dec = decomposition(
         log_errors(log_w["A"], log_true), log_errors(log_w["B"], log_true), log_true
     )
-    bound = binned_calibration_bound(log_w["A"], log_true)
     # stage 2: data against the MC reweighted by A's out-of-fold ratio
     second = fit_reweighter(
         xm_a, fits["A"].mc_ratio, xd_a, ones, config=replace(cfg, seed=cfg.seed + 1000)
     )
-    err_two = weight_error(log_w["A"] + second.logit(tm), log_true)
-    print(f"stage 2 fitted ({time.perf_counter() - t0:.0f} s)", flush=True)
-    res = {
-        "command": cmd,
-        "machine": machine(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "events": n,
-        "otus_config": dict(cfg.__dict__),
+    return {
+        "seed": seed,
         "weight_error": err,
         "decomposition": dec,
-        "calibration_bound": bound,
-        "platt": {tag: f.calibration for tag, f in fits.items()},
+        "calibration_bound": binned_calibration_bound(log_w["A"], log_true),
         "stage2_platt": second.calibration,
-        "stage2_weight_error": err_two,
+        "stage2_weight_error": weight_error(log_w["A"] + second.logit(tm), log_true),
         "seconds": time.perf_counter() - t0,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report(res) + "\n")
-    args.out.with_suffix(".json").write_text(json.dumps(res, indent=1, default=float) + "\n")
-    print(f"wrote {args.out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=100_000, help="events per sample")
+    ap.add_argument("--seeds", default="0", help="sample A = reweight_bench's seed; one row each")
+    ap.add_argument("--epochs", type=int, default=None, help="otus: maximum epochs")
+    ap.add_argument("--out", type=Path, default=results_path("reweight"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    runs = [anatomy(int(s), args.events, args.epochs) for s in args.seeds.split(",")]
+    lines = header(
+        f"Anatomy of the weight error (Gaussian mixture, {args.events:,} events per sample)",
+        command=command("reweight_error_anatomy", argv),
+        machine=machine(),
+        notes=[f"otus settings: the defaults{f', epochs {args.epochs}' if args.epochs else ''}"],
+    )
+    write_section(args.out, "anatomy", lines + report(runs), title="Reweighting")
     return 0
 
 
-def report(r: dict[str, Any]) -> str:
-    e, d = r["weight_error"], r["decomposition"]
-    a2, b2 = r["stage2_platt"]
+def report(runs: list[dict[str, Any]]) -> list[str]:
+    """The weight errors and the decomposition per seed, and the octile table."""
     lines = [
-        "# Anatomy of the reweighter's weight error (Gaussian mixture, 4-D)",
+        "Weight error E_data|ŵ/w − 1| on one common test sample (seed 10000 + seed) of the "
+        "reweighter fitted on sample A (reweight_bench's training sample of the seed), on an "
+        "independent sample B (that of seed + 1), of the two log-weights averaged, of A after "
+        "the best per-bin shift of its log-weights in 20 bins of itself (fitted on the truth: "
+        "a bound for any recalibration), and of A times a second reweighter fitted on the "
+        "A-reweighted MC. Correlation: of the A and B log-weight errors (data-weighted), the "
+        "share of the error variance that is systematic (common to independent samples); the "
+        "rest is the statistical scatter of the training sample. Slope: the second "
+        "reweighter's Platt slope on its out-of-fold logits (0: its classifiers find no usable "
+        "difference between the data and the reweighted MC).",
         "",
-        f"Command: `{r['command'].strip()}`  ",
-        f"Machine: {r['machine']}  ",
-        f"Date: {r['date']}; {r['events']} events per sample; {r['seconds']:.0f} s  ",
-        f"otus settings: {r['otus_config']}",
+        *table(
+            "seed | A | B | A and B, log-weights averaged | A, recalibration bound "
+            "| A × second reweighter | correlation | second slope | s",
+            (
+                [
+                    r["seed"],
+                    *(f"{100 * r['weight_error'][k]:.2f}%" for k in ("A", "B", "A+B")),
+                    f"{100 * r['calibration_bound']:.2f}%",
+                    f"{100 * r['stage2_weight_error']:.2f}%",
+                    f"{r['decomposition']['corr']:.2f}",
+                    f"{r['stage2_platt'][0]:.3f}",
+                    f"{r['seconds']:.0f}",
+                ]
+                for r in runs
+            ),
+        ),
         "",
-        "Weight error E_data|ŵ/w − 1| on one common test sample (seed 10000 + --seed):",
+        "Log-weight errors by octile of the true log-ratio (data-weighted octiles of the first "
+        "seed): common bias / common rms of ½(e_A + e_B), rms of the independent part "
+        "½(e_A − e_B).",
         "",
-        "| fitted on | weight error |",
-        "|---|---|",
-        f"| sample A (reweight_bench's training sample of --seed) | {100 * e['A']:.2f}% |",
-        f"| sample B (an independent one, that of --seed + 1) | {100 * e['B']:.2f}% |",
-        f"| A and B, log-weights averaged | {100 * e['A+B']:.2f}% |",
-        f"| A, best per-bin shift of its log-weights in 20 bins of itself (fitted on the "
-        f"truth: a bound for any recalibration) | {100 * r['calibration_bound']:.2f}% |",
-        f"| A times a second reweighter fitted on the A-reweighted MC | "
-        f"{100 * r['stage2_weight_error']:.2f}% |",
-        "",
-        f"- Correlation of the A and B log-weight errors (data-weighted): **{d['corr']:.2f}**, "
-        "the share of the error variance that is systematic (the method's, common to "
-        "independent samples); the rest is the statistical scatter of the training sample.",
-        f"- The second reweighter's Platt slope on its out-of-fold logits: **{a2:.3f}** "
-        f"(shift {b2:+.3f}); 0 means its classifiers find no usable difference between the "
-        "data and the reweighted MC.",
-        "",
-        "Log-weight errors by octile of the true log-ratio (data-weighted octiles): the common "
-        "part ½(e_A + e_B) and the independent part ½(e_A − e_B).",
-        "",
-        "| true log r | common bias | common rms | independent rms |",
-        "|---|---|---|---|",
     ]
-    for o in d["octiles"]:
-        lines.append(
-            f"| [{o['lo']:.2f}, {o['hi']:.2f}] | {o['common_bias']:+.4f} | "
-            f"{o['common_rms']:.4f} | {o['indep_rms']:.4f} |"
+    octs = [r["decomposition"]["octiles"] for r in runs]
+    rows = []
+    for k, o in enumerate(octs[0]):
+        rows.append(
+            [f"[{o['lo']:.2f}, {o['hi']:.2f}]"]
+            + [
+                f"{x[k]['common_bias']:+.4f} / {x[k]['common_rms']:.4f} / {x[k]['indep_rms']:.4f}"
+                for x in octs
+            ]
         )
-    return "\n".join(lines)
+    lines += table(["true log r", *(f"seed {r['seed']}" for r in runs)], rows)
+    return lines
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -7,29 +7,27 @@ two-model average, and the mean log-ratio error (data-weighted, after normalisat
 mixture peaks (distance < 0.85) and away from them (1.6-2.1): a negative bias near the peaks
 and a positive one away from them is the flattening of the peaks.
 
-    PYTHONPATH=. python experiments/reweight_noise_sweep.py --out experiments/results/reweight_noise_sweep.md
+    python -m experiments.reweight_noise_sweep --seeds 0,1,2 [--only 0 2 3 4 5]
+
+Each (setting, sample seed) is a row of the ``noise sweep`` section of
+``experiments/results/reweight.md``.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine_info import machine
-from reweight_bench import mixture, weight_error
+from experiments.common import command, header, machine, results_path, table, write_section
+from experiments.reweight_bench import mixture, weight_error
+from otus.calibrate.reweight.classifier import predict_logit, train_classifier
+from otus.calibrate.reweight.config import ReweightConfig
 
-from otus.calibrate.classifier import predict_logit, train_classifier
-from otus.calibrate.reweight_config import ReweightConfig
-
-ROOT = Path(__file__).resolve().parents[1]
 PEAK = np.array([1.0, 1.0, 0.5, 0.0])  # the mixture's component means are ±PEAK
 
 # (label, overrides of the current defaults)
@@ -57,25 +55,16 @@ def stats(logit: np.ndarray, log_true: np.ndarray, dist: np.ndarray) -> tuple[fl
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--events", type=int, default=100_000)
-    ap.add_argument("--seed", type=int, default=0, help="sample seed")
-    ap.add_argument("--only", type=int, nargs="*", default=None, help="setting indices")
-    ap.add_argument(
-        "--out", type=Path, default=ROOT / "experiments/results/reweight_noise_sweep.md"
-    )
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    rng = np.random.default_rng(args.seed)
-    n = args.events
+def sweep(seed: int, n: int, only: list[int] | None) -> list[tuple]:
+    """(setting, seed, single-model stats, two-model stats, seconds) per setting."""
+    rng = np.random.default_rng(seed)
     xm, xd, ratio = mixture(n, rng)
     tm, _, _ = mixture(n, rng)
     log_true = np.log(ratio(tm))
     dist = np.minimum(np.linalg.norm(tm - PEAK, axis=1), np.linalg.norm(tm + PEAK, axis=1))
     rows = []
     for i, (label, over) in enumerate(SETTINGS):
-        if args.only is not None and i not in args.only:
+        if only is not None and i not in only:
             continue
         cfg = replace(ReweightConfig(), **over)
         t0 = time.time()
@@ -87,39 +76,56 @@ def main(argv: list[str] | None = None) -> int:
             logits.append(predict_logit(net, tm))
         single = [stats(lg, log_true, dist) for lg in logits]
         pair = stats(np.mean(logits, axis=0), log_true, dist)
-        rows.append((label, single, pair, time.time() - t0))
+        rows.append((label, seed, single, pair, time.time() - t0))
         print(
-            f"{label}: pair error {100 * pair[0]:.2f}%, peak bias {100 * pair[1]:+.2f}%", flush=True
+            f"seed {seed}, {label}: pair error {100 * pair[0]:.2f}%, peak bias "
+            f"{100 * pair[1]:+.2f}%",
+            flush=True,
         )
-    cmd = "PYTHONPATH=. python experiments/reweight_noise_sweep.py " + " ".join(
-        argv if argv is not None else sys.argv[1:]
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--seeds", default="0", help="sample seeds (comma-separated)")
+    ap.add_argument("--only", type=int, nargs="*", default=None, help="setting indices")
+    ap.add_argument("--out", type=Path, default=results_path("reweight"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    n = args.events
+    rows = [r for s in args.seeds.split(",") for r in sweep(int(s), n, args.only)]
+    rows.sort(key=lambda r: [lab for lab, _ in SETTINGS].index(r[0]))  # settings, then seeds
+    md = header(
+        f"Optimiser noise vs the bias of the learnt log-ratio (Gaussian mixture, {n:,} events)",
+        command=command("reweight_noise_sweep", argv),
+        machine=machine(),
     )
-    md = [
-        "# Reweighter: optimiser noise vs the bias of the learnt log-ratio (Gaussian mixture)",
+    md += [
+        f"One classifier per seed (0, 1) on 80 % of {n} + {n} mixture events, no k-fold "
+        f"ensemble, no Platt scaling; evaluated on {n} fresh MC events against the analytic "
+        "ratio. Other settings: the ReweightConfig defaults; the learning rate is cut by 0.3 "
+        "after patience/3 epochs without improvement. Bias: data-weighted mean error of the "
+        "normalised log-ratio near the peaks (distance < 0.85) and away from them (1.6-2.1).",
         "",
-        f"Command: `{cmd.strip()}`  ",
-        f"Machine: {machine()}  ",
-        f"Date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
-        "",
-        f"One classifier per seed (0, 1) on 80 % of {n} + {n} mixture events (sample seed "
-        f"{args.seed}), no k-fold ensemble, no Platt scaling; evaluated on {n} fresh MC "
-        "events against the analytic ratio. Other settings: the ReweightConfig defaults; "
-        "the learning rate is cut by 0.3 after patience/3 epochs without improvement. Bias: data-weighted mean error of the normalised log-ratio near the "
-        "peaks (distance < 0.85) and away from them (1.6-2.1).",
-        "",
-        "| setting | weight error, model 0 / 1 | weight error, 2-model mean | bias near peaks | bias away | s |",
-        "|---|---|---|---|---|---|",
+        *table(
+            "setting | sample seed | weight error, model 0 / 1 | weight error, 2-model mean "
+            "| bias near peaks | bias away | s",
+            (
+                [
+                    label,
+                    seed,
+                    f"{100 * single[0][0]:.2f}% / {100 * single[1][0]:.2f}%",
+                    f"{100 * pair[0]:.2f}%",
+                    f"{100 * pair[1]:+.2f}%",
+                    f"{100 * pair[2]:+.2f}%",
+                    f"{sec:.0f}",
+                ]
+                for label, seed, single, pair, sec in rows
+            ),
+        ),
     ]
-    for label, single, pair, sec in rows:
-        md.append(
-            f"| {label} | {100 * single[0][0]:.2f}% / {100 * single[1][0]:.2f}% | "
-            f"{100 * pair[0]:.2f}% | {100 * pair[1]:+.2f}% | {100 * pair[2]:+.2f}% | {sec:.0f} |"
-        )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(md) + "\n")
-    tmp.replace(args.out)
-    print(f"wrote {args.out}")
+    write_section(args.out, "noise sweep", md, title="Reweighting")
     return 0
 
 

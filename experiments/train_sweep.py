@@ -1,13 +1,14 @@
 """Train several OTUS configurations side by side (e.g. on one GPU), each a plain `otus fit`.
 
-    python experiments/train_sweep.py SWEEP.json --out DIR [--max-time SECONDS]
-        [--accelerator gpu]
+    python -m experiments.train_sweep SWEEP.json --out DIR [--max-time SECONDS]
+        [--accelerator cpu]
 
 SWEEP.json maps a run name to [process, base yaml, data file, overrides]; overrides are
-config sections ({"loss": {"data": 0.1}}) plus "epochs"; environment variables in the data
+config sections ({"loss": {"data": 0.1}}), top-level keys ({"seed": 1}) and "epochs"; environment variables in the data
 path are expanded (``$S/zee_train/events.h5``). Every run gets DIR/NAME (run folder)
-and DIR/NAME.log. This is how the session-2 runs G1-G5 of experiments/results/model.md
-were made (experiments/sweeps/*.json, on one H100).
+and DIR/NAME.log. ``experiments/sweeps/configs.json`` trains the configurations of the
+model-fidelity table (experiments/results/fidelity.md) from the samples made as in
+experiments/README.md.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ def _config(
     base: str, over: dict, epochs: int, accelerator: str, max_time: str | None, path: Path
 ) -> Path:
     c = yaml.safe_load(Path(base).read_text())
-    for sec, kv in over.items():
-        c.setdefault(sec, {}).update(kv)
+    for sec, kv in over.items():  # a config section, or a top-level key such as "seed"
+        if isinstance(kv, dict):
+            c.setdefault(sec, {}).update(kv)
+        else:
+            c[sec] = kv
     c["trainer"].update(
         {
             "accelerator": accelerator,
@@ -80,4 +84,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -30,7 +30,7 @@ Tensor = torch.Tensor
 
 
 # Hidden activations (parameter-free, so the choice does not change the state dict). ReLU is
-# several times cheaper than SiLU on a CPU; SiLU is smooth (results/speed.md, model.md).
+# several times cheaper than SiLU on a CPU; SiLU is smooth (results/speed.md, fidelity.md).
 ACTIVATIONS = {
     "silu": (nn.SiLU, torch.nn.functional.silu),
     "relu": (nn.ReLU, torch.nn.functional.relu),

@@ -1,24 +1,17 @@
-"""experiments/evaluate_model.py: card-driven headline observables and the goals table."""
+"""experiments.evaluate_model: card-driven headline observables and the goals table."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
-import pytest
-
+from experiments import evaluate_model as em
+from experiments.common import write_section
 from otus.processes import TTBAR, ZEE, load_card
 
 CARDS = Path(__file__).resolve().parents[2] / "examples" / "cards"
 
 
-@pytest.fixture
-def em(load_script: Callable[[str], ModuleType]) -> ModuleType:
-    return load_script("evaluate_model")
-
-
-def test_mass_observable_follows_the_card(em: ModuleType) -> None:
+def test_mass_observable_follows_the_card() -> None:
     wenu, zmumu = load_card(CARDS / "wenu.yaml"), load_card(CARDS / "zmumu.yaml")
     assert (em.mass_observable(ZEE, "x"), em.mass_observable(ZEE, "z")) == ("m_ee", "m_ee")
     assert em.mass_observable(zmumu, "x") == "m_mumu"
@@ -45,7 +38,7 @@ def _report(sim: float, auc: float, unf: float, inputs: list[str]) -> dict[str, 
     }
 
 
-def test_goals_table_marks_each_miss(em: ModuleType) -> None:
+def test_goals_table_marks_each_miss(tmp_path: Path) -> None:
     good = _report(2.0, 0.6, 9.0, ["/s/wenu_train/events.h5"])
     bad = _report(3.21, 0.779, 20.5, ["/s/wenu_train/events.h5", "/s/wenu_zonly.h5"])
     assert all(em.goal_row(good)["met"].values())
@@ -57,3 +50,13 @@ def test_goals_table_marks_each_miss(em: ModuleType) -> None:
     assert rows[0].count("one paired file (wenu_train)") == 1
     assert rows[1].count("✗") == 3 and "unpaired: x wenu_train, z wenu_zonly.h5" in rows[1]
     assert "| 3 / 495 |" in rows[1]
+    # a results-file section: a rerun replaces it, other sections stay
+    out = tmp_path / "processes.md"
+    write_section(out, "wenu", text, title="New final states")
+    write_section(out, "other", "## other\n\nkept", title="New final states")
+    write_section(
+        out, "wenu", em.markdown([good], {"command": "c", "machine": "m", "date": "d"}), title="x"
+    )
+    final = out.read_text()
+    assert final.startswith("# New final states\n") and final.count("| wenu") == 1
+    assert final.index("<!-- begin wenu -->") < final.index("kept")

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,24 +8,11 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
+from experiments import fidelity as fid
 from otus.errors import OtusError
 from otus.io.h5 import Events
 from otus.physics.selection import acceptance
 from otus.processes import TTBAR, ZEE, Process
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_script():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("fidelity", ROOT / "experiments" / "fidelity.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["fidelity"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fid = _load_script()
 
 
 def _zee_test(n: int, seed: int = 0) -> Events:
@@ -130,7 +115,7 @@ def test_markdown_side_by_side() -> None:
     test = _zee_test(2000, seed=2)
     r = fid.fidelity(test, LookupSurrogate(ZEE, test), n_projections=20, auc=False)
     md = fid.markdown(
-        [r], {"command": "python experiments/fidelity.py --zee-run R", "machine": "m", "date": "d"}
+        [r], {"command": "python -m experiments.fidelity --zee-run R", "machine": "m", "date": "d"}
     )
     assert "1.05, 37.6, 0.012" in md  # published x̃′ e+ py
     assert "| M_ee |" in md and "--zee-run R" in md and "arXiv:2101.08944" in md

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from experiments import reweight_noise_sweep as mod
 
-def test_stats_measure_the_peak_bias(load_script) -> None:
-    mod = load_script("reweight_noise_sweep")
+
+def test_stats_measure_the_peak_bias() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(5000, 4))
     dist = np.linalg.norm(x, axis=1)
@@ -16,10 +17,10 @@ def test_stats_measure_the_peak_bias(load_script) -> None:
     assert err > 0.01 and near < 0 < far
 
 
-def test_sweep_writes_a_table(load_script, tmp_path) -> None:
-    mod = load_script("reweight_noise_sweep")
-    out = tmp_path / "sweep.md"
+def test_sweep_writes_a_table(tmp_path) -> None:
+    out = tmp_path / "reweight.md"
     assert mod.main(["--events", "3000", "--only", "0", "--out", str(out)]) == 0
     text = out.read_text()
-    assert "| batch 2048, lr 2e-3, 60 epochs, patience 6 (the defaults) |" in text
-    assert "Command: `PYTHONPATH=. python experiments/reweight_noise_sweep.py --events 3000" in text
+    assert "| batch 2048, lr 2e-3, 60 epochs, patience 6 (the defaults) | 0 |" in text
+    assert "- command: `python -m experiments.reweight_noise_sweep --events 3000" in text
+    assert "<!-- begin noise sweep -->" in text

@@ -4,9 +4,10 @@ Each :class:`Case` names a category, builds one malformed input from the valid s
 :mod:`rel_samples`, and says how the library must refuse it: a command through
 ``otus.cli.main`` (exit 2, one stderr line ``otus CMD: error: ...`` matching ``match``, no
 output file and no temporary file left) or a reader (an :class:`~otus.errors.OtusError` with
-a one-line message matching ``match``). :func:`run_case` is the harness; the tests and
-``experiments/reliability_table.py`` both use it. ``GOOD`` lists unusual but valid inputs
-(negative or zero weights, ...) that must be *accepted*.
+a one-line message matching ``match``). :func:`run_case` is the harness of
+``test_bad_inputs.py`` (``python -m experiments.reliability_table`` tabulates its outcomes).
+``GOOD`` lists unusual but valid inputs (negative or zero weights, ...) that must be
+*accepted*.
 """
 
 from __future__ import annotations

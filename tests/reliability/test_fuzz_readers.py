@@ -1,5 +1,7 @@
 """Property-based fuzzing of the readers: mutated bytes or lines of small valid files must
-either read as valid events or raise the library's own error type, never anything else."""
+either read as valid events or raise the library's own error type, never anything else.
+Each read records its outcome as a ``fuzz`` property (``python -m
+experiments.reliability_table`` counts them)."""
 
 from __future__ import annotations
 
@@ -106,52 +108,59 @@ def _valid(ev: Events, process: str) -> None:
     assert ev.weight is not None and np.all(np.isfinite(ev.weight))
 
 
-def _try(fn, *args) -> None:
+def _try(fn, *args) -> str:
+    """Run one read; return its outcome."""
     try:
         fn(*args)
     except OtusError as err:
         assert "\n" not in str(err), f"multi-line message: {err!r}"
+        return "refused, one line"
+    return "read as valid events"
 
 
 @pytest.mark.parametrize(("process", "kind"), [("zee", "lhe"), ("zee", "lhe_gz"), ("ttbar", "lhe")])
 @FUZZ
 @given(m=MUTATION)
-def test_read_lhe_mutated_bytes(samples: Samples, process: str, kind: str, m: tuple) -> None:
+def test_read_lhe_mutated_bytes(
+    samples: Samples, process: str, kind: str, m: tuple, record_property
+) -> None:
     src = samples.path(process, kind)
     with tempfile.TemporaryDirectory() as d:
         q = Path(d) / src.name
         q.write_bytes(mutate(src.read_bytes(), m))
-        _try(lambda: _valid(read_lhe(q, process), process))
+        record_property("fuzz", _try(lambda: _valid(read_lhe(q, process), process)))
 
 
 @pytest.mark.parametrize("process", ["zee", "ttbar"])
 @FUZZ
 @given(edits=st.lists(LINE_EDIT, min_size=1, max_size=4))
-def test_read_lhe_mutated_lines(samples: Samples, process: str, edits: list) -> None:
+def test_read_lhe_mutated_lines(
+    samples: Samples, process: str, edits: list, record_property
+) -> None:
     text = samples.path(process, "lhe").read_text()
     with tempfile.TemporaryDirectory() as d:
         q = Path(d) / "f.lhe"
         q.write_text(edit_lines(text, edits), encoding="utf-8")
-        _try(lambda: _valid(read_lhe(q, process), process))
+        record_property("fuzz", _try(lambda: _valid(read_lhe(q, process), process)))
 
 
 @pytest.mark.parametrize("kind", ["h5", "h5_x"])
 @FUZZ
 @given(m=MUTATION)
-def test_read_events_mutated_bytes(samples: Samples, kind: str, m: tuple) -> None:
+def test_read_events_mutated_bytes(samples: Samples, kind: str, m: tuple, record_property) -> None:
     src = samples.path("zee", kind)
     with tempfile.TemporaryDirectory() as d:
         q = Path(d) / src.name
         q.write_bytes(mutate(src.read_bytes(), m))
-        _try(lambda: _valid(read_events(q, "zee"), "zee"))
-        _try(lambda: [_valid(c, "zee") for c in iter_chunks(q, 7, "zee")])
+        record_property("fuzz", _try(lambda: _valid(read_events(q, "zee"), "zee")))
+        record_property("fuzz", _try(lambda: [_valid(c, "zee") for c in iter_chunks(q, 7, "zee")]))
 
 
 @FUZZ
 @given(m=MUTATION)
-def test_read_delphes_mutated_bytes(samples: Samples, m: tuple) -> None:
+def test_read_delphes_mutated_bytes(samples: Samples, m: tuple, record_property) -> None:
     src = samples.path("ttbar", "root")
     with tempfile.TemporaryDirectory() as d:
         q = Path(d) / src.name
         q.write_bytes(mutate(src.read_bytes(), m))
-        _try(read_delphes, q)
+        record_property("fuzz", _try(read_delphes, q))

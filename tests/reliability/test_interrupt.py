@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import os
 import signal
 import subprocess
@@ -118,8 +119,11 @@ def kill_and_resume(samples: Samples, tmp_path: Path) -> dict:
     return out
 
 
-def test_sigkill_then_resume_matches_uninterrupted_run(samples: Samples, tmp_path: Path) -> None:
+def test_sigkill_then_resume_matches_uninterrupted_run(
+    samples: Samples, tmp_path: Path, record_property
+) -> None:
     r = kill_and_resume(samples, tmp_path)
+    record_property("kill_and_resume", json.dumps(r))  # experiments.reliability_table
     assert r["returncode"] == -signal.SIGKILL
     assert 1 <= r["saved_epoch"] < EPOCHS - 1, "the kill should land mid-training"
     assert r["lost_s"] <= 1.5 * r["interval_s"], r  # at most one checkpoint interval
