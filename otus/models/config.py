@@ -259,20 +259,38 @@ def config_from_dict(
     return cfg
 
 
+def default_dict(process: str | Process) -> dict[str, Any]:
+    """The project's default configuration (package data ``defaults.yaml``) as a dictionary;
+    the two-object recoil features (aco) are dropped for final states that are not two
+    visible objects."""
+    from importlib import resources
+
+    import yaml
+
+    text = resources.files("otus.models").joinpath("defaults.yaml").read_text("utf-8")
+    d: dict[str, Any] = yaml.safe_load(text)
+    if not get_process(process).two_body:
+        d["loss"]["features"] = [f for f in d["loss"]["features"] if f != "aco"]
+    return d
+
+
+def _overlay(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with the keys of ``over`` replaced, section by section."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = {**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
+
 def load_config(path: str | os.PathLike[str] | None, *, process: str | Process) -> Config:
-    """Read a YAML config (None: the project's defaults, package data ``defaults.yaml``)
-    for ``process``."""
+    """The configuration for ``process``: the project's defaults (:func:`default_dict`) with
+    the keys a YAML file ``path`` sets replaced (None: the defaults alone)."""
     import yaml
 
     if path is None:
-        from importlib import resources
-
-        text = resources.files("otus.models").joinpath("defaults.yaml").read_text("utf-8")
-        d = yaml.safe_load(text)
-        if not get_process(process).two_body:
-            d["loss"]["features"] = [f for f in d["loss"]["features"] if f != "aco"]
-        return config_from_dict(d, process=process, where="otus/models/defaults.yaml")
-
+        return config_from_dict(
+            default_dict(process), process=process, where="otus/models/defaults.yaml"
+        )
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: no such config file")
@@ -280,7 +298,9 @@ def load_config(path: str | os.PathLike[str] | None, *, process: str | Process) 
         d = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{p}: not valid YAML ({str(err).splitlines()[0]})") from None
-    return config_from_dict(d, process=process, where=str(p))
+    if not isinstance(d, dict):
+        raise ConfigError(f"{p}: expected a mapping of config sections, got {type(d).__name__}")
+    return config_from_dict(_overlay(default_dict(process), d), process=process, where=str(p))
 
 
 def replace(cfg: Config, section: str, **kw: Any) -> Config:
