@@ -76,36 +76,17 @@ class _Stages:
 
 
 def _write_fit_config(path: Path, s: DemoSettings) -> None:
-    """The demo's training configuration: experiments/zee_paired.yaml, the best zee run
-    measured (P5 in experiments/results/model.md: the unpaired OTUS terms with small batches,
-    a marginal W2 term, emphasis on m_ee, the efficiency model ε(z), the recoil and its
-    along/across-axis components, balanced unfolding, a weak data term; plus the energy score
-    of the generated (z, x) pairs), with a batch size that suits small samples (about half of
-    the generated events pass)."""
+    """The demo's training configuration: the project's default (what ``otus fit zee`` trains
+    without ``--config``, package data ``otus/models/defaults.yaml``), with a batch size that
+    suits small samples (about half of the generated events pass)."""
     import yaml
 
+    from otus.models.config import load_config
+
+    cfg = load_config(None, process="zee").to_dict()
     n_pass = int(0.45 * s.train_events * 0.9)
-    cfg = {
-        "process": "zee",
-        "net": {
-            "hidden": 128,
-            "depth": 3,
-            "noise_dim": 4,
-            "identity_bias": True,
-            "efficiency": True,
-            "balance_pt": True,
-        },
-        "loss": {
-            "data": 0.1,
-            "n_projections": 128,
-            "axis_weight": 1.0,
-            "mass_scale": 2.0,
-            "paired": 3.0,
-            "features": ["p4", "pteta", "recoil", "aco", "masses"],
-        },
-        "data": {"batch_size": int(min(s.batch_size, max(64, n_pass // 4)))},
-    }
-    path.write_text(yaml.safe_dump(cfg))
+    cfg["data"]["batch_size"] = int(min(s.batch_size, max(64, n_pass // 4)))
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 
 def _subset_region(src: Path, dst: Path, region: str) -> Path:

@@ -37,6 +37,42 @@ def add_seed(p: argparse.ArgumentParser, default: int = 0) -> None:
     p.add_argument("--seed", type=int, default=default, help=f"random seed (default {default})")
 
 
+REGION_HELP = (
+    "control region over observable (or column) names: < <= > >= == !=, and, or, "
+    "not, e.g. '80 < m_ee < 100' or 'njet == 2 and mjj > 500'"
+)
+
+
+def add_fit_apply(
+    sub: argparse._SubParsersAction,
+    name: str,
+    *,
+    help: str,
+    description: str,
+    fit_help: str,
+    fit_description: str,
+    mc_help: str,
+    apply_help: str,
+    apply_description: str,
+    input_help: str,
+) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """A calibration command ``otus NAME fit|apply`` (``calibrate``, ``reweight``): returns the
+    ``fit`` parser (with ``--mc``, ``--data``, ``--out``) and the ``apply`` parser (with the
+    model folder, ``--input``, ``--out``) for the command's own options."""
+    p = sub.add_parser(name, help=help, description=description)
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    f = actions.add_parser("fit", help=fit_help, description=fit_description)
+    f.add_argument("--mc", required=True, help=mc_help)
+    f.add_argument("--data", required=True, help="data event file (.h5), the target")
+    f.add_argument("--out", required=True, help="new model folder")
+    a = actions.add_parser("apply", help=apply_help, description=apply_description)
+    a.add_argument("model", help=f"model folder from `otus {name} fit`")
+    a.add_argument("--input", required=True, help=input_help)
+    a.add_argument("--out", required=True, help="output event file (.h5)")
+    return f, a
+
+
 def progress(
     it: Iterable[T], *, total: int | None = None, desc: str = "", unit: str = "ev", **kw: Any
 ) -> Iterator[T]:

@@ -4,43 +4,34 @@ from __future__ import annotations
 
 import argparse
 
-from otus.cli._common import add_seed
+from otus.calibrate.reweight.config import ReweightConfig
+from otus.cli._common import REGION_HELP, add_fit_apply, add_seed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    f, a = add_fit_apply(
+        sub,
         "reweight",
         help="classifier reweighting of MC toward data",
         description="Classifier reweighting of simulation toward data (k-fold), on any event "
         "file: a physics process (features: its observables) or plain named features "
         "(process generic; features: its columns).",
-    )
-    actions = p.add_subparsers(dest="action", metavar="ACTION")
-    actions.required = True
-
-    f = actions.add_parser(
-        "fit",
-        help="fit the reweighter in a control region",
-        description="Train k classifiers MC vs data in --region and write "
+        fit_help="fit the reweighter in a control region",
+        fit_description="Train k classifiers MC vs data in --region and write "
         "the model folder with its diagnostics (report.md, plots).",
+        mc_help="MC event file (.h5) to be reweighted",
+        apply_help="reweight an event file with a fitted model",
+        apply_description="Multiply the weight column by the fitted factor (or "
+        "write the new weights to --column), keeping everything else.",
+        input_help="event file (.h5) to reweight",
     )
-    f.add_argument("--mc", required=True, help="MC event file (.h5) to be reweighted")
-    f.add_argument("--data", required=True, help="data event file (.h5), the target")
-    f.add_argument("--out", required=True, help="new model folder")
-    f.add_argument(
-        "--region",
-        default=None,
-        help="control region over observable (or column) names: < <= > >= == !=, and, or, "
-        "not, e.g. '80 < m_ee < 100' or 'njet == 2 and mjj > 500' (default: all events)",
-    )
+    f.add_argument("--region", default=None, help=f"{REGION_HELP} (default: all events)")
     f.add_argument(
         "--features",
         default=None,
         help="comma-separated observables (default: pT, η, masses of the process; for plain "
         "features, every column)",
     )
-    from otus.calibrate.reweight_config import ReweightConfig
-
     d = ReweightConfig()
     f.add_argument(
         "--folds",
@@ -92,13 +83,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument(
         "--clip",
         type=float,
-        default=None,
+        default=d.clip,
         help="largest density ratio kept; larger ones are clipped and reported",
     )
     f.add_argument(
         "--normalise",
         choices=("data", "mc", "none"),
-        default="data",
+        default=d.normalise,
         help="sum of new MC weights equals data (default), old MC, or raw ratio",
     )
     f.add_argument(
@@ -115,16 +106,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_seed(f)
     f.set_defaults(func=run)
-
-    a = actions.add_parser(
-        "apply",
-        help="reweight an event file with a fitted model",
-        description="Multiply the weight column by the fitted factor (or "
-        "write the new weights to --column), keeping everything else.",
-    )
-    a.add_argument("model", help="model folder from `otus reweight fit`")
-    a.add_argument("--input", required=True, help="event file (.h5) to reweight")
-    a.add_argument("--out", required=True, help="output event file (.h5)")
     a.add_argument(
         "--column", default=None, help="write the new weights to this new dataset, keeping `weight`"
     )
@@ -147,7 +128,7 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from otus.calibrate import reweight_files as rf
+    from otus.calibrate.reweight import files as rf
 
     torch.set_num_threads(min(torch.get_num_threads(), 4))
     if args.action == "apply":
@@ -158,8 +139,6 @@ def run(args: argparse.Namespace) -> int:
             f"clipped; {s['failed_unchanged']} failed-reconstruction events unchanged"
         )
         return 0
-    from otus.calibrate.reweight import ReweightConfig
-
     cfg = ReweightConfig(
         k_folds=args.folds,
         repeats=args.repeats,

@@ -45,7 +45,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Timer
 
-from otus._schedule import COSINE_FLOOR, cosine_with_floor
+from otus._schedule import cosine_schedule
 from otus.errors import TrainingError
 from otus.models.config import Config, config_from_dict, config_process
 from otus.models.coords import loss_features, minkowski_penalty, n_masses
@@ -476,7 +476,5 @@ class OtusModule(pl.LightningModule):
         if not o.cosine:
             return opt
         # Cosine decay to 2 % of the initial rate over the budget, updated every step.
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda _: cosine_with_floor(self.budget_used(), COSINE_FLOOR)
-        )
+        sched = cosine_schedule(opt, lambda _: self.budget_used())
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,16 +1,29 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import ot
 import pytest
 import torch
 
-from otus.calibrate.ot import OTMap, fit_ot_map
-from otus.errors import InputFileError, OtusError
+from otus.calibrate.ot.config import DualConfig
+from otus.calibrate.ot.fit import fit_ot_map
+from otus.calibrate.ot.map import OTMap
+from otus.errors import ConfigError, InputFileError, OtusError
 
 torch.set_num_threads(1)
 
-SMALL = {"hidden": (16, 16), "batch_size": 256, "inner_steps": 3, "val_every": 50}
+# one isotropic scale: the fitted map is then the Euclidean OT map (the closed forms below)
+SMALL = DualConfig(
+    hidden=(16, 16), batch_size=256, inner_steps=3, val_every=50, per_feature_scale=False
+)
+
+
+def _fit(x: torch.Tensor, y: torch.Tensor, **kw) -> OTMap:
+    """fit_ot_map with SMALL's options, ``kw`` overriding options or giving cx, cy."""
+    data = {k: kw.pop(k) for k in ("cx", "cy") if k in kw}
+    return fit_ot_map(x, y, **data, config=replace(SMALL, **kw))
 
 
 def _gaussians(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -28,7 +41,7 @@ def _uvp(pred: torch.Tensor, true: torch.Tensor) -> float:
 def test_gaussian_map_matches_closed_form_from_identity_init() -> None:
     """Training from ∇g = id recovers the closed-form linear OT map between Gaussians."""
     x, y, a, b = _gaussians(6000, 0)
-    m = fit_ot_map(x, y, init="identity", steps=300, lr=3e-2, seed=0, **SMALL)
+    m = _fit(x, y, init="identity", steps=300, lr=3e-2, seed=0)
     xt = torch.randn(3000, 2, generator=torch.Generator().manual_seed(9))
     assert _uvp(m.transport(xt), xt @ a + b) < 2.0
     # and the duality gap closed: the two W2 estimates agree within 10 %
@@ -43,7 +56,7 @@ def test_gaussian_init_equals_pot_linear_transport() -> None:
     gen = np.random.default_rng(1)
     xs = gen.normal(size=(4000, 3)) @ gen.normal(size=(3, 3))
     yt = gen.normal(size=(3000, 3)) * [1.0, 2.0, 0.5] + [3.0, 0.0, -1.0]
-    m = fit_ot_map(torch.tensor(xs), torch.tensor(yt), steps=1, lr=1e-9, val_fraction=0.0, **SMALL)
+    m = _fit(torch.tensor(xs), torch.tensor(yt), steps=1, lr=1e-9, val_fraction=0.0)
     lt = ot.da.LinearTransport().fit(Xs=xs, Xt=yt)
     ref = lt.transform(Xs=xs)
     pred = m.transport(torch.tensor(xs)).double().numpy()
@@ -55,7 +68,7 @@ def test_sample_to_itself_is_identity() -> None:
     x = torch.cat(
         [torch.randn(3000, 2, generator=gen) + 2, torch.randn(3000, 2, generator=gen) - 2]
     )
-    m = fit_ot_map(x, x, init="identity", steps=100, seed=1, **SMALL)
+    m = _fit(x, x, init="identity", steps=100, seed=1)
     assert _uvp(m.transport(x), x) < 0.5
 
 
@@ -65,7 +78,7 @@ def test_conditional_map_learns_condition_dependent_shift() -> None:
     c = torch.rand(6000, 1, generator=gen)
     x = torch.randn(6000, 1, generator=gen)
     y = torch.randn(6000, 1, generator=gen) + 2 * c
-    m = fit_ot_map(x, y, cx=c, cy=c, steps=300, lr=5e-3, seed=0, **SMALL)
+    m = _fit(x, y, cx=c, cy=c, steps=300, lr=5e-3, seed=0)
     cg = torch.tensor([[0.1], [0.9]]).repeat_interleave(2000, 0)
     xg = torch.randn(4000, 1, generator=gen)
     t = m.transport(xg, cg)
@@ -76,7 +89,7 @@ def test_conditional_map_learns_condition_dependent_shift() -> None:
 
 def test_save_load_roundtrip(tmp_path) -> None:
     x, y, _, _ = _gaussians(1000, 4)
-    m = fit_ot_map(x, y, steps=20, **SMALL)
+    m = _fit(x, y, steps=20)
     path = m.save(tmp_path / "map.pt")
     m2 = OTMap.load(path)
     assert torch.equal(m.transport(x), m2.transport(x))
@@ -100,9 +113,9 @@ def test_bad_inputs() -> None:
     xn[5, 1] = float("nan")
     with pytest.raises(OtusError, match="source features hold NaN or inf in 1 rows"):
         fit_ot_map(xn, x)
-    with pytest.raises(OtusError, match="unknown init"):
-        fit_ot_map(x, x, init="zero")
-    m = fit_ot_map(x, x, steps=1, **SMALL)
+    with pytest.raises(ConfigError, match="init must be one of gaussian, identity, got 'zero'"):
+        DualConfig(init="zero")
+    m = _fit(x, x, steps=1)
     with pytest.raises(OtusError, match="transports 2 features"):
         m.transport(torch.zeros(3, 4))
     with pytest.raises(OtusError, match="conditioning variables"):
@@ -113,18 +126,18 @@ def test_bad_inputs() -> None:
 
 def test_minmax_solver_with_cycle_and_clipping_runs_and_stays_convex() -> None:
     x, y, _, _ = _gaussians(1000, 5)
-    m = fit_ot_map(x, y, steps=20, solver="minmax", cycle=0.1, clip_grad=1.0, **SMALL)
+    m = _fit(x, y, steps=20, solver="minmax", cycle=0.1, clip_grad=1.0)
     assert m.info["solver"] == "minmax" and m.info["steps_done"] == 20
     for net in (m.f, m.g):
         assert all(float(w.min()) >= 0 for w in net.positive_weights())
-    with pytest.raises(OtusError, match="unknown OT solver 'adam'"):
-        fit_ot_map(x, y, solver="adam")
+    with pytest.raises(ConfigError, match="solver must be one of minmax, conjugate, got 'adam'"):
+        DualConfig(solver="adam")
 
 
 def test_refined_transport_matches_plain_map_for_gaussians() -> None:
     """With the Gaussian init, ∇g is the conjugate map of f: refining changes nothing."""
     x, y, _, _ = _gaussians(2000, 6)
-    m = fit_ot_map(x, y, steps=1, lr=1e-9, val_fraction=0.0, **SMALL)
+    m = _fit(x, y, steps=1, lr=1e-9, val_fraction=0.0)
     assert torch.allclose(m.transport(x, refine=10), m.transport(x), atol=1e-3)
 
 

@@ -4,18 +4,22 @@ import numpy as np
 import pytest
 import torch
 
-from otus.calibrate import reweight as rw
-from otus.calibrate.classifier import fit_logit_calibration, weighted_mlc
-from otus.calibrate.clipping import clip_ratio
-from otus.calibrate.reweight import (
+from otus.calibrate.reweight import fit as rw
+from otus.calibrate.reweight.classifier import (
+    balanced_weights,
+    fit_logit_calibration,
+    weighted_bce,
+    weighted_mlc,
+)
+from otus.calibrate.reweight.clipping import clip_ratio
+from otus.calibrate.reweight.config import ReweightConfig
+from otus.calibrate.reweight.fit import (
     OverlapWarning,
-    ReweightConfig,
     ReweightFit,
     fit_reweighter,
     fold_of,
     fold_table,
     row_hash,
-    weighted_bce,
 )
 from otus.errors import ConfigError, InputFileError, TrainingError
 
@@ -302,7 +306,7 @@ def test_bad_input(xm, wm, xd, wd, match) -> None:
 
 def test_net_negative_weights_rejected() -> None:
     with pytest.raises(InputFileError, match="sum to"):
-        rw.balanced_weights(np.array([1.0, -2.0]), np.ones(3))
+        balanced_weights(np.array([1.0, -2.0]), np.ones(3))
 
 
 def test_bad_config() -> None:
@@ -319,7 +323,7 @@ def test_bad_config() -> None:
 
 
 def test_weight_average_is_what_is_validated_and_kept() -> None:
-    from otus.calibrate.classifier import Classifier, LitClassifier
+    from otus.calibrate.reweight.classifier import Classifier, LitClassifier
 
     net = Classifier(2, (4,))
     lit = LitClassifier(net, 1e-3, ema=0.5)

@@ -1,19 +1,16 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from calibrate.test_features import zee_x  # tests/calibrate: pytest puts tests/ on sys.path
 
 from otus.cli import main
 from otus.io.h5 import Events, read_events, write_events
 from otus.physics import fourvec as fv
 from otus.processes import TTBAR, ZEE
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "calibrate"))
-from test_ot_events import zee_x
 
 FAST = ["--steps", "40", "--hidden", "8,8", "--batch-size", "128", "--val-every", "20"]
 
@@ -173,17 +170,15 @@ def test_apply_bad_input(files: dict[str, Path], capsys: pytest.CaptureFixture[s
 def test_self_consistent_region_selects_mc_by_its_calibrated_observables(
     files: dict[str, Path],
 ) -> None:
-    from otus.calibrate.ot_events import _select, apply_map, fit_files
+    from otus.calibrate.ot.config import DualConfig
+    from otus.calibrate.ot.files import _select, apply_map, fit_files
 
     kw = {
         "features": ["e-_logpt", "e+_logpt"],
         "region": "m_ee > 60",
-        "steps": 40,
-        "inner_steps": 2,
-        "hidden": (8, 8),
-        "batch_size": 128,
-        "val_every": 20,
-        "seed": 3,
+        "config": DualConfig(
+            steps=40, inner_steps=2, hidden=(8, 8), batch_size=128, val_every=20, seed=3
+        ),
     }
     m1, s1 = fit_files(str(files["mc"]), str(files["data"]), **kw)
     _, s2 = fit_files(str(files["mc"]), str(files["data"]), iterations=2, **kw)
@@ -199,7 +194,8 @@ def test_self_consistent_region_selects_mc_by_its_calibrated_observables(
 
 
 def test_per_object_map_is_fitted_on_pooled_objects_and_moves_each(files: dict[str, Path]) -> None:
-    from otus.calibrate.ot_events import apply_map, fit_files, object_groups
+    from otus.calibrate.features import object_groups
+    from otus.calibrate.ot.files import apply_map, fit_files
     from otus.errors import ConfigError
 
     out = files["dir"] / "perobj"
@@ -230,7 +226,7 @@ def test_per_object_map_is_fitted_on_pooled_objects_and_moves_each(files: dict[s
     diag = json.loads((out / "diagnostics.json").read_text())
     assert diag["groups"] == [[["e-_logpt"], ["e-_eta"]], [["e+_logpt"], ["e+_eta"]]]
     assert diag["n_mc"] == 1480  # events; the map saw 2 × 1480 electrons
-    from otus.calibrate.ot import OTMap
+    from otus.calibrate.ot.map import OTMap
 
     m = OTMap.load(out / "map.pt")
     assert m.g.dim == 1 and m.g.cond_dim == 1
@@ -261,8 +257,8 @@ def test_region_objective_matches_the_calibrated_mc_that_lands_in_the_region(
     """The data are 5 % harder; the region cut (m_ee > 60) is on what the map moves. The
     fit must move the MC toward the data *as selected after calibration*, report the MC
     count of that selection, and keep the potential convex."""
-    from otus.calibrate.ot import OTMap
-    from otus.calibrate.ot_events import _select, apply_map
+    from otus.calibrate.ot.files import _select, apply_map
+    from otus.calibrate.ot.map import OTMap
 
     out = files["dir"] / "region"
     region = "m_ee > 60"
@@ -334,8 +330,8 @@ def test_stochastic_region_map_adds_the_smearing_no_deterministic_map_can(
     deterministic per-electron map of log pT keeps the two pT equal; the stochastic map
     (--noise-dims 1) must spread log(pT1/pT2) to the data's √2 · 0.1 and fit the region
     better, reproducibly for one apply seed and differently for another."""
-    from otus.calibrate.ot import OTMap
-    from otus.calibrate.ot_events import apply_map
+    from otus.calibrate.ot.files import apply_map
+    from otus.calibrate.ot.map import OTMap
 
     files = {
         "mc": write_events(tmp_path / "mc.h5", Events(ZEE, x=_twin_electrons(3000, 0, 0.0))),

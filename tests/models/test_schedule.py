@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from otus._schedule import COSINE_FLOOR, cosine_with_floor
+from otus._schedule import COSINE_FLOOR, cosine_floor
 from otus.cli import main
 
 
@@ -17,11 +17,11 @@ def _final_lr(run: Path) -> float:
     return float(ckpt["optimizer_states"][0]["param_groups"][0]["lr"])
 
 
-def test_cosine_with_floor_is_monotone_from_one_to_the_floor() -> None:
-    values = [cosine_with_floor(p / 20) for p in range(21)]
+def test_cosine_floor_is_monotone_from_one_to_the_floor() -> None:
+    values = [cosine_floor(p / 20) for p in range(21)]
     assert values[0] == 1.0 and values[-1] == pytest.approx(COSINE_FLOOR)
     assert all(a > b for a, b in itertools.pairwise(values))
-    assert cosine_with_floor(-1.0) == 1.0 and cosine_with_floor(2.0) == values[-1]
+    assert cosine_floor(-1.0) == 1.0 and cosine_floor(2.0) == values[-1]
 
 
 def test_time_budget_anneals_the_learning_rate(
@@ -62,4 +62,4 @@ def test_epoch_budget_anneals_per_epoch(zee_file: Path, tiny_config: Path, tmp_p
         )
         == 0
     )
-    assert _final_lr(run) == pytest.approx(1e-3 * cosine_with_floor(0.5), rel=1e-6)
+    assert _final_lr(run) == pytest.approx(1e-3 * cosine_floor(0.5), rel=1e-6)

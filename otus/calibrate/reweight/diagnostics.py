@@ -9,11 +9,14 @@ reweighted MC cannot be told from data.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from otus import metrics
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 def effective_sample_size(w: np.ndarray) -> float:
@@ -132,8 +135,8 @@ def to_markdown(rep: dict[str, Any], *, title: str = "") -> str:
 
 
 def ratio_plot(
-    ax_main: Any,
-    ax_ratio: Any,
+    ax_main: Axes,
+    ax_ratio: Axes,
     mc: np.ndarray,
     data: np.ndarray,
     *,
@@ -142,7 +145,7 @@ def ratio_plot(
     w_data: np.ndarray,
     bins: int = 40,
     label: str = "",
-) -> Any:
+) -> Axes:
     """Weighted histograms of data, MC and reweighted MC, and their ratio to data.
 
     The data band is the weighted Poisson error :math:`\\sqrt{\\sum w^2}` per bin.

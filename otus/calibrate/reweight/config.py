@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from otus.errors import ConfigError
 
-LOSS_NAMES = ("bce", "mlc")  # the classifier losses (otus.calibrate.classifier.LOSSES)
+LOSS_NAMES = ("bce", "mlc")  # the classifier losses (reweight.classifier.LOSSES)
 
 
 @dataclass(frozen=True)

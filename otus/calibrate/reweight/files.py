@@ -4,7 +4,8 @@ Any event file works: features are named observables of the file's own process (
 a process card, or the columns of plain features, process ``generic``).
 A model folder holds ``model.pt`` (k state dicts, feature names, standardisation, process,
 region, normalisation; read with ``torch.load(weights_only=True)``), ``report.json`` and
-``report.md`` (clipping, overlap and the diagnostics of :mod:`otus.calibrate.diagnostics`)
+``report.md`` (clipping, overlap and the diagnostics of
+:mod:`otus.calibrate.reweight.diagnostics`)
 and ``ratio_<feature>.png`` plots. Folders and files are written atomically.
 """
 
@@ -22,10 +23,11 @@ import h5py
 import numpy as np
 import torch
 
-from otus.calibrate import diagnostics
-from otus.calibrate.features import default_features, feature_matrix
+from otus.calibrate.features import classifier_features, classifier_matrix
 from otus.calibrate.regions import region_mask
-from otus.calibrate.reweight import ReweightConfig, ReweightFit, fit_reweighter
+from otus.calibrate.reweight import diagnostics
+from otus.calibrate.reweight.config import ReweightConfig
+from otus.calibrate.reweight.fit import ReweightFit, fit_reweighter
 from otus.errors import ConfigError, InputFileError, OtusError
 from otus.io.atomic import atomic_path
 from otus.io.h5 import info, iter_chunks, read_events, text_attr
@@ -69,7 +71,7 @@ def fit_files(
     proc_d, x_data, w_data = _load(data, region)
     if proc_d.name != proc.name:
         raise InputFileError(f"{data}: holds {proc_d.name} events but {mc} holds {proc.name}")
-    names = tuple(features) if features else default_features(proc)
+    names = tuple(features) if features else classifier_features(proc)
     f_mc, f_data = _features(mc, proc, x_mc, names), _features(data, proc_d, x_data, names)
     fit = fit_reweighter(f_mc, w_mc, f_data, w_data, features=names, config=cfg)
     fit.meta.update(
@@ -109,7 +111,9 @@ def fit_files(
     return report
 
 
-def _load(path: str | os.PathLike[str], region: str | None) -> tuple[Process, Any, Any]:
+def _load(
+    path: str | os.PathLike[str], region: str | None
+) -> tuple[Process, np.ndarray, np.ndarray]:
     try:
         return load_region(path, region=region)
     except ConfigError as err:  # a region naming what the file lacks: say which file
@@ -120,7 +124,7 @@ def _features(
     path: str | os.PathLike[str], proc: Process, x: np.ndarray, names: tuple[str, ...]
 ) -> np.ndarray:
     try:
-        return feature_matrix(proc, x, names)
+        return classifier_matrix(proc, x, names)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
 

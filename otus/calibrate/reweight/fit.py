@@ -34,41 +34,22 @@ under-confidence (a ≈ 1.006-1.009 on the mixture closure) from held-out predic
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from otus.calibrate.classifier import (
+from otus.calibrate.reweight.classifier import (
     Classifier,
-    LitClassifier,
-    balanced_weights,
     fit_logit_calibration,
     predict_logit,
     train_classifier,
-    weighted_bce,
 )
-from otus.calibrate.clipping import ClipReport, clip_ratio
-from otus.calibrate.reweight_config import ReweightConfig
+from otus.calibrate.reweight.clipping import ClipReport, clip_ratio
+from otus.calibrate.reweight.config import ReweightConfig
 from otus.errors import InputFileError, TrainingError
-
-__all__ = [
-    "Classifier",
-    "LitClassifier",
-    "OverlapWarning",
-    "ReweightConfig",
-    "ReweightFit",
-    "balanced_weights",
-    "fit_reweighter",
-    "fold_of",
-    "fold_table",
-    "overlap_report",
-    "predict_logit",
-    "row_hash",
-    "train_classifier",
-    "weighted_bce",
-]
 
 
 class OverlapWarning(UserWarning):
@@ -202,7 +183,7 @@ class ReweightFit:
         )
 
 
-def _pair(v: Any) -> tuple[float, float]:
+def _pair(v: Sequence[float]) -> tuple[float, float]:
     a, b = v
     return float(a), float(b)
 

@@ -8,9 +8,6 @@ With the two classes balanced to equal total weight, the minimiser of the weight
 
 from __future__ import annotations
 
-import copy
-import logging
-import warnings
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -19,12 +16,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from otus.calibrate.reweight.config import LOSS_NAMES, ReweightConfig
+from otus.calibrate.training import KeepBestCallback, fit, make_trainer
 from otus.errors import InputFileError, TrainingError
 
 if TYPE_CHECKING:
     from pytorch_lightning.utilities.types import OptimizerLRSchedulerConfig
-
-    from otus.calibrate.reweight import ReweightConfig
 
 
 def weighted_bce(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -58,7 +55,8 @@ def _weighted_sum(per: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return (w * per).sum() / w.abs().sum().clamp_min(1e-12)
 
 
-LOSSES = {"bce": weighted_bce, "mlc": weighted_mlc}  # keys: reweight_config.LOSS_NAMES
+LOSSES = {"bce": weighted_bce, "mlc": weighted_mlc}
+assert tuple(LOSSES) == LOSS_NAMES  # the config validates against the names
 
 
 class Classifier(nn.Module):
@@ -171,20 +169,11 @@ def _ema_decay(config: ReweightConfig, n_train: int) -> float:
     return 1.0 - 1.0 / max(1.0, horizon)
 
 
-class _KeepBest(pl.Callback):
-    """Keep the state dict of the epoch with the lowest validation loss (in memory)."""
-
-    def __init__(self) -> None:
-        self.best = float("inf")
-        self.state: dict[str, torch.Tensor] | None = None
-
-    def on_validation_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        loss = trainer.callback_metrics.get("val_loss")
-        if loss is not None and float(loss) < self.best and not trainer.sanity_checking:
-            if not isinstance(module, LitClassifier):
-                raise TypeError(f"_KeepBest needs a LitClassifier, got {type(module).__name__}")
-            self.best = float(loss)
-            self.state = copy.deepcopy(module.evaluated().state_dict())
+def _evaluated(module: pl.LightningModule) -> nn.Module:
+    """The network of a :class:`LitClassifier` that is validated and kept."""
+    if not isinstance(module, LitClassifier):
+        raise TypeError(f"expected a LitClassifier, got {type(module).__name__}")
+    return module.evaluated()
 
 
 def _loader(
@@ -240,38 +229,28 @@ def train_classifier(
     if config.clamp_features:
         net.lo.copy_(torch.as_tensor(x.min(0)))
         net.hi.copy_(torch.as_tensor(x.max(0)))
-    keep = _KeepBest()
+    keep = KeepBestCallback("val_loss", _evaluated)
     stop = pl.callbacks.EarlyStopping("val_loss", patience=config.patience, mode="min")
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    trainer = pl.Trainer(
-        max_epochs=config.epochs,
-        accelerator=config.accelerator,
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[keep, stop],
-        num_sanity_val_steps=0,
+    trainer = make_trainer(
+        max_epochs=config.epochs, accelerator=config.accelerator, callbacks=[keep, stop], quiet=True
     )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        warnings.filterwarnings("ignore", ".*LeafSpec.*")
-        trainer.fit(
-            LitClassifier(
-                net,
-                config.lr,
-                _ema_decay(config, int((~is_val).sum())),
-                plateau_patience=max(2, config.patience // 3),
-                loss=config.loss,
-            ),
-            _loader(x[~is_val], y[~is_val], w[~is_val], config.batch_size, gen),
-            _loader(x[is_val], y[is_val], w[is_val], 8 * config.batch_size, None),
+    fit(
+        trainer,
+        LitClassifier(
+            net,
+            config.lr,
+            _ema_decay(config, int((~is_val).sum())),
+            plateau_patience=max(2, config.patience // 3),
+            loss=config.loss,
+        ),
+        _loader(x[~is_val], y[~is_val], w[~is_val], config.batch_size, gen),
+        _loader(x[is_val], y[is_val], w[is_val], 8 * config.batch_size, None),
+    )
+    if keep.best.state is None:
+        raise TrainingError(
+            f"the reweighting classifier diverged (best val loss {keep.best.score})"
         )
-    if keep.state is None or not np.isfinite(keep.best):
-        raise TrainingError(f"the reweighting classifier diverged (best val loss {keep.best})")
-    net.load_state_dict(keep.state)
+    keep.best.restore(net)
     return net.eval()
 
 

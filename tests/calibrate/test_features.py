@@ -3,11 +3,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from otus.calibrate.ot_events import (
+from otus.calibrate.features import (
     check_transportable,
-    feature_matrix,
     object_features,
     replace_features,
+    transport_matrix,
 )
 from otus.errors import ConfigError
 from otus.physics import fourvec as fv
@@ -31,14 +31,14 @@ def zee_x(n: int, seed: int, *, scale: float = 1.0) -> np.ndarray:
 def test_features_roundtrip_keeps_event() -> None:
     x = zee_x(100, 0)
     names = ["e-_logpt", "e-_eta", "e+_phi"]
-    v = feature_matrix(ZEE, x, names)
+    v = transport_matrix(ZEE, x, names)
     back = replace_features(ZEE, x, names, v)
     np.testing.assert_allclose(back, x, rtol=1e-4, atol=1e-3)
 
 
 def test_replace_recomputes_energy_on_shell() -> None:
     x = zee_x(50, 1)
-    v = feature_matrix(ZEE, x, ["e-_logpt"]) + np.log(1.1)
+    v = transport_matrix(ZEE, x, ["e-_logpt"]) + np.log(1.1)
     new = replace_features(ZEE, x, ["e-_logpt"], v)
     p = fv.objects(new.astype(np.float64), 2)
     np.testing.assert_allclose(fv.pt(p[:, 0]), 1.1 * fv.pt(fv.objects(x, 2)[:, 0]), rtol=1e-5)
@@ -49,11 +49,11 @@ def test_replace_recomputes_energy_on_shell() -> None:
 def test_rebuild_in_torch_matches_numpy_and_is_differentiable() -> None:
     import torch
 
-    from otus.calibrate.ot_events import new_values, rebuild_objects
+    from otus.calibrate.features import new_values, rebuild_objects
 
     x = zee_x(40, 3).astype(np.float64)
     names = ["e-_logpt", "e+_logpt", "e+_eta"]
-    v = feature_matrix(ZEE, x, names) + np.array([np.log(1.2), -0.1, 0.3])
+    v = transport_matrix(ZEE, x, names) + np.array([np.log(1.2), -0.1, 0.3])
     ref = fv.objects(replace_features(ZEE, x, names, v).astype(np.float64), 2)
     vt = torch.tensor(v, requires_grad=True)
     p = rebuild_objects(ZEE, fv.objects(torch.tensor(x), 2), new_values(ZEE, names, vt))
@@ -78,13 +78,13 @@ def test_bad_feature_choices() -> None:
     with pytest.raises(ConfigError, match="pt or logpt"):
         check_transportable(ZEE, ["e-_pt", "e-_logpt"])
     with pytest.raises(ConfigError, match="unknown feature or observable 'm_jj'"):
-        feature_matrix(ZEE, zee_x(5, 0), ["m_jj"])
+        transport_matrix(ZEE, zee_x(5, 0), ["m_jj"])
     assert "met_eta" not in object_features(TTBAR)
 
 
 def test_conditioning_on_observables() -> None:
     x = zee_x(20, 3)
-    m = feature_matrix(ZEE, x, ["m_ee"])[:, 0]
+    m = transport_matrix(ZEE, x, ["m_ee"])[:, 0]
     np.testing.assert_allclose(
         m, fv.invariant_mass(*fv.objects(x.astype(float), 2).transpose(1, 0, 2)), rtol=1e-6
     )
@@ -93,12 +93,12 @@ def test_conditioning_on_observables() -> None:
 def test_plain_columns_are_replaced_as_they_are() -> None:
     import torch
 
-    from otus.calibrate.ot_events import default_features, rebuild_rows
+    from otus.calibrate.features import rebuild_rows, transport_features
 
     p = generic(["a", "b", "c"])
     x = np.arange(12.0).reshape(4, 3).astype(np.float32)
-    assert default_features(p) == ["a", "b", "c"] == object_features(p)
-    np.testing.assert_array_equal(feature_matrix(p, x, ["c", "a"]), x[:, [2, 0]])
+    assert transport_features(p) == ["a", "b", "c"] == object_features(p)
+    np.testing.assert_array_equal(transport_matrix(p, x, ["c", "a"]), x[:, [2, 0]])
     new = replace_features(p, x, ["c"], -np.ones((4, 1)))
     np.testing.assert_array_equal(new[:, :2], x[:, :2])
     assert np.all(new[:, 2] == -1) and new.dtype == np.float32
@@ -111,9 +111,9 @@ def test_plain_columns_are_replaced_as_they_are() -> None:
 
 
 def test_one_region_grammar() -> None:
-    """ot_events selects with otus.calibrate.regions: == and != work, names are checked
+    """ot.files selects with otus.calibrate.regions: == and != work, names are checked
     against the file's own process (not a fixed vocabulary)."""
-    from otus.calibrate.ot_events import _select
+    from otus.calibrate.ot.files import _select
     from otus.io.h5 import Events
 
     p = generic(["cat", "v"])
