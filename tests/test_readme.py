@@ -53,7 +53,7 @@ def test_tour_commands_run(in_tmp: Path) -> None:
         assert rc == 0, cmd
     for out in (
         "zee.h5",
-        "run_paired/last.ckpt",
+        "run_timed/last.ckpt",
         "simulated.root",
         "unfolded.lhe.gz",
         "eval_sim/metrics.json",

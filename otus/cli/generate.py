@@ -1,4 +1,5 @@
-"""``otus generate {zee,ttbar} --events N --seed S --out DIR``: the built-in generator."""
+"""``otus generate PROCESS --events N --seed S --out DIR [--detector NAME]``: the built-in
+generator."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from otus.cli._common import PROCESS_HELP, add_seed
 
 
 def register(sub: Any) -> None:
+    from otus.generate.zoo import DETECTORS
+
     p = sub.add_parser(
         "generate",
-        help="generate paired parton/detector events (Pythia 8 + Delphes-CMS-card detector)",
+        help="generate paired parton/detector events (Pythia 8 + a parametric detector)",
         description="Built-in MadGraph+Delphes stand-in: writes DIR/parton.lhe.gz, "
         "DIR/delphes.root and DIR/events.h5 (paired row by row).",
     )
@@ -19,6 +22,13 @@ def register(sub: Any) -> None:
     p.add_argument("--events", "-n", type=int, required=True, help="number of events")
     add_seed(p)
     p.add_argument("--out", required=True, help="output folder (created if missing)")
+    p.add_argument(
+        "--detector",
+        default="cms",
+        metavar="NAME",
+        help="detector model (default cms): "
+        + "; ".join(f"{name}: {d.summary}" for name, d in DETECTORS.items()),
+    )
     p.add_argument(
         "--resolution-scale",
         type=float,
@@ -51,10 +61,12 @@ def run(args: argparse.Namespace) -> int:
         resolution_scale=args.resolution_scale,
         energy_scale=args.energy_scale,
         efficiency_scale=args.efficiency_scale,
+        detector=args.detector,
         progress=True,
     )
     print(
-        f"otus generate: {s['n_events']} {s['process']} events in {args.out} "
+        f"otus generate: {s['n_events']} {s['process']} events ({s['detector']} detector) "
+        f"in {args.out} "
         f"(pass rate {s['pass_rate']:.3f}, {s['rate']:.0f} events/s)"
     )
     return 0

@@ -1,8 +1,10 @@
 """``generate``: the built-in MadGraph + Delphes stand-in.
 
 Parton level from Pythia's hard process (:mod:`otus.generate.pythia`), detector level from
-the same events after shower through the Delphes-CMS-card detector
-(:mod:`otus.generate.reconstruct`). Writes ``events.h5`` (z and x paired row by row),
+the same events after shower through a parametric detector (:mod:`otus.generate.reconstruct`;
+the Delphes CMS card by default, or another of :data:`otus.generate.zoo.DETECTORS`). The
+detector draws from its own random stream, so the same seed gives the same parton-level
+events (and showers) whatever the detector. Writes ``events.h5`` (z and x paired row by row),
 ``parton.lhe.gz`` (z, with the incoming partons) and ``delphes.root`` (the detector
 collections), all three with the same provenance.
 All files are written into a temporary folder beside the outputs and moved into place only
@@ -25,6 +27,7 @@ from otus.errors import OtusError
 from otus.generate import detector as det
 from otus.generate.pythia import PythiaSource, check_seed, hadronises
 from otus.generate.reconstruct import reconstruct
+from otus.generate.zoo import get_detector
 from otus.io.delphes import write_delphes
 from otus.io.h5 import Events, EventWriter
 from otus.io.lhe import write_lhe
@@ -66,9 +69,14 @@ def generate(
     resolution_scale: float = 1.0,
     energy_scale: float = 1.0,
     efficiency_scale: float = 1.0,
+    detector: str | det.Detector = "cms",
     progress: bool = True,
 ) -> dict[str, Any]:
     """Generate ``n_events`` paired events of ``process`` into ``out_dir``.
+
+    ``detector``: a name in :data:`otus.generate.zoo.DETECTORS` (``cms``, ``atlas``,
+    ``cms_radiative``, ``crystalball``) or a :class:`~otus.generate.detector.Detector`; its
+    name is recorded in the provenance (``detector``).
 
     Same arguments, same files (no time stamps are stored). Returns a summary:
     ``{"n_events", "pass_rate", "rate" (events/s), "seconds", "tries", "files"}``.
@@ -82,6 +90,7 @@ def generate(
         raise OtusError(f"the number of events must be a positive integer, got {n_events!r}")
     check_seed(seed)
     opts = det.DetectorOptions(resolution_scale, energy_scale, efficiency_scale)
+    detector_ = get_detector(detector)
     try:
         import fastjet  # noqa: F401
         import pythia8mc  # noqa: F401
@@ -92,7 +101,7 @@ def generate(
     out, created = _prepare_out(out_dir)
     tmp = Path(tempfile.mkdtemp(prefix=".otus-generate-", dir=out))
     try:
-        summary = _run(proc, int(n_events), seed, opts, tmp, progress)
+        summary = _run(proc, int(n_events), seed, opts, detector_, tmp, progress)
         umask = os.umask(0)
         os.umask(umask)
         for name in summary["files"]:
@@ -109,17 +118,25 @@ def generate(
 
 
 def _run(
-    proc: Any, n: int, seed: int, opts: det.DetectorOptions, tmp: Path, progress: bool
+    proc: Any,
+    n: int,
+    seed: int,
+    opts: det.DetectorOptions,
+    detector: det.Detector,
+    tmp: Path,
+    progress: bool,
 ) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
     source = PythiaSource(proc, seed)
     rng = np.random.default_rng([seed, 0x0DE7EC7])
+    label = f"{detector.name}: {detector.source}"
     prov = provenance(
         seed=seed,
-        generator=f"otus generate ({source.version}; detector: {det.CARD})",
+        generator=f"otus generate ({source.version}; detector {label})",
         process=proc.name,
+        detector=detector.name,
         n_events=n,
         pythia_settings=source.settings,
         resolution_scale=opts.resolution_scale,
@@ -127,6 +144,7 @@ def _run(
         efficiency_scale=opts.efficiency_scale,
     )
     prov["generator"] = prov["settings"]["generator"]
+    prov["detector"] = detector.name
     zs, incs, recos, weights = [], [], [], []
     n_pass = 0
     bar = tqdm(
@@ -144,7 +162,7 @@ def _run(
             z = z64.astype(np.float32)  # what every output stores
             if len(z) == 0:
                 raise OtusError(f"Pythia produced no {proc.name} events (generator failure)")
-            reco = reconstruct(particles, rng, opts)
+            reco = reconstruct(particles, rng, opts, detector)
             x, x_pass = build_x(proc, reco)
             weight = np.ones(len(z), dtype=np.float64)
             w.append(Events(proc, z=z, x=x, x_pass=x_pass, weight=weight))
@@ -169,6 +187,7 @@ def _run(
     seconds = time.perf_counter() - t0
     return {
         "process": proc.name,
+        "detector": detector.name,
         "n_events": n,
         "pass_rate": n_pass / n,
         "seconds": seconds,
