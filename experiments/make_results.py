@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 CAPABILITIES: list[tuple[str, str | None, str]] = [
     ("Model fidelity", "fidelity", "fidelity, evaluate_model, train_sweep"),
     ("New final states", "processes", "evaluate_model"),
-    ("Zoo of final states", None, "(future)"),
+    ("Detector zoo", "zoo", "zoo"),
     ("Data-driven training", None, "(future)"),
     ("Unfolding", None, "(future)"),
     ("Reweighting", "reweight", "reweight_bench"),
