@@ -93,6 +93,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     options: list[tuple[str, type | list[str], str]] = [
         ("--steps", int, f"f steps (dual, default {d.steps}) or steps (region, default {r.steps})"),
         ("--inner-steps", int, f"dual: g steps per f step (default {d.inner_steps})"),
+        (
+            "--max-time",
+            float,
+            "dual: training budget in seconds, within which the learning rate anneals; "
+            f"the fit stops at it or after --steps, whichever comes first (default {d.max_time:g}, "
+            "0: no limit)",
+        ),
         ("--hidden", str, f"hidden widths ({_default('hidden')})"),
         ("--batch-size", int, f"events per step ({_default('batch_size')})"),
         ("--lr", float, f"Adam learning rate ({_default('lr', 'g')})"),
@@ -156,9 +163,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     scale = "per-feature standardisation" if DUAL.per_feature_scale else "one common scale"
     f.add_argument(
         "--isotropic",
-        action="store_true",
+        dest="isotropic",
+        action="store_const",
+        const=True,
         default=None,
         help=f"dual: one common scale for all features (default: {scale})",
+    )
+    f.add_argument(
+        "--per-feature-scale",
+        dest="isotropic",
+        action="store_const",
+        const=False,
+        help="dual: standardise each feature on its own",
     )
     f.add_argument("--accelerator", default="cpu", help="Lightning accelerator (default cpu)")
     add_seed(f)
