@@ -14,7 +14,7 @@ L2-UVP = 100·E‖T̂(x) − T*(x)‖² / Var T*(x) on fresh test points (otus.m
 Baselines: ``ot.da.LinearTransport`` (the Gaussian closed form), and the barycentric
 projection of exact OT (``ot.emd``) on a subsample, evaluated on its own source points.
 
-Usage: ``python experiments/ot_bench.py --dims 2,4,8,16 --out experiments/results/ot_bench.json``
+Usage: ``python -m experiments.ot_bench --dims 2,4,8,16 --out experiments/results/ot_bench.json``
 (``--no-baselines`` skips the POT baselines, so the ICNN part runs where POT is not installed,
 e.g. on a GPU machine; ``--device cuda``; ``--max-time`` bounds each ICNN fit in seconds.)
 ``--lib-defaults``: pass ``fit_ot_map`` only the fit options given on the command line (its
@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from experiments.common import command, header, machine, results_path, table, write_section
 from otus.calibrate.ot.config import DualConfig
 from otus.calibrate.ot.fit import fit_ot_map
 from otus.metrics import l2_uvp
@@ -163,7 +164,7 @@ def run_dim(
     return row
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dims", default="2,4,8,16")
     ap.add_argument("--n-train", type=int, default=20_000)
@@ -202,7 +203,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="experiments/results/ot_bench.json")
-    args = ap.parse_args()
+    ap.add_argument(
+        "--markdown",
+        action="store_true",
+        help="also write the table as a section of experiments/results/ot.md",
+    )
+    args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     dims = [int(d) for d in args.dims.split(",")]
     if not args.lib_defaults:  # this script's historical values
@@ -259,6 +265,40 @@ def main() -> None:
         rows.append(row)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
+    if args.markdown:
+        write_markdown(rows, args, argv)
+
+
+def write_markdown(rows: list[dict], args: argparse.Namespace, argv: list[str] | None) -> None:
+    """The rows as a section of results/ot.md, keyed by the mode and the pair seed."""
+    mode = "library defaults" if args.lib_defaults else "script options"
+    head = ["D", "pair seed", "ICNN L2-UVP %", "f steps done", "best step", "guard reverts"]
+    head += ["fit s", "LinearTransport L2-UVP %"]
+    body = [
+        [
+            r["D"],
+            args.seed,
+            f"{r['icnn_uvp']:.3f}",
+            r["icnn_steps_done"],
+            r["icnn_best_step"],
+            r["icnn_reverts"],
+            f"{r['icnn_s']:.0f}",
+            f"{r['linear_uvp']:.2f}" if "linear_uvp" in r else "–",
+        ]
+        for r in rows
+    ]
+    text = header(
+        f"OT maps with known truth on the CPU: {mode}, pair seed {args.seed}",
+        command=command("ot_bench", argv),
+        machine=machine(f"{args.threads} torch thread(s) per fit"),
+        notes=[
+            f"{args.n_train} unpaired training points per side, L2-UVP on 10 000 fresh test "
+            "points; the fit's options: "
+            + ", ".join(f"{k} {v}" for k, v in rows[0]["icnn"].items())
+        ],
+    ) + table(head, body)
+    key = f"cpu {mode} seed {args.seed} D {','.join(str(r['D']) for r in rows)}"
+    write_section(results_path("ot"), key, text, title="ICNN optimal-transport calibration")
 
 
 if __name__ == "__main__":
