@@ -66,16 +66,13 @@ PASS_RATE_GOAL = 0.02  # |pass rate of D(z) / truth − 1|
 DEFAULT_DETECTORS = {"zee": "cms,atlas,cms_radiative,crystalball", "ttbar": "cms,crystalball"}
 
 
-THREADS = {"n": 1}
-
-
-def _otus(*args: object, check: bool = True) -> int:
+def _otus(*args: object, check: bool = True, threads: int = 1) -> int:
     """Run one otus command in a fresh process (its own threads and memory); its exit code."""
     cmd = [sys.executable, "-m", "otus", *map(str, args)]
     print("$", " ".join(cmd[2:]), flush=True)
     # Small networks: more intra-op threads than free cores make each step several times
     # slower (threads wait on each other), so the thread count is the script's option.
-    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS["n"])}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     return subprocess.run(cmd, check=check, env=env).returncode
 
 
@@ -115,7 +112,13 @@ def samples(
 
 
 def train(
-    work: Path, process: str, detector: str, mode: str, files: dict[str, Path], budget: str
+    work: Path,
+    process: str,
+    detector: str,
+    mode: str,
+    files: dict[str, Path],
+    budget: str,
+    threads: int = 1,
 ) -> Path:
     """One training of the default configuration; an existing finished run is reused."""
     run = work / "runs" / f"{process}_{detector}_{mode}"
@@ -127,7 +130,12 @@ def train(
         if mode == "paired"
         else ["--data", files["x"], "--z-data", files["z"]]
     )
-    if _otus("fit", process, *data, "--out", run, "--max-time", budget, check=False) != 0:
+    if (
+        _otus(
+            "fit", process, *data, "--out", run, "--max-time", budget, check=False, threads=threads
+        )
+        != 0
+    ):
         if not (run / "last.ckpt").is_file():
             raise SystemExit(f"{run}: training failed before its first checkpoint")
         # e.g. a non-finite loss: the last good checkpoint is evaluated, and the row says so
@@ -138,6 +146,15 @@ def train(
 def _chi2(rep: dict[str, Any], section: str, name: str) -> float | None:
     row = rep[section].get(name)
     return None if row is None else float(row["chi2_r"])
+
+
+def chi2_goal(process: str, section: str, name: str) -> float | None:
+    """The χ²_R goal of one observable in the ``simulate`` or ``unfold`` table (None: none)."""
+    if process == "ttbar":
+        return TTBAR_MASS_GOAL if section == "simulate" and name in ("m_W_had", "m_t_had") else None
+    if section == "unfold":
+        return ZEE_UNFOLD_GOAL if name == "m_ee" else None
+    return ZEE_MASS_GOAL if name == "m_ee" else OTHER_GOAL
 
 
 def goals(rep: dict[str, Any], process: str, mode: str) -> dict[str, bool]:
@@ -207,24 +224,14 @@ def tables(rows: list[dict[str, Any]]) -> list[str]:
         out += [f"### {process}: goals", "", *table(head, body), ""]
         for section, level in (("simulate", "x"), ("unfold", "z")):
             names = obs if level == "x" else [n for n in obs if n in mine[0]["report"]["unfold"]]
-            if process == "zee":
-                goal_of = {n: (ZEE_MASS_GOAL if n == "m_ee" else OTHER_GOAL) for n in names}
-                if section == "unfold":
-                    goal_of = {n: (ZEE_UNFOLD_GOAL if n == "m_ee" else None) for n in names}
-            else:
-                goal_of = {
-                    n: (
-                        TTBAR_MASS_GOAL
-                        if n in ("m_W_had", "m_t_had") and section == "simulate"
-                        else None
-                    )
-                    for n in names
-                }
             body = [
                 [
                     r["detector"],
                     r["mode"],
-                    *(fmt(_chi2(r["report"], section, n), goal_of[n]) for n in names),
+                    *(
+                        fmt(_chi2(r["report"], section, n), chi2_goal(process, section, n))
+                        for n in names
+                    ),
                 ]
                 for r in mine
             ]
@@ -258,7 +265,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-results", action="store_true", help="print only; leave results/zoo.md")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)  # evaluation; each training runs in its own process
-    THREADS["n"] = args.threads
     rows = []
     with work_dir(args.work, "zoo") as work:
         for process in args.processes.split(","):
@@ -268,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                     work, process, detector, args.train_events, args.test_events, args.seed
                 )
                 for mode in args.modes.split(","):
-                    run = train(work, process, detector, mode, files, args.budget)
+                    run = train(work, process, detector, mode, files, args.budget, args.threads)
                     rep = evaluate_run(run, files["test"], max_events=args.test_events)
                     row = {"process": process, "detector": detector, "mode": mode, "report": rep}
                     row["stopped"] = (run / "FAILED").is_file()
