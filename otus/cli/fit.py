@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from otus.cli._common import PROCESS_HELP
+from otus.cli._common import PROCESS_HELP, REGION_HELP
 
 
 def register(sub: Any) -> None:
@@ -22,7 +22,33 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--z-data", default=None, help="event file with parton-level z (default: --data)"
     )
-    p.add_argument("--config", default=None, help="YAML config (see experiments/zee.yaml)")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="YAML config: the keys it sets replace the project's defaults (see "
+        "experiments/zee.yaml); with --init, those of the initial run",
+    )
+    p.add_argument(
+        "--luminosity",
+        type=float,
+        default=None,
+        help="integrated luminosity of the x data (pb^-1): with the z sample's cross-section "
+        "it fixes the efficiency ε(z) in fully unpaired training (N_pass = L σ <ε>)",
+    )
+    p.add_argument(
+        "--cross-section",
+        type=float,
+        default=None,
+        help="cross-section of the z sample (pb; default: the z file's cross_section_pb, kept "
+        "from its LHE file)",
+    )
+    p.add_argument(
+        "--init",
+        default=None,
+        metavar="RUN",
+        help="fine-tune this trained run on the --data events in --region (z from --z-data)",
+    )
+    p.add_argument("--region", default=None, help=f"detector-level {REGION_HELP}")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--max-epochs", "--trainer.max_epochs", dest="max_epochs", type=int)
     p.add_argument(
@@ -68,18 +94,43 @@ def run(args: argparse.Namespace) -> int:
         if f is not None:
             info(f, process)  # the card must be the one the files were written with
 
+    from otus.errors import ConfigError
+
+    if args.init is not None:
+        if args.region is None:
+            raise ConfigError(
+                "--init needs --region: the control region where the data constrain the "
+                "simulator, e.g. --region '80 < m_ee < 100'"
+            )
+        if args.z_data is None:
+            raise ConfigError("--init needs --z-data: the parton-level MC events to simulate")
+        if args.resume:
+            raise ConfigError("--resume continues a run with its own config.yaml; drop --init")
     if args.resume:
         if args.config is not None:
-            from otus.errors import ConfigError
-
             raise ConfigError("--resume continues with the run's own config.yaml; drop --config")
         cfg = (
             load_config(Path(args.out) / "config.yaml", process=process)
             if (Path(args.out) / "config.yaml").is_file()
             else load_config(None, process=process)
         )
+    elif args.init is not None:
+        cfg = _fine_tune_config(args, process)
     else:
         cfg = load_config(args.config, process=process)
+    data_over = {
+        k: v
+        for k, v in (
+            ("luminosity", args.luminosity),
+            ("cross_section", args.cross_section),
+            ("region", args.region),
+        )
+        if v is not None
+    }
+    if data_over and args.resume:
+        raise ConfigError("--resume continues with the run's own data options; drop them")
+    if data_over:
+        cfg = replace(cfg, "data", **data_over)
     if args.seed is not None:
         d = cfg.to_dict()
         d["seed"] = args.seed
@@ -101,10 +152,25 @@ def run(args: argparse.Namespace) -> int:
         over["devices"] = _devices(args.devices)
     if over:
         cfg = replace(cfg, "trainer", **over)
-    run_dir = fit(cfg, args.data, args.out, z_data=args.z_data, resume=args.resume)
+    run_dir = fit(cfg, args.data, args.out, z_data=args.z_data, resume=args.resume, init=args.init)
     if over and args.resume:
         import yaml
 
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    print(f"otus fit: trained {cfg.process} model in {run_dir}")
+    what = f"fine-tuned {args.init} into" if args.init else f"trained {cfg.process} model in"
+    print(f"otus fit: {what} {run_dir}")
     return 0
+
+
+def _fine_tune_config(args: argparse.Namespace, process: Any) -> Any:
+    """The initial run's configuration for fine-tuning, with --config's keys over it."""
+    from otus.errors import ConfigError
+    from otus.models.config import load_config
+    from otus.models.train import fine_tune_config
+
+    d = fine_tune_config(args.init, args.region)
+    if d.get("process") != process.name:
+        raise ConfigError(
+            f"{args.init}: is a {d.get('process')} run; cannot fine-tune it for {process.name}"
+        )
+    return load_config(args.config, process=process, base=d, where=f"{args.init}/config.yaml")

@@ -173,6 +173,9 @@ def _run(
             n_pass += int(x_pass.sum())
             done += len(z)
             bar.update(len(z))
+        # The cross-section of parton.lhe.gz's init block (the mean event weight, pb), so that
+        # the paired file can serve as the z sample of a yield (otus fit --luminosity).
+        w.set_metadata(cross_section_pb=float(np.concatenate(weights).mean()))
     bar.close()
     write_lhe(
         tmp / "parton.lhe.gz",

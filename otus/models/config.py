@@ -72,6 +72,17 @@ class DataConfig:
     stat_rows: int = 200_000
     val_max_rows: int = 65_536  # validation rows used at most (bounded time and memory)
     z_passing_only: bool = False  # paired files: z of passing events only (see data.py)
+    # Detector-level region (otus.calibrate.regions grammar): the x events used, and the
+    # simulated events the loss compares with them, are those inside it (fine-tuning on data
+    # in a control region, arXiv:2101.08944 §1).
+    region: str | None = None
+    # Efficiency from the data yield (fully unpaired training): the x file's integrated
+    # luminosity (pb⁻¹) and the z sample's cross-section (pb; None: the z file's
+    # cross_section_pb from its LHE init block) fix the mean of ε(z) over the z events,
+    # pass_rate = N_pass / (L·σ); otus fit fills pass_rate in, or it may be given directly.
+    luminosity: float | None = None
+    cross_section: float | None = None
+    pass_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -208,6 +219,21 @@ def _validate(cfg: Config) -> None:
     for name in ("paired", "paired_unfold"):
         if getattr(cfg.loss, name) < 0:
             raise ConfigError(f"loss.{name} must be >= 0, got {getattr(cfg.loss, name)}")
+    for name in ("luminosity", "cross_section", "pass_rate"):
+        v = getattr(cfg.data, name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not v > 0):
+            raise ConfigError(f"data.{name} must be a number > 0 (or null), got {v!r}")
+    if cfg.data.pass_rate is not None and cfg.data.pass_rate > 1:
+        raise ConfigError(
+            f"data.pass_rate {cfg.data.pass_rate:.4g} > 1: the data hold more passing events "
+            "than luminosity × cross-section predicts; check the luminosity and cross-section"
+        )
+    if cfg.data.region is not None:
+        from otus.calibrate.regions import region_for
+
+        if not isinstance(cfg.data.region, str):
+            raise ConfigError(f"data.region must be a region expression, got {cfg.data.region!r}")
+        region_for(cfg.data.region, config_process(cfg))
     if not 0.0 < cfg.data.val_fraction < 0.5:
         raise ConfigError(f"data.val_fraction must be in (0, 0.5), got {cfg.data.val_fraction}")
     if cfg.optim.lr <= 0:
@@ -282,15 +308,23 @@ def _overlay(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_config(path: str | os.PathLike[str] | None, *, process: str | Process) -> Config:
-    """The configuration for ``process``: the project's defaults (:func:`default_dict`) with
-    the keys a YAML file ``path`` sets replaced (None: the defaults alone)."""
+def load_config(
+    path: str | os.PathLike[str] | None,
+    *,
+    process: str | Process,
+    base: dict[str, Any] | None = None,
+    where: str = "otus/models/defaults.yaml",
+) -> Config:
+    """The configuration for ``process``: ``base`` (default: the project's defaults,
+    :func:`default_dict`; e.g. a run's own configuration when fine-tuning it, ``where``
+    naming it in errors) with the keys a YAML file ``path`` sets replaced (None: ``base``
+    alone)."""
     import yaml
 
+    if base is None:
+        base = default_dict(process)
     if path is None:
-        return config_from_dict(
-            default_dict(process), process=process, where="otus/models/defaults.yaml"
-        )
+        return config_from_dict(base, process=process, where=where)
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: no such config file")
@@ -300,7 +334,7 @@ def load_config(path: str | os.PathLike[str] | None, *, process: str | Process) 
         raise ConfigError(f"{p}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(d, dict):
         raise ConfigError(f"{p}: expected a mapping of config sections, got {type(d).__name__}")
-    return config_from_dict(_overlay(default_dict(process), d), process=process, where=str(p))
+    return config_from_dict(_overlay(base, d), process=process, where=str(p))
 
 
 def replace(cfg: Config, section: str, **kw: Any) -> Config:

@@ -26,13 +26,43 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from otus.calibrate.regions import Region, region_for
 from otus.errors import ConfigError, InputFileError
 from otus.io.h5 import info, iter_chunks
 from otus.models.config import DataConfig
 from otus.models.coords import RECOIL_SD_MIN, Coordinates, loss_features, recoil_columns
+from otus.physics.observables import observables
 from otus.processes import Process
 
 Batch = tuple[torch.Tensor, ...]
+
+
+def _x_keep(ev: Any, region: Region | None) -> np.ndarray:
+    """Rows of a chunk that enter training at detector level: passing, and inside the
+    region when one is given."""
+    assert ev.x_pass is not None and ev.x is not None
+    keep = np.asarray(ev.x_pass, bool).copy()
+    if region is not None and keep.any():
+        keep[keep] = region.mask(observables(ev.process, ev.x[keep], "x"))
+    return keep
+
+
+def passing_weight(
+    path: str | os.PathLike[str],
+    process: Process,
+    region: str | None = None,
+    chunk: int = 65536,
+) -> tuple[float, int]:
+    """(sum of weights, count) of the passing detector-level events of a whole file, inside
+    ``region`` when given: the observed yield N_pass of the efficiency-from-yield term."""
+    reg = region_for(region, process) if region is not None else None
+    total, n = 0.0, 0
+    for ev in iter_chunks(path, chunk, process):
+        assert ev.weight is not None
+        keep = _x_keep(ev, reg)
+        total += float(ev.weight[keep].sum())
+        n += int(keep.sum())
+    return total, n
 
 
 def _rows(
@@ -43,11 +73,13 @@ def _rows(
     stop: int,
     chunk: int,
     partner: bool = False,
+    region: Region | None = None,
 ) -> Iterator[tuple[np.ndarray, ...]]:
     """(rows, weights) per chunk; z levels add the events' pass flags (1/0 as float, NaN
     where the file has no detector level), which the efficiency model ε(z) learns from, and
     with ``partner`` each z event's own detector-level row (paired files; the supervised
-    ``loss.paired`` term uses it for passing events only)."""
+    ``loss.paired`` term uses it for passing events only). x rows are the passing ones,
+    inside ``region`` when given."""
     for ev in iter_chunks(path, chunk, process, start, stop):
         assert ev.weight is not None  # Events fills in unit weights
         if level == "z":
@@ -68,8 +100,9 @@ def _rows(
             cols = (z, ev.weight[ev.x_pass], np.ones(len(z), np.float32))
             yield (*cols, ev.x[ev.x_pass]) if partner else cols
         else:
-            assert ev.x_pass is not None and ev.x is not None
-            yield ev.x[ev.x_pass], ev.weight[ev.x_pass]
+            assert ev.x is not None
+            keep = _x_keep(ev, region)
+            yield ev.x[keep], ev.weight[keep]
 
 
 def _stream(
@@ -83,6 +116,7 @@ def _stream(
     batch: int,
     rng: np.random.Generator | None,
     partner: bool = False,
+    region: Region | None = None,
 ) -> Iterator[Batch]:
     """One pass over rows [start, stop) as batches (shuffled when ``rng`` is given)."""
     starts = np.arange(start, stop, chunk)
@@ -90,7 +124,9 @@ def _stream(
         starts = rng.permutation(starts)
     buf: list[tuple[np.ndarray, ...]] = []
     for a in starts:
-        for cols in _rows(path, level, process, int(a), min(int(a) + chunk, stop), chunk, partner):
+        for cols in _rows(
+            path, level, process, int(a), min(int(a) + chunk, stop), chunk, partner, region
+        ):
             if rng is not None:
                 perm = rng.permutation(len(cols[0]))
                 cols = tuple(c[perm] for c in cols)
@@ -136,6 +172,7 @@ class _Pairs(IterableDataset):
                     batch=b,
                     rng=rng,
                     partner=dm.paired and level != "x",
+                    region=dm.region if level == "x" else None,
                 ):
                     got = True
                     yield first, item
@@ -203,6 +240,7 @@ class OtusDataModule(pl.LightningDataModule):
                     f"holds no detector-level pass flags"
                 )
             self.z_level = "z|pass"
+        self.region = region_for(self.cfg.region, process) if self.cfg.region else None
         self.n = {"z": fz.n, "x": fx.n}
         for level, path in (("z", self.z_path), ("x", self.x_path)):
             n_val = self.n[level] - self._n_train(level)
@@ -252,7 +290,8 @@ class OtusDataModule(pl.LightningDataModule):
             acc: dict[str, list[np.ndarray]] = {"c": [], "f": []}
             lv = self.z_level if level == "z" else level
             w_sum = 0.0
-            for r, w, *_ in _rows(path, lv, self.process, a, e, self.cfg.chunk_size):
+            reg = self.region if level == "x" else None
+            for r, w, *_ in _rows(path, lv, self.process, a, e, self.cfg.chunk_size, region=reg):
                 w_sum += float(np.sum(w))
                 t = torch.from_numpy(r).double()
                 acc["c"].append(cmap.encode(t).numpy())

@@ -8,6 +8,9 @@ that, a simulator passes far too many events (zee: 0.99 vs 0.53) and gets the wr
 shape. ε(z) is a small classifier trained on the pass flags that every generated sample
 carries (``x_pass``: which parton-level events produced a passing detector event). It uses
 each event's flag only, never its detector-level partner, so training stays unpaired.
+Without flags (z from an LHE file alone, x from collision data), the data's yield fixes the
+mean of ε: N_pass = L·σ·⟨ε⟩ (``otus fit --luminosity``), and the sliced-Wasserstein match of
+the ε-weighted simulation to the data its shape (:mod:`otus.models.module`).
 
 Simulation then follows the detector: an event passes with probability ε(z), and a passing
 event's x is drawn from D(z) *conditioned on the acceptance* (the decoder noise is redrawn for

@@ -20,6 +20,18 @@ D(z)|accepted enter the τ term with weights ε(z), and the prior target of the 
 z of passing events (an unfolder of passing x must recover those), with r_{D(z)} the mean
 of ε(z) over accepted reconstructions.
 
+Fully unpaired training has no pass flags; with the data's integrated luminosity L and the
+z sample's cross-section σ the data's yield gives the mean instead (and replaces the z
+sample's pass flags where it has some: when fine-tuning on data, those are the MC's) (``data.pass_rate``
+r = N_pass / (L·σ)): the κ term becomes KL(r ‖ ⟨ε(z)⟩) of the batch, and the τ term's
+weights ε(z) keep their gradient, so the sliced-Wasserstein match of the ε-weighted D(z) to x
+fixes the shape of ε; the prior target is z weighted by ε(z).
+
+With ``data.region`` (fine-tuning on data in a control region, ``otus fit --init``), x holds
+the data events inside the region, "accepted" also requires D(z) to land in it (the
+selection redone on the simulated events at every step), and the prior target is z weighted
+by its simulated probability to pass and land there.
+
 Paired files (every generated sample: row i of z produced row i of x) allow supervised
 terms (off by default, so that training stays unpaired): ρ = ``loss.paired``, the energy
 score of each passing z event's own x under the decoder's conditional distribution, and
@@ -41,17 +53,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Timer
 
 from otus._schedule import cosine_schedule
+from otus.calibrate.regions import region_for
 from otus.errors import TrainingError
 from otus.models.config import Config, config_from_dict, config_process
 from otus.models.coords import loss_features, minkowski_penalty, n_masses
 from otus.models.efficiency import SIMULATE_RETRIES, TRAIN_RETRIES, Efficiency, draw_accepted
 from otus.models.networks import Transport
 from otus.physics import fourvec as fv
+from otus.physics.observables import observables
 from otus.physics.selection import acceptance
 from otus.transport.sliced import random_projections, sliced_wasserstein
 
@@ -142,6 +157,9 @@ class OtusModule(pl.LightningModule):
             if "masses" in self.cfg.loss.features:  # the mass block comes last
                 scale[d - n_masses(self.process, level) :] = self.cfg.loss.mass_scale
             self.register_buffer(f"{name}_scale", scale, persistent=False)
+        self.region = (
+            region_for(self.cfg.data.region, self.process) if self.cfg.data.region else None
+        )
         self._gen: torch.Generator | None = None
 
     # -- standardisation ---------------------------------------------------------------
@@ -196,20 +214,46 @@ class OtusModule(pl.LightningModule):
         )
         return x, keep & acc
 
+    def in_region(self, x: Tensor) -> Tensor:
+        """Rows of detector-level ``x`` inside ``data.region`` (all rows without one); the
+        selection is redone on the simulated events at every step, a hard cut."""
+        if self.region is None:
+            return torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+        rows = x.detach().cpu().double().numpy()
+        with np.errstate(all="ignore"):
+            keep = self.region.mask(observables(self.process, rows, "x"))
+        return torch.from_numpy(keep).to(x.device) & torch.isfinite(x).all(1)
+
+    @property
+    def learns_yield(self) -> bool:
+        """ε(z) learnt from the data yield (``data.pass_rate``) rather than pass flags alone."""
+        return self.efficiency is not None and self.cfg.data.pass_rate is not None
+
     def _simulated_batch(
-        self, z: Tensor, wz: Tensor, generator: torch.Generator | None, retries: int
+        self,
+        z: Tensor,
+        wz: Tensor,
+        generator: torch.Generator | None,
+        retries: int,
+        *,
+        shape_grad: bool = False,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
-        """(D(z), accepted, weights, pass rate, ε-logits or None) for the τ term."""
+        """(D(z), accepted, weights, pass rate, ε-logits or None) for the τ term; "accepted"
+        includes ``data.region``. With ``shape_grad`` the τ term's weights ε(z) keep their
+        gradient, so the sliced-Wasserstein match of the ε-weighted D(z) to x shapes ε
+        (fully unpaired training with a yield, :mod:`otus.models.efficiency`)."""
         if self.efficiency is None:
             x_sim = self.simulate(z, generator=generator)
-            acc = acceptance(self.process, x_sim)
+            acc = acceptance(self.process, x_sim) & self.in_region(x_sim)
             return x_sim, acc, wz, acc.to(z.dtype).mean().detach(), None
         logit = self.efficiency_logit(z)
-        eps = torch.sigmoid(logit).detach()
+        eps = torch.sigmoid(logit)
         x_sim, acc = draw_accepted(
             self.process, lambda t: self.simulate(t, generator=generator), z, None, retries
         )
-        return x_sim, acc, wz * eps, _wmean(eps * acc.to(z.dtype), wz).detach(), logit
+        acc = acc & self.in_region(x_sim)
+        w = eps if shape_grad else eps.detach()
+        return x_sim, acc, wz * w, _wmean(eps.detach() * acc.to(z.dtype), wz), logit
 
     # -- losses --------------------------------------------------------------------------
     def anchor_weight(self, epoch: int) -> float:
@@ -237,7 +281,7 @@ class OtusModule(pl.LightningModule):
         x_hat = self.simulate(z_t, generator=generator)
         acc_hat = acceptance(p, x_hat)
         x_sim, acc_sim, w_sim, pass_rate, logit = self._simulated_batch(
-            z, wz, generator, TRAIN_RETRIES
+            z, wz, generator, TRAIN_RETRIES, shape_grad=self.learns_yield
         )
         fx = self.features("x", x)
         out: dict[str, Tensor] = {"pass_rate": pass_rate}
@@ -246,13 +290,17 @@ class OtusModule(pl.LightningModule):
             out["data"] = pass_rate * _wmean(err, wx[acc_hat])
         else:
             out["data"] = zero
-        if logit is not None and z_pass is not None:
+        # The data's yield, when given, trains ε (with the τ term's shape); pass flags of the
+        # z sample (e.g. the MC's, when fine-tuning on data) train it only without one.
+        if logit is not None and z_pass is not None and not self.learns_yield:
             bce = torch.nn.functional.binary_cross_entropy_with_logits(
                 logit, z_pass.to(logit.dtype), reduction="none"
             )
             out["efficiency"] = _wmean(bce, wz)
             out["pass_rate_true"] = _wmean(z_pass.to(wz.dtype), wz).detach()
-        z_prior, w_prior = self._prior_target(z, wz, z_pass)
+        if logit is not None and self.learns_yield:
+            out["efficiency_yield"] = self._yield_term(logit, acc_sim, wz)
+        z_prior, w_prior = self._prior_target(z, wz, z_pass, (w_sim * acc_sim).detach())
         fz = self.features("z", z_prior)
         out["prior"] = self._sw(self.features("z", z_t), fz, wx, w_prior, n_projections, generator)
         if int(acc_sim.sum()) >= 2:
@@ -278,7 +326,7 @@ class OtusModule(pl.LightningModule):
             + lc.sim * out["sim"]
             + self.anchor_weight(self.current_epoch) * out["anchor"]
             + lc.minkowski * out.get("minkowski", zero)
-            + lc.efficiency * out.get("efficiency", zero)
+            + lc.efficiency * (out.get("efficiency", zero) + out.get("efficiency_yield", zero))
             + lc.paired * out.get("paired", zero)
             + lc.paired_unfold * out.get("paired_unfold", zero)
         )
@@ -323,9 +371,27 @@ class OtusModule(pl.LightningModule):
             out["paired_unfold"] = _wmean(_norm(g1 - gz) - 0.5 * _norm(g1 - g2), w)
         return out
 
-    def _prior_target(self, z: Tensor, wz: Tensor, z_pass: Tensor | None) -> tuple[Tensor, Tensor]:
-        """The z the unfolder must recover: with the efficiency model and known pass flags,
-        the passing events (when at least two are in the batch); otherwise all of them."""
+    def _yield_term(self, logit: Tensor, acc: Tensor, wz: Tensor) -> Tensor:
+        """KL(r ‖ m) of two Bernoulli rates: r = ``data.pass_rate`` = N_pass / (L·σ), the
+        fraction of z events the data say pass (and land in the region), and m the batch mean
+        of ε(z) over accepted reconstructions; zero when they agree. This fixes the mean of
+        ε(z), the τ term its shape."""
+        r = float(self.cfg.data.pass_rate or 1.0)
+        m = _wmean(torch.sigmoid(logit) * acc.to(logit.dtype), wz).clamp(1e-6, 1 - 1e-6)
+        kl = r * torch.log(r / m)
+        if r < 1:
+            kl = kl + (1 - r) * torch.log((1 - r) / (1 - m))
+        return kl
+
+    def _prior_target(
+        self, z: Tensor, wz: Tensor, z_pass: Tensor | None, w_sim: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """The z the unfolder must recover, those of events that pass: with a region or an
+        efficiency learnt from the yield, z weighted by the simulated probability to pass
+        (and land in the region), ``w_sim``; with the efficiency model and pass flags, the
+        passing events (when at least two are in the batch); otherwise all of them."""
+        if w_sim is not None and (self.region is not None or self.learns_yield):
+            return (z, w_sim) if float(w_sim.sum()) > 0 else (z, wz)
         if self.efficiency is None or z_pass is None:
             return z, wz
         sel = z_pass > 0.5
@@ -431,7 +497,7 @@ class OtusModule(pl.LightningModule):
                 sw_sim = _sw_blocks(
                     self.features("x", x_sim[acc]), self.features("x", x), w_sim[acc], wx, gen
                 )
-                zt, wt = self._prior_target(z, wz, z_pass)
+                zt, wt = self._prior_target(z, wz, z_pass, w_sim * acc)
                 sw_unf = _sw_blocks(
                     self.features("z", self.unfold(x, generator=gen)),
                     self.features("z", zt),

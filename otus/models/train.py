@@ -65,6 +65,7 @@ def _fit(
     resume: bool,
     progress: bool,
     fast_dev_run: bool,
+    init: Path | None = None,
 ) -> Path:
     """:func:`fit`, without the clean-up of a failed run's folders."""
     import pytorch_lightning as pl
@@ -84,13 +85,23 @@ def _fit(
         raise ConfigError(f"{run}: already holds a trained run; use --resume or another --out")
     run.mkdir(parents=True, exist_ok=True)
     dm = OtusDataModule(config_process(cfg), data, z_data, cfg=cfg.data, seed=cfg.seed)
-    if cfg.net.efficiency and not dm.z_has_flags and not resume:
-        print(
-            f"otus fit: {dm.z_path} carries no detector pass flags; training without the "
-            f"efficiency model ε(z) (net.efficiency: false)",
-            file=sys.stderr,
-        )
-        cfg = replace(cfg, "net", efficiency=False)
+    if not resume:
+        cfg = _yield_target(cfg, dm)
+    if cfg.net.efficiency and not dm.z_has_flags and cfg.data.pass_rate is None and not resume:
+        if init is None:
+            print(
+                f"otus fit: {dm.z_path} carries no detector pass flags and no --luminosity was "
+                f"given; training without the efficiency model ε(z) (net.efficiency: false), "
+                f"so simulated events pass the acceptance only",
+                file=sys.stderr,
+            )
+            cfg = replace(cfg, "net", efficiency=False)
+        else:
+            print(
+                f"otus fit: {dm.z_path} carries no pass flags and no --luminosity was given; "
+                f"ε(z) stays as in {init}",
+                file=sys.stderr,
+            )
     if cfg.loss.uses_pairs and not dm.z_has_flags and not resume:
         print(
             f"otus fit: {dm.z_path} is not paired (no detector level); training unpaired "
@@ -110,11 +121,22 @@ def _fit(
     torch.manual_seed(cfg.seed)
     model = OtusModule(cfg.to_dict())
     if not resume:
-        model.set_statistics(dm.fit_statistics(cfg.net.coords, cfg.loss.features))
+        if init is not None:
+            # Fine-tuning: the initial run's weights and its standardisation (so the networks
+            # see the coordinates they were trained on).
+            model.load_state_dict(_init_state(init, cfg))
+        else:
+            model.set_statistics(dm.fit_statistics(cfg.net.coords, cfg.loss.features))
         (run / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         inputs = [str(data)] + ([str(z_data)] if z_data is not None else [])
+        extra: dict[str, Any] = {"init": str(init)} if init is not None else {}
         prov = provenance(
-            seed=cfg.seed, inputs=inputs, deterministic=False, command="fit", process=cfg.process
+            seed=cfg.seed,
+            inputs=inputs,
+            deterministic=False,
+            command="fit",
+            process=cfg.process,
+            **extra,
         )
         (run / "provenance.json").write_text(json.dumps(prov, indent=1, sort_keys=True))
     t = cfg.trainer
@@ -187,6 +209,101 @@ def _fit(
     return run
 
 
+def _yield_target(cfg: Config, dm: Any) -> Config:
+    """``cfg`` with ``data.pass_rate`` = N_pass / (L·σ) when ``data.luminosity`` is given:
+    the fraction of z events that the data's yield says pass (and land in ``data.region``).
+    Checks that a region selects data at all."""
+    from otus.io.h5 import info
+    from otus.models.data import passing_weight
+
+    d = cfg.data
+    if d.luminosity is None and d.region is None:
+        return cfg
+    n_pass, n_rows = passing_weight(dm.x_path, dm.process, d.region)
+    if d.region is not None and n_rows == 0:
+        raise ConfigError(f"{dm.x_path}: no passing events inside region {d.region!r}")
+    if d.luminosity is None:
+        return cfg
+    if not cfg.net.efficiency:
+        raise ConfigError("--luminosity fixes the efficiency model ε(z); net.efficiency is false")
+    sigma = d.cross_section
+    if sigma is None:
+        sigma = info(dm.z_path, dm.process).cross_section_pb
+        if sigma is None:
+            raise ConfigError(
+                f"{dm.z_path}: no cross_section_pb (it is kept from an LHE file's init "
+                f"block); give --cross-section"
+            )
+    rate = n_pass / (d.luminosity * sigma)
+    where = f" in region {d.region!r}" if d.region else ""
+    print(
+        f"otus fit: efficiency from the yield: {n_pass:.6g} passing events{where} in "
+        f"{dm.x_path}, L·σ = {d.luminosity:.6g} pb⁻¹ × {sigma:.6g} pb → ⟨ε⟩ = {rate:.4f}",
+        file=sys.stderr,
+    )
+    if not 0 < rate <= 1:
+        raise ConfigError(
+            f"{dm.x_path}: {n_pass:.6g} passing events{where} but luminosity × cross-section "
+            f"= {d.luminosity * sigma:.6g}; the pass fraction {rate:.4g} must be in (0, 1]: "
+            f"check --luminosity and --cross-section"
+        )
+    return replace(cfg, "data", pass_rate=rate)
+
+
+def _init_state(init: Path, cfg: Config) -> dict[str, Any]:
+    """The state dict of the run ``init`` (``last.ckpt``, loaded with ``weights_only``);
+    the run must be of the same process and network shape as ``cfg``."""
+    from otus.models.api import load_checkpoint
+
+    module = load_checkpoint(init / LAST)
+    if module.process != config_process(cfg):
+        raise ConfigError(
+            f"{init}: is a {module.process.name} run; cannot fine-tune it for {cfg.process}"
+        )
+    if module.cfg.net != cfg.net:
+        raise ConfigError(f"{init}: its net section differs from the config's; keep the run's")
+    return dict(module.state_dict())
+
+
+# What fine-tuning changes in the initial run's configuration: it adapts the simulator (the
+# decoder and ε) only, so the encoder's terms are off (the reconstruction term of truncated
+# control-region data shrinks the decoder's noise: measured, experiments/results/data_driven.md);
+# the data are unpaired (no pair terms); the model is trained already (no anchoring stage; a
+# smaller learning rate, so the start is kept where the control-region data say nothing).
+FINE_TUNE: dict[str, dict[str, Any]] = {
+    "loss": {
+        "data": 0.0,
+        "prior": 0.0,
+        "paired": 0.0,
+        "paired_unfold": 0.0,
+        "anchor_until_epoch": 0,
+    },
+    "optim": {"lr": 3e-4},
+    "trainer": {"max_epochs": 5, "max_time": None},
+}
+
+
+def fine_tune_config(init: str | os.PathLike[str], region: str) -> dict[str, Any]:
+    """The configuration (a dict) of a fine-tuning of the run folder ``init`` on data in
+    ``region``: the run's own ``config.yaml`` with :data:`FINE_TUNE` and the region."""
+    import yaml
+
+    path = Path(init) / "config.yaml"
+    if not (Path(init) / LAST).is_file() or not path.is_file():
+        raise ConfigError(f"{init}: not a trained run folder (needs {LAST} and config.yaml)")
+    d: dict[str, Any] = yaml.safe_load(path.read_text())
+    for section, kw in FINE_TUNE.items():
+        d[section] = {**d.get(section, {}), **kw}
+    d["data"] = {
+        **d.get("data", {}),
+        "region": region,
+        "luminosity": None,  # those of the initial run's data, not of these
+        "cross_section": None,
+        "pass_rate": None,
+    }
+    return d
+
+
 def fit(
     cfg: Config,
     data: str | os.PathLike[str],
@@ -196,10 +313,13 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     fast_dev_run: bool = False,
+    init: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Train on ``data`` (x, and z unless ``z_data`` gives another file); return the run dir.
 
-    With ``resume`` the run continues from ``out/last.ckpt``. A non-finite loss raises
+    With ``resume`` the run continues from ``out/last.ckpt``. With ``init`` (a run folder)
+    training starts from that run's weights and standardisation: fine-tuning, typically on
+    data in ``cfg.data.region`` (:func:`fine_tune_config` makes its configuration). A non-finite loss raises
     :class:`~otus.errors.TrainingError`; the checkpoints written so far stay. A fit that
     fails before writing a checkpoint removes the folders it created for ``out``.
     """
@@ -208,7 +328,16 @@ def fit(
     try:
         with warnings.catch_warnings():
             _quiet_lightning()
-            return _fit(cfg, data, run, z_data, resume, progress, fast_dev_run)
+            return _fit(
+                cfg,
+                data,
+                run,
+                z_data,
+                resume,
+                progress,
+                fast_dev_run,
+                Path(init) if init is not None else None,
+            )
     except BaseException:
         _remove_unused(run, made)
         raise

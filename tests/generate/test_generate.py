@@ -56,6 +56,12 @@ def test_lhe_and_root_give_back_events_h5(zee_dir: Path):
     np.testing.assert_array_equal(x_pass, ev.x_pass)
     np.testing.assert_array_equal(x, ev.x)
     np.testing.assert_array_equal(weight, ev.weight)
+    # The paired file carries the LHE init block's cross-section (a z sample for a yield).
+    from otus.io.h5 import info
+    from otus.io.lhe import select_lhe
+
+    xsec = select_lhe(zee_dir / "parton.lhe.gz", "zee").info["cross_section_pb"]
+    assert info(zee_dir / "events.h5").cross_section_pb == pytest.approx(xsec)
 
 
 def test_same_seed_same_events_other_seed_other_events(tmp_path: Path):
