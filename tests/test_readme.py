@@ -60,6 +60,8 @@ def test_tour_commands_run(in_tmp: Path) -> None:
         "zee_reweighted.h5",
         "zee_calibrated.h5",
         "zee_ot_region.h5",
+        "simulated_tuned.h5",
+        "run_unpaired/last.ckpt",
     ):
         assert (in_tmp / "tour" / out).exists(), out
 
