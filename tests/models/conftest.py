@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from otus.io.h5 import Events
 from otus.physics import fourvec as fv
@@ -50,6 +51,32 @@ def zee_events(n: int = 2000, seed: int = 0) -> Events:
     x = x.astype(np.float32)
     x[~x_pass] = np.nan
     return Events(ZEE, z.astype(np.float32), x, x_pass, np.ones(n), {"synthetic": seed})
+
+
+def random_zee_z(n: int, seed: int = 0, eta_max: float = 3.0) -> torch.Tensor:
+    """Parton-level zee rows with independent uniform electrons (pT 15-60 GeV, |η| <
+    ``eta_max``): a broad z sample for tests of the efficiency model."""
+    g = np.random.default_rng(seed)
+    z = fv.from_ptetaphim(
+        g.uniform(15, 60, (n, 2)),
+        g.uniform(-eta_max, eta_max, (n, 2)),
+        g.uniform(-3, 3, (n, 2)),
+        ELECTRON_MASS,
+    ).reshape(n, 8)
+    return torch.tensor(z, dtype=torch.float32)
+
+
+def cli_fails(capsys: pytest.CaptureFixture[str], argv: list[str], match: str) -> str:
+    """Run ``otus ARGV``, which must fail with exit 2 and a one-line error containing
+    ``match``; return that line."""
+    from otus.cli import main
+
+    rc = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err and err[-1].startswith(f"otus {argv[0]}: error:"), err
+    assert match in err[-1], err[-1]
+    return err[-1]
 
 
 @pytest.fixture

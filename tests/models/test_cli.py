@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import zee_events
+from conftest import cli_fails, zee_events
 
 from otus.cli import main
 from otus.errors import InputFileError, OtusError
@@ -17,14 +17,7 @@ from otus.io.h5 import Events, read_events, write_events
 from otus.models.api import load_run
 from otus.processes import TTBAR
 
-
-def _fail(capsys: pytest.CaptureFixture[str], argv: list[str], match: str) -> str:
-    rc = main(argv)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2
-    assert err and err[-1].startswith(f"otus {argv[0]}: error:"), err
-    assert match in err[-1], err[-1]
-    return err[-1]
+_fail = cli_fails
 
 
 def test_fit_writes_a_complete_run(zee_run: tuple[Path, Path]) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import cli_fails, random_zee_z
 
 from otus.cli import main
 from otus.io.h5 import Events, write_events
@@ -21,24 +22,11 @@ from otus.physics.observables import observables
 from otus.physics.selection import acceptance
 from otus.processes import ZEE
 
-
-def _fail(capsys: pytest.CaptureFixture[str], argv: list[str], match: str) -> None:
-    rc = main(argv)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2
-    assert err and err[-1].startswith(f"otus {argv[0]}: error:"), err
-    assert match in err[-1], err[-1]
+_fail = cli_fails
 
 
 def _zee_z(n: int, seed: int) -> torch.Tensor:
-    g = np.random.default_rng(seed)
-    z = fv.from_ptetaphim(
-        g.uniform(15, 60, (n, 2)),
-        g.uniform(-2.4, 2.4, (n, 2)),
-        g.uniform(-3, 3, (n, 2)),
-        ZEE.z_masses[0],
-    ).reshape(n, 8)
-    return torch.tensor(z, dtype=torch.float32)
+    return random_zee_z(n, seed, eta_max=2.4)
 
 
 def test_efficiency_mean_and_shape_are_learnt_from_the_yield_alone() -> None:

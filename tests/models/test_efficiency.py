@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import random_zee_z
 
 from otus.errors import ConfigError
 from otus.models.api import Surrogate, load_run
@@ -20,14 +21,7 @@ from otus.processes import ZEE
 
 
 def _zee(n: int, seed: int = 0) -> torch.Tensor:
-    g = np.random.default_rng(seed)
-    z = fv.from_ptetaphim(
-        g.uniform(15, 60, (n, 2)),
-        g.uniform(-3, 3, (n, 2)),
-        g.uniform(-3, 3, (n, 2)),
-        ZEE.z_masses[0],
-    ).reshape(n, 8)
-    return torch.tensor(z, dtype=torch.float32)
+    return random_zee_z(n, seed)
 
 
 def _module(**net: object) -> OtusModule:
