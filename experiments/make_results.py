@@ -17,7 +17,7 @@ CAPABILITIES: list[tuple[str, str | None, str]] = [
     ("Model fidelity", "fidelity", "fidelity, evaluate_model, train_sweep"),
     ("New final states", "processes", "evaluate_model"),
     ("Detector zoo", "zoo", "zoo"),
-    ("Data-driven training", None, "(future)"),
+    ("Data-driven training", "data_driven", "data_driven"),
     ("Unfolding", None, "(future)"),
     ("Reweighting", "reweight", "reweight_bench"),
     ("Optimal-transport calibration", "ot", "ot_bench, ot_physics"),
