@@ -23,6 +23,9 @@ def test_data_driven_makes_every_row_and_marks_the_goals(tmp_path: Path) -> None
             assert 0.3 < row[region]["auc"] <= 1.0
             assert row[region]["chi2_r[m_ee]"] >= 0
     assert set(res["unpaired"]) == {"unpaired", "unpaired_lumi"}
+    assert set(res["response"]) == {"truth", "test", "ft", "ft_lumi", "floor"}
+    for r in res["response"].values():
+        assert 0.5 < r["median"] < 1.5 and 0 <= r["below_0.9"] + r["above_1.1"] <= 1
     # The fine-tuned run started from the MC run and kept the CR.
     prov = json.loads((tmp_path / "runs" / "ft" / "provenance.json").read_text())
     assert prov["settings"]["init"] == str(tmp_path / "runs" / "mc")
