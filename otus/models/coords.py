@@ -21,7 +21,7 @@ remove it), the recoil's components along and across the axis of a two-object fi
 variables of Z-pT precision measurements, e.g. D0 arXiv:1010.0262: a_T sets the
 acoplanarity, a_L the pT imbalance of the two objects; two-object final states) and the process's
 invariant masses (``masses``: those of the process card, e.g. m_ee; for ttbar the
-hadronic W and top candidates), so
+hadronic W and top candidates; then the card's transverse masses, e.g. mt(e, MET)), so
 physics peaks are explicit sliced directions. The blocks come in
 this order whatever the order in the config (the mass block last).
 """
@@ -208,8 +208,9 @@ def minkowski_penalty(p4: Tensor) -> Tensor:
 
 
 def n_masses(process: Process, level: str) -> int:
-    """Number of invariant-mass features of a level (the last block of ``masses``)."""
-    return len(process.mass_combos(level))
+    """Number of mass features of a level (the last block, ``masses``: the card's invariant
+    masses, then its transverse masses)."""
+    return len(process.mass_combos(level)) + len(process.mt_combos(level))
 
 
 def recoil_columns(process: Process, level: str, features: tuple[str, ...]) -> list[int]:
@@ -267,4 +268,11 @@ def loss_features(process: Process, level: str, p4: Tensor, features: tuple[str,
             for j in combo[1:]:
                 total = total + p[:, j]
             cols.append(torch.sqrt(fv.mass2(total).clamp_min(1e-6))[:, None])
+        # Transverse masses, sqrt((Σ pT)² − |Σ pT⃗|²) with massless E_T as the card's ``mt``:
+        # without them nothing in an unpaired loss ties MET's direction to the lepton's.
+        for combo in process.mt_combos(level):
+            et = sum(fv.pt(p[:, j]) for j in combo)
+            tot = p[:, list(combo)].sum(1)
+            mt2 = et**2 - tot[:, 0] ** 2 - tot[:, 1] ** 2
+            cols.append(torch.sqrt(mt2.clamp_min(1e-6))[:, None])
     return torch.cat(cols, dim=-1)

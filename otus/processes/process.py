@@ -232,6 +232,16 @@ class Process:
                 out += builtin_mass_combos(ob.builtin or "", self, level)
         return out
 
+    def mt_combos(self, level: str) -> list[tuple[int, ...]]:
+        """Object index groups whose transverse masses (the card's ``mt`` observables, e.g.
+        mt(e, MET)) follow the invariant masses in the ``masses`` loss block."""
+        names = self.objects(level)
+        return [
+            tuple(names.index(o) for o in ob.objects)
+            for ob in self.observable_defs
+            if ob.kind == "mt" and all(o in names for o in ob.objects)
+        ]
+
     def observable_names(self, level: str) -> tuple[str, ...]:
         """Names of the card's observables that can be evaluated at ``level``."""
         names = self.objects(level)

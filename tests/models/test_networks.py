@@ -281,3 +281,23 @@ def test_decoder_may_be_smaller_than_the_encoder() -> None:
     assert m.encoder.net.inp.out_features == 16 and len(m.encoder.net.blocks) == 2
     with pytest.raises(ConfigError, match="decoder_hidden"):
         config_from_dict({"net": {"decoder_hidden": -1}}, process="zee")
+
+
+def test_a_cards_transverse_masses_join_the_mass_block() -> None:
+    """mt(e, MET) of a W → eν card is a loss feature (after the invariant masses), equal to
+    the card's observable, so an unpaired loss sees the lepton-MET correlation."""
+    from pathlib import Path
+
+    from otus.models.coords import n_masses
+    from otus.physics.observables import observables
+    from otus.processes import get_process
+
+    wenu = get_process(str(Path(__file__).parents[2] / "examples" / "cards" / "wenu.yaml"))
+    assert n_masses(wenu, "x") == n_masses(wenu, "z") == 1 and n_masses(ZEE, "x") == 1
+    g = np.random.default_rng(3)
+    e = fv.from_ptetaphim(g.uniform(20, 50, 200), g.uniform(-2, 2, 200), g.uniform(-3, 3, 200), 0)
+    met = fv.from_ptetaphim(g.uniform(5, 60, 200), 0.0, g.uniform(-3, 3, 200), 0)
+    met[:, 2], met[:, 3] = 0.0, fv.pt(met)
+    x = np.concatenate([e, met], 1)
+    f = loss_features(wenu, "x", torch.tensor(x), ("pteta", "masses"))
+    np.testing.assert_allclose(f[:, -1].numpy(), observables(wenu, x, "x")["mt_emet"], rtol=1e-9)
