@@ -119,6 +119,19 @@ def work_dir(path: str | Path | None, prefix: str) -> Iterator[Path]:
         yield Path(d)
 
 
+def run_otus(*args: object, check: bool = True, threads: int = 1, quiet: bool = False) -> int:
+    """Run one otus command in a fresh process (its own threads and memory); its exit code.
+
+    Small networks: more intra-op threads than free cores make each step several times
+    slower (threads wait on each other), so the thread count is the caller's option.
+    ``quiet`` discards the command's output (the command line is printed either way)."""
+    cmd = [sys.executable, "-m", "otus", *map(str, args)]
+    print("$", " ".join(cmd[2:]), flush=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    out = subprocess.DEVNULL if quiet else None
+    return subprocess.run(cmd, check=check, env=env, stdout=out, stderr=out).returncode
+
+
 def peak_rss(cmd: Sequence[str], cwd: Path = ROOT) -> tuple[float, float, int]:
     """Peak RSS [MB], wall time [s] and exit code of ``cmd`` run in a fresh process."""
     res = subprocess.run(

@@ -49,6 +49,7 @@ from experiments.common import (
     header,
     machine,
     results_path,
+    run_otus,
     table,
     work_dir,
     write_section,
@@ -62,12 +63,8 @@ AUC_GOAL_FT, MASS_GOAL_FT = 0.55, 2.0
 AUC_GOAL_UNP, MASS_GOAL_UNP, PASS_GOAL_UNP = 0.65, 2.5, 0.03
 
 
-def _otus(*args: object, threads: int = 1, log: Path | None = None) -> None:
-    cmd = [sys.executable, "-m", "otus", *map(str, args)]
-    print("$", " ".join(cmd[2:]), flush=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    with open(log, "a") if log is not None else open(os.devnull, "w") as f:
-        subprocess.run(cmd, check=True, env=env, stdout=f, stderr=subprocess.STDOUT)
+def _otus(*args: object) -> None:
+    run_otus(*args, quiet=True)
 
 
 def _parallel(jobs: list[list[object]], work: Path) -> None:

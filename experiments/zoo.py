@@ -36,9 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +47,7 @@ from experiments.common import (
     machine,
     now,
     results_path,
+    run_otus,
     table,
     work_dir,
     write_section,
@@ -67,13 +65,7 @@ DEFAULT_DETECTORS = {"zee": "cms,atlas,cms_radiative,crystalball", "ttbar": "cms
 
 
 def _otus(*args: object, check: bool = True, threads: int = 1) -> int:
-    """Run one otus command in a fresh process (its own threads and memory); its exit code."""
-    cmd = [sys.executable, "-m", "otus", *map(str, args)]
-    print("$", " ".join(cmd[2:]), flush=True)
-    # Small networks: more intra-op threads than free cores make each step several times
-    # slower (threads wait on each other), so the thread count is the script's option.
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    return subprocess.run(cmd, check=check, env=env).returncode
+    return run_otus(*args, check=check, threads=threads)
 
 
 def samples(

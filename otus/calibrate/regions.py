@@ -62,6 +62,20 @@ class Region:
             raise ConfigError(f"region {self.expr!r}: is not a condition (use <, >, and, or)")
         return out
 
+    def select(
+        self, process: Process, x: np.ndarray, x_pass: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Mask [N] of detector-level rows ``x`` of ``process`` inside the region; events that
+        failed reconstruction (``x_pass`` false, or non-finite rows) are in no region."""
+        x = np.asarray(x, np.float64)
+        passed = np.all(np.isfinite(x), axis=1)
+        if x_pass is not None:
+            passed &= np.asarray(x_pass, bool)
+        out = np.zeros(len(x), dtype=bool)
+        if passed.any():
+            out[passed] = self.mask(observables(process, x[passed], "x"))
+        return out
+
 
 def parse_region(expr: str, known: Iterable[str]) -> Region:
     """Parse ``expr`` against the observable names ``known``; raise ConfigError if unsafe."""
@@ -184,12 +198,4 @@ def region_mask(
     expr: str, process: Process, x: np.ndarray, x_pass: np.ndarray | None = None
 ) -> np.ndarray:
     """Mask [N] of detector-level rows ``x`` inside region ``expr`` (failed events excluded)."""
-    x = np.asarray(x, np.float64)
-    passed = np.all(np.isfinite(x), axis=1)
-    if x_pass is not None:
-        passed &= np.asarray(x_pass, bool)
-    reg = region_for(expr, process)
-    out = np.zeros(len(x), dtype=bool)
-    if passed.any():
-        out[passed] = reg.mask(observables(process, x[passed], "x"))
-    return out
+    return region_for(expr, process).select(process, x, x_pass)

@@ -164,13 +164,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _fine_tune_config(args: argparse.Namespace, process: Any) -> Any:
     """The initial run's configuration for fine-tuning, with --config's keys over it."""
-    from otus.errors import ConfigError
     from otus.models.config import load_config
     from otus.models.train import fine_tune_config
 
-    d = fine_tune_config(args.init, args.region)
-    if d.get("process") != process.name:
-        raise ConfigError(
-            f"{args.init}: is a {d.get('process')} run; cannot fine-tune it for {process.name}"
-        )
+    d = fine_tune_config(args.init, args.region, process.name)
     return load_config(args.config, process=process, base=d, where=f"{args.init}/config.yaml")

@@ -31,7 +31,6 @@ from otus.errors import ConfigError, InputFileError
 from otus.io.h5 import info, iter_chunks
 from otus.models.config import DataConfig
 from otus.models.coords import RECOIL_SD_MIN, Coordinates, loss_features, recoil_columns
-from otus.physics.observables import observables
 from otus.processes import Process
 
 Batch = tuple[torch.Tensor, ...]
@@ -41,10 +40,9 @@ def _x_keep(ev: Any, region: Region | None) -> np.ndarray:
     """Rows of a chunk that enter training at detector level: passing, and inside the
     region when one is given."""
     assert ev.x_pass is not None and ev.x is not None
-    keep = np.asarray(ev.x_pass, bool).copy()
-    if region is not None and keep.any():
-        keep[keep] = region.mask(observables(ev.process, ev.x[keep], "x"))
-    return keep
+    if region is None:
+        return np.asarray(ev.x_pass, bool)
+    return region.select(ev.process, ev.x, ev.x_pass)
 
 
 def passing_weight(

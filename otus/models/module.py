@@ -21,9 +21,9 @@ z of passing events (an unfolder of passing x must recover those), with r_{D(z)}
 of ε(z) over accepted reconstructions.
 
 Fully unpaired training has no pass flags; with the data's integrated luminosity L and the
-z sample's cross-section σ the data's yield gives the mean instead (and replaces the z
-sample's pass flags where it has some: when fine-tuning on data, those are the MC's) (``data.pass_rate``
-r = N_pass / (L·σ)): the κ term becomes KL(r ‖ ⟨ε(z)⟩) of the batch, and the τ term's
+z sample's cross-section σ the data's yield gives the mean instead, ``data.pass_rate``
+r = N_pass / (L·σ) (a yield replaces the z sample's pass flags where it has some: when
+fine-tuning on data, those are the MC's): the κ term becomes KL(r ‖ ⟨ε(z)⟩) of the batch, and the τ term's
 weights ε(z) keep their gradient, so the sliced-Wasserstein match of the ε-weighted D(z) to x
 fixes the shape of ε; the prior target is z weighted by ε(z).
 
@@ -66,7 +66,6 @@ from otus.models.coords import loss_features, minkowski_penalty, n_masses
 from otus.models.efficiency import SIMULATE_RETRIES, TRAIN_RETRIES, Efficiency, draw_accepted
 from otus.models.networks import Transport
 from otus.physics import fourvec as fv
-from otus.physics.observables import observables
 from otus.physics.selection import acceptance
 from otus.transport.sliced import random_projections, sliced_wasserstein
 
@@ -219,10 +218,9 @@ class OtusModule(pl.LightningModule):
         selection is redone on the simulated events at every step, a hard cut."""
         if self.region is None:
             return torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
-        rows = x.detach().cpu().double().numpy()
         with np.errstate(all="ignore"):
-            keep = self.region.mask(observables(self.process, rows, "x"))
-        return torch.from_numpy(keep).to(x.device) & torch.isfinite(x).all(1)
+            keep = self.region.select(self.process, x.detach().cpu().numpy())
+        return torch.from_numpy(keep).to(x.device)
 
     @property
     def learns_yield(self) -> bool:

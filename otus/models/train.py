@@ -266,8 +266,8 @@ def _init_state(init: Path, cfg: Config) -> dict[str, Any]:
 
 
 # What fine-tuning changes in the initial run's configuration: it adapts the simulator (the
-# decoder and ε) only, so the encoder's terms are off (the reconstruction term of truncated
-# control-region data shrinks the decoder's noise: measured, experiments/results/data_driven.md);
+# decoder and ε) only, so the encoder's terms are off (the reconstruction term, fed data
+# truncated to the control region, pulls the decoder toward less noise and shorter tails);
 # the data are unpaired (no pair terms); the model is trained already (no anchoring stage; a
 # smaller learning rate, so the start is kept where the control-region data say nothing).
 FINE_TUNE: dict[str, dict[str, Any]] = {
@@ -283,15 +283,18 @@ FINE_TUNE: dict[str, dict[str, Any]] = {
 }
 
 
-def fine_tune_config(init: str | os.PathLike[str], region: str) -> dict[str, Any]:
-    """The configuration (a dict) of a fine-tuning of the run folder ``init`` on data in
-    ``region``: the run's own ``config.yaml`` with :data:`FINE_TUNE` and the region."""
+def fine_tune_config(init: str | os.PathLike[str], region: str, process: str) -> dict[str, Any]:
+    """The configuration (a dict) of a fine-tuning of the run folder ``init`` (a run of
+    ``process``) on data in ``region``: the run's own ``config.yaml`` with :data:`FINE_TUNE`
+    and the region."""
     import yaml
 
     path = Path(init) / "config.yaml"
     if not (Path(init) / LAST).is_file() or not path.is_file():
         raise ConfigError(f"{init}: not a trained run folder (needs {LAST} and config.yaml)")
     d: dict[str, Any] = yaml.safe_load(path.read_text())
+    if d.get("process") != process:
+        raise ConfigError(f"{init}: is a {d.get('process')} run; cannot fine-tune it for {process}")
     for section, kw in FINE_TUNE.items():
         d[section] = {**d.get(section, {}), **kw}
     d["data"] = {
@@ -319,7 +322,8 @@ def fit(
 
     With ``resume`` the run continues from ``out/last.ckpt``. With ``init`` (a run folder)
     training starts from that run's weights and standardisation: fine-tuning, typically on
-    data in ``cfg.data.region`` (:func:`fine_tune_config` makes its configuration). A non-finite loss raises
+    data in ``cfg.data.region`` (:func:`fine_tune_config` makes its configuration).
+    A non-finite loss raises
     :class:`~otus.errors.TrainingError`; the checkpoints written so far stay. A fit that
     fails before writing a checkpoint removes the folders it created for ``out``.
     """
