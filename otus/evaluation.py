@@ -4,6 +4,12 @@
 of :mod:`otus.metrics`, global sliced Wasserstein, classifier AUC, pass rates);
 :func:`markdown` renders it as a table in the style of the OTUS supplementary tables
 (arXiv:2101.08944, W in GeV², χ²_R, KS), plus the triangular discrimination.
+
+A prediction made of replicas (``otus unfold --replicas K``: a ``replica`` dataset) is
+compared through its replica 0 (one complete unfolding, with its own bootstrap weights),
+and each observable gains ``coverage``: the fraction of bins (≥5 truth entries) where the
+mean over replicas lies within one standard deviation over replicas of the truth
+(:func:`otus.metrics.coverage`; ≈ 0.68 for right uncertainties).
 """
 
 from __future__ import annotations
@@ -91,6 +97,49 @@ def rows_and_weights(ev: Events, level: str, name: str) -> tuple[np.ndarray, np.
     return np.asarray(rows, dtype=np.float64), np.asarray(w, dtype=np.float64)
 
 
+def replica_labels(ev: Events, level: str) -> np.ndarray | None:
+    """The replica index of each row :func:`rows_and_weights` returns (None without
+    replicas)."""
+    if ev.replica is None:
+        return None
+    if level == "x":
+        assert ev.x is not None
+        ok = ev.x_pass if ev.x_pass is not None else np.all(np.isfinite(ev.x), axis=1)
+        return np.asarray(ev.replica[ok])
+    return np.asarray(ev.replica)
+
+
+def replica_coverage(
+    process: Any,
+    truth_rows: np.ndarray,
+    pred_rows: np.ndarray,
+    level: str,
+    *,
+    wt: np.ndarray,
+    wp: np.ndarray,
+    labels: np.ndarray,
+    names: Any,
+    bins: int = M.DEFAULT_BINS,
+) -> dict[str, float]:
+    """Per observable, the coverage of the truth by the replicas' ±1σ band (normalised
+    histograms on the :func:`otus.metrics.common_bins` of truth and replica 0)."""
+    ot, op = observables(process, truth_rows, level), observables(process, pred_rows, level)
+    ks = np.unique(labels)
+    out = {}
+    for name in names:
+        a, b = ot[name], op[name]
+        fa = np.isfinite(a)
+        first = labels == ks[0]
+        edges = M.common_bins(a, b[first], wx=wt, wy=wp[first], bins=bins)
+        th, _ = np.histogram(a[fa], edges, weights=wt[fa])
+        counts, _ = np.histogram(a[fa][wt[fa] != 0], edges)
+        mean, std = M.replica_band(
+            [b[labels == k] for k in ks], [wp[labels == k] for k in ks], edges
+        )
+        out[name] = M.coverage(th / wt[fa].sum(), mean, std, counts=counts)
+    return out
+
+
 def auc_features(
     process: Any, truth_rows: np.ndarray, pred_rows: np.ndarray, level: str
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -123,7 +172,9 @@ def evaluate(
 
     Keys: ``process``, ``level``, ``n_truth``/``n_pred`` (events compared), ``pass_rate``
     (x only, weighted), ``global`` (``sliced_w2``, ``classifier_auc``,
-    ``classifier_auc_err``) and ``observables`` (:func:`otus.metrics.compare`).
+    ``classifier_auc_err``) and ``observables`` (:func:`otus.metrics.compare`). A
+    prediction with replicas adds ``replicas`` (K) and a ``coverage`` per observable; its
+    other metrics use replica 0.
     """
     if truth.process.name != pred.process.name:
         raise OtusError(
@@ -135,6 +186,10 @@ def evaluate(
     selected = lv == "z" and _made_by(pred) == "unfold" and truth.x_pass is not None
     truth = unfold_target(truth, pred, lv)
     t, wt = rows_and_weights(truth, lv, "truth")
+    every = pred
+    labels = replica_labels(pred, lv)
+    if pred.replica is not None:
+        pred = pred.subset(pred.replica == pred.replica.min())
     p, wp = rows_and_weights(pred, lv, "prediction")
     if not use_weights:
         wt, wp = np.ones(len(t)), np.ones(len(p))
@@ -167,6 +222,16 @@ def evaluate(
         glob["classifier_auc"], glob["classifier_auc_err"] = a, e
     rep["global"] = glob
     rep["observables"] = M.compare(proc, t, p, lv, wt=wt, wp=wp, bins=bins)
+    if labels is not None:
+        pa, wpa = rows_and_weights(every, lv, "prediction")
+        if not use_weights:
+            wpa = np.ones(len(pa))
+        rep["replicas"] = len(np.unique(labels))
+        cov = replica_coverage(
+            proc, t, pa, lv, wt=wt, wp=wpa, labels=labels, names=rep["observables"], bins=bins
+        )
+        for name, c in cov.items():
+            rep["observables"][name]["coverage"] = c
     return rep
 
 
@@ -203,14 +268,21 @@ def markdown(report: dict[str, Any], *, title: str | None = None) -> str:
             f"- classifier AUC (0.5 = indistinguishable): "
             f"{g['classifier_auc']:.4f} ± {g['classifier_auc_err']:.4f}"
         )
+    k = report.get("replicas")
+    if k:
+        lines.append(
+            f"- prediction: {k} replicas; metrics of replica 0, coverage of the truth by the "
+            "replicas' mean ± σ (fraction of bins; ≈0.68 for right uncertainties)"
+        )
+    head, head_md = ((*_HEAD, "coverage"), (*_HEAD_MD, "coverage")) if k else (_HEAD, _HEAD_MD)
     lines += [
         "",
-        "| observable | mean truth | mean pred | " + " | ".join(_HEAD_MD) + " |",
-        "|---|" + "---|" * (2 + len(_HEAD)),
+        "| observable | mean truth | mean pred | " + " | ".join(head_md) + " |",
+        "|---|" + "---|" * (2 + len(head)),
     ]
     for name, m in report["observables"].items():
         cells = [_fmt(m.get("mean_truth")), _fmt(m.get("mean_pred"))]
-        cells += [_fmt(m.get(k)) for k in _HEAD]
+        cells += [_fmt(m.get(c)) for c in head]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += [
         "",

@@ -2,7 +2,8 @@
 
 Every plotting function takes matplotlib ``Axes`` and returns them; only the CLI saves
 files. The HEP look comes from mplhep's CMS style when mplhep is installed and from
-:func:`hep_style` otherwise. Statistical bands are ±1σ with σ² = Σw² per bin.
+:func:`hep_style` otherwise. Statistical bands are ±1σ with σ² = Σw² per bin, or, for a
+prediction made of replicas (``otus unfold --replicas``), the standard deviation over them.
 """
 
 from __future__ import annotations
@@ -100,14 +101,21 @@ def hist_ratio(
     truth_label: str = "truth",
     pred_label: str = "prediction",
     logy: bool = False,
+    replica: Any = None,
 ) -> tuple[Any, Any]:
     """Normalised histograms of truth and prediction and their ratio prediction/truth.
 
     Both histograms are normalised to unit area over *all* finite entries (so events
     outside ``range`` lower the curves instead of being renormalised away). Shaded bands are
-    the statistical ±1σ of each sample; the ratio band combines both in quadrature.
+    the statistical ±1σ of each sample; the ratio band combines both in quadrature. With
+    ``replica`` (the replica index of each ``pred`` entry) the prediction is the mean of the
+    replicas' histograms and its band their standard deviation
+    (:func:`otus.metrics.replica_band`).
     """
     t, wt = _finite(truth, wt)
+    labels = None
+    if replica is not None:
+        labels = np.asarray(replica).reshape(-1)[np.isfinite(np.asarray(pred, float).reshape(-1))]
     p, wp = _finite(pred, wp)
     edges = (
         np.asarray(bins)
@@ -116,6 +124,13 @@ def hist_ratio(
     )
     ht, et = _density(t, wt, edges, wt.sum())
     hp, ep = _density(p, wp, edges, wp.sum())
+    if labels is not None:
+        from otus.metrics import replica_band
+
+        ks = np.unique(labels)
+        hp, ep = replica_band([p[labels == k] for k in ks], [wp[labels == k] for k in ks], edges)
+        hp, ep = hp / np.diff(edges), ep / np.diff(edges)
+        pred_label = f"{pred_label}, mean ± σ of {len(ks)} replicas"
     for h, e, c, lab, fill in (
         (ht, et, TRUTH_COLOR, truth_label, False),
         (hp, ep, PRED_COLOR, pred_label, True),

@@ -38,6 +38,32 @@ def add_apply_parser(sub: Any, name: str, *, help: str, description: str, apply:
     p.add_argument("--out", required=True)
     p.add_argument("--repeats", type=int, default=1, help="stochastic samples per event")
     p.add_argument("--batch-size", type=int, default=65536)
+    if name == "unfold":
+        p.add_argument(
+            "--iterations",
+            type=int,
+            default=0,
+            metavar="N",
+            help="N iterations that remove the answer's dependence on the training sample's "
+            "parton-level spectrum (reweighted encoder draws, as iterative Bayesian unfolding "
+            "iterates its prior); 0: the plain encoder E(x)",
+        )
+        p.add_argument(
+            "--prior",
+            default=None,
+            metavar="F",
+            help="with --iterations: the parton-level events the run was trained on (default: "
+            "the file recorded in the run's provenance.json)",
+        )
+        p.add_argument(
+            "--replicas",
+            type=int,
+            default=0,
+            metavar="K",
+            help="K replicas of the unfolding for uncertainties: replica k uses bootstrap "
+            "member k of RUN (otus fit --replicas) and Poisson(1)-resampled input weights; "
+            "output .h5 with every event once per replica and a 'replica' dataset",
+        )
     add_seed(p)
 
     def run(args: argparse.Namespace) -> int:
@@ -47,6 +73,16 @@ def add_apply_parser(sub: Any, name: str, *, help: str, description: str, apply:
 
         if args.repeats < 1 or args.batch_size < 1:
             raise OtusError("--repeats and --batch-size must be >= 1")
+        extra = {}
+        if getattr(args, "replicas", 0):
+            if args.replicas < 0:
+                raise OtusError(f"--replicas must be >= 0, got {args.replicas}")
+            extra["replicas"] = args.replicas
+        if getattr(args, "iterations", 0):
+            extra["iterations"] = args.iterations
+            extra["prior"] = args.prior
+        elif getattr(args, "prior", None) is not None:
+            raise OtusError("--prior is used by --iterations only")
         sur = load_run(args.run)
         n = getattr(ap, apply)(
             sur,
@@ -55,6 +91,7 @@ def add_apply_parser(sub: Any, name: str, *, help: str, description: str, apply:
             seed=args.seed,
             repeats=args.repeats,
             batch_size=args.batch_size,
+            **extra,
         )
         print(f"otus {name}: wrote {n} {sur.process.name} events to {args.out}")
         return 0

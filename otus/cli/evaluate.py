@@ -1,7 +1,7 @@
 """``otus evaluate --truth T --pred P --out DIR``: metrics table (JSON + Markdown) and plots.
 
 DIR receives ``metrics.json``, ``metrics.md`` and ``plots/*.png`` (one histogram with a
-ratio panel per observable; mass peaks zoomed; z → x transport maps of the reference
+ratio panel per observable, for a prediction with replicas the mean ± σ over them; mass peaks zoomed; z → x transport maps of the reference
 particle when both files hold z and x). DIR is built in a temporary folder beside it and
 renamed at the end, so a failed run leaves no partial output.
 """
@@ -113,7 +113,7 @@ def _plots(
     import numpy as np
 
     from otus import plots
-    from otus.evaluation import rows_and_weights
+    from otus.evaluation import replica_labels, rows_and_weights
     from otus.physics.observables import label, observables
 
     lv = report["level"]
@@ -122,6 +122,7 @@ def _plots(
     p, wp = rows_and_weights(pred, lv, "prediction")
     if not use_weights:
         wt, wp = np.ones(len(t)), np.ones(len(p))
+    extra: dict[str, Any] = {} if pred.replica is None else {"replica": replica_labels(pred, lv)}
     ot, op = observables(proc, t, lv), observables(proc, p, lv)
     folder.mkdir()
     written = []
@@ -144,6 +145,7 @@ def _plots(
                 bins=nbins,
                 truth_label=f"{labels[0]} ({lv})",
                 pred_label=f"{labels[1]} ({lv})",
+                **extra,
             )
             ax.set_title(
                 f"{proc.name}: W={m['W']:.3g}  χ²_R={m['chi2_r']:.3g}  KS={m['KS']:.3g}",

@@ -70,6 +70,16 @@ def register(sub: Any) -> None:
         type=int,
         help="machines in a multi-node DDP run (see README)",
     )
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also train a bootstrap ensemble of K members in OUT/replicas/000 ... (seed + 1 + k, "
+        "event weights x Poisson(1) draws), for the uncertainties of otus unfold --replicas; "
+        "--max-time applies per member; with --resume, members that exist continue and "
+        "missing ones are trained",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument(
         "--seed", type=int, default=None, help="random seed (default: the config's seed, 0)"
@@ -96,7 +106,13 @@ def run(args: argparse.Namespace) -> int:
 
     from otus.errors import ConfigError
 
+    if args.replicas < 0:
+        raise ConfigError(f"--replicas must be >= 0, got {args.replicas}")
     if args.init is not None:
+        if args.replicas:
+            raise ConfigError(
+                "--replicas trains a bootstrap ensemble; it cannot fine-tune (--init)"
+            )
         if args.region is None:
             raise ConfigError(
                 "--init needs --region: the control region where the data constrain the "
@@ -157,8 +173,13 @@ def run(args: argparse.Namespace) -> int:
         import yaml
 
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    if args.replicas:
+        from otus.models.replicas import fit_replicas
+
+        fit_replicas(cfg, args.data, run_dir, args.replicas, z_data=args.z_data, resume=args.resume)
     what = f"fine-tuned {args.init} into" if args.init else f"trained {cfg.process} model in"
-    print(f"otus fit: {what} {run_dir}")
+    ens = f" and {args.replicas} bootstrap replicas" if args.replicas else ""
+    print(f"otus fit: {what} {run_dir}{ens}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The otus event file: HDF5 with datasets ``z``, ``x``, ``x_pass``, ``weight``.
+"""The otus event file: HDF5 with datasets ``z``, ``x``, ``x_pass``, ``weight`` (and, in
+unfolded files with replicas, ``replica``: every event once per replica, SPEC §4).
 
 Writing is atomic and incremental (:class:`EventWriter`); reading validates the schema and
 can stream fixed-size chunks (:func:`iter_chunks`) without loading the whole file. Plain named
@@ -29,7 +30,9 @@ _CHUNK_ROWS = 8192
 
 @dataclass
 class Events:
-    """Events of one process in memory. ``z`` or ``x`` may be None (a file may hold one level)."""
+    """Events of one process in memory. ``z`` or ``x`` may be None (a file may hold one level);
+    ``replica`` [N] (int) numbers the replica of each row in a file of replicas
+    (``otus unfold --replicas``), None elsewhere."""
 
     process: Process
     z: np.ndarray | None = None
@@ -37,6 +40,7 @@ class Events:
     x_pass: np.ndarray | None = None
     weight: np.ndarray | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    replica: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self)
@@ -65,6 +69,7 @@ class Events:
             take(self.x_pass),
             take(self.weight),
             dict(self.provenance),
+            take(self.replica),
         )
 
 
@@ -94,10 +99,17 @@ def _check_arrays(ev: Events, where: str) -> None:
             raise OtusError(f"{where}: weight has {len(ev.weight)} rows, expected {n}")
         if not np.all(np.isfinite(ev.weight)):
             raise OtusError(f"{where}: weight holds NaN or inf")
+    if ev.replica is not None:
+        if ev.replica.shape != (n,):
+            raise OtusError(f"{where}: replica has shape {ev.replica.shape}, expected ({n},)")
+        if n and ev.replica.min() < 0:
+            raise OtusError(f"{where}: replica holds negative indices")
 
 
 class EventWriter(AtomicWriter):
     """Append events to an HDF5 event file, atomically (the file appears on ``close``).
+    With ``replicas`` the file gets the int dataset ``replica`` and every appended
+    :class:`Events` must carry its ``replica`` array.
 
     Example::
 
@@ -115,10 +127,12 @@ class EventWriter(AtomicWriter):
         provenance: dict[str, Any] | None = None,
         compression: str | None = "gzip",
         cross_section_pb: float | None = None,
+        replicas: bool = False,
     ) -> None:
         self.path = Path(path)
         self.process = process
         self.has_z, self.has_x = has_z, has_x
+        self.replicas = replicas
         super().__init__(self.path)
         tmp = self.tmp
         # HDF5 ≥ 1.10 layout: its metadata (superblock, object headers with the attributes,
@@ -163,6 +177,10 @@ class EventWriter(AtomicWriter):
                 "x_pass", (0,), "bool", maxshape=(None,), chunks=(_CHUNK_ROWS,), **kw
             )
         self._f.create_dataset("weight", (0,), "f8", maxshape=(None,), chunks=(_CHUNK_ROWS,), **kw)
+        if replicas:
+            self._f.create_dataset(
+                "replica", (0,), "i4", maxshape=(None,), chunks=(_CHUNK_ROWS,), **kw
+            )
         a = self._f.attrs
         a["process"] = text_attr(process.name)
         a["process_card"] = text_attr(process.card_text)
@@ -196,9 +214,21 @@ class EventWriter(AtomicWriter):
             )
         if self.has_z != (ev.z is not None) or self.has_x != (ev.x is not None):
             raise OtusError(f"{self.path}: appended events must hold the same levels as the file")
+        if self.replicas != (ev.replica is not None):
+            raise OtusError(
+                f"{self.path}: appended events must carry a replica index exactly when the "
+                "file has one"
+            )
         _check_arrays(ev, str(self.path))
         n, m = self.n, self.n + len(ev)
-        for name, arr in (("z", ev.z), ("x", ev.x), ("x_pass", ev.x_pass), ("weight", ev.weight)):
+        cols = (
+            ("z", ev.z),
+            ("x", ev.x),
+            ("x_pass", ev.x_pass),
+            ("weight", ev.weight),
+            ("replica", ev.replica),
+        )
+        for name, arr in cols:
             if arr is None or name not in self._f:
                 continue
             ds = self._f[name]
@@ -216,7 +246,12 @@ class EventWriter(AtomicWriter):
 def write_events(path: str | os.PathLike[str], ev: Events) -> Path:
     """Write ``ev`` to ``path`` atomically and return the path."""
     with EventWriter(
-        path, ev.process, has_z=ev.z is not None, has_x=ev.x is not None, provenance=ev.provenance
+        path,
+        ev.process,
+        has_z=ev.z is not None,
+        has_x=ev.x is not None,
+        provenance=ev.provenance,
+        replicas=ev.replica is not None,
     ) as w:
         w.append(ev)
     return Path(path)
@@ -319,7 +354,7 @@ def _info(p: Path, f: h5py.File, process: str | Process | None) -> FileInfo:
     has_z, has_x = "z" in f, "x" in f
     if not (has_z or has_x):
         raise InputFileError(f"{p}: holds neither z nor x")
-    for key in ("z", "x", "x_pass", "weight"):
+    for key in ("z", "x", "x_pass", "weight", "replica"):
         if key in f and not isinstance(f[key], h5py.Dataset):
             raise InputFileError(f"{p}: {key} is not a dataset")
     n = -1
@@ -333,9 +368,11 @@ def _info(p: Path, f: h5py.File, process: str | Process | None) -> FileInfo:
             if n >= 0 and shape[0] != n:
                 raise InputFileError(f"{p}: z and x have different numbers of rows")
             n = shape[0]
-    for key in ("x_pass", "weight"):
+    for key in ("x_pass", "weight", "replica"):
         if key in f and f[key].shape != (n,):
             raise InputFileError(f"{p}: {key} has shape {f[key].shape}, expected ({n},)")
+    if "replica" in f and f["replica"].dtype.kind not in "iu":
+        raise InputFileError(f"{p}: replica has type {f['replica'].dtype}, expected integers")
     try:
         prov = json.loads(f.attrs.get("provenance", "{}"))
     except (TypeError, ValueError):
@@ -367,7 +404,8 @@ def _read_slice(f: h5py.File, fi: FileInfo, sl: slice) -> Events:
     x = np.asarray(f["x"][sl], dtype=np.float32) if fi.has_x else None
     x_pass = np.asarray(f["x_pass"][sl], dtype=bool) if fi.has_x and "x_pass" in f else None
     w = np.asarray(f["weight"][sl], dtype=np.float64) if "weight" in f else None
-    ev = Events(fi.process, z, x, x_pass, w, fi.provenance)
+    rep = np.asarray(f["replica"][sl], dtype=np.int64) if "replica" in f else None
+    ev = Events(fi.process, z, x, x_pass, w, fi.provenance, rep)
     _check_arrays(ev, str(fi.path))
     return ev
 

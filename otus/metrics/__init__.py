@@ -20,7 +20,9 @@ Per observable (the OTUS supplementary tables, arXiv:2101.08944):
 
 Whole events: :func:`sliced_w2` (sliced Wasserstein, 1000 slices, p = 2) and
 :func:`classifier_auc` (two-sample classifier test; 0.5 = indistinguishable). OT maps:
-:func:`l2_uvp` (Korotin et al., arXiv:2106.01954). :func:`compare` applies the per-observable
+:func:`l2_uvp` (Korotin et al., arXiv:2106.01954). Uncertainties of unfolded histograms from
+replicas: :func:`replica_band` (mean ± std over replicas) and :func:`coverage` (fraction of
+bins whose ±1σ band covers the truth). :func:`compare` applies the per-observable
 metrics to every physics observable of a process (:mod:`otus.physics.observables`).
 """
 
@@ -33,7 +35,9 @@ from otus.metrics.univariate import (
     all_1d,
     chi2_r,
     common_bins,
+    coverage,
     ks,
+    replica_band,
     triangular,
     w2,
 )
@@ -47,8 +51,10 @@ __all__ = [
     "classifier_auc",
     "common_bins",
     "compare",
+    "coverage",
     "ks",
     "l2_uvp",
+    "replica_band",
     "sliced_w2",
     "triangular",
     "w2",

@@ -5,6 +5,7 @@ Example::
     sur = load_run("runs/zee")
     x_sim = sur.simulate(z, seed=1, repeats=3)   # [3 N, Dx], event-major
     z_unf = sur.unfold(x_pass_rows, seed=1)      # [N, Dz]
+    members = load_replicas("runs/zee", 10)      # bootstrap ensemble (otus fit --replicas)
 """
 
 from __future__ import annotations
@@ -146,3 +147,20 @@ def load_run(
     if process is not None and process != module.process.name:
         raise InputFileError(f"{run}: is a {module.process.name} model, not {process}")
     return Surrogate(module.process, module, run)
+
+
+def load_replicas(
+    run_dir: str | os.PathLike[str], n: int | None = None, *, device: Any = "cpu"
+) -> list[Surrogate]:
+    """The bootstrap members 0 … n − 1 of a run trained with ``otus fit --replicas``
+    (``run_dir/replicas/000`` …; all of them when ``n`` is None); an error when the run
+    holds fewer than ``n``."""
+    from otus.models.replicas import count_members, member_runs
+
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise InputFileError(f"{run}: no such run folder")
+    k = count_members(run) if n is None else n
+    if n is None and k == 0:
+        raise InputFileError(f"{run}: holds no bootstrap replicas (otus fit --replicas K)")
+    return [load_run(d, device=device) for d in member_runs(run, k)]

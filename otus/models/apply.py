@@ -4,7 +4,10 @@ Input and output formats: ``simulate`` reads ``.h5`` (z) or ``.lhe[.gz]`` and
 writes ``.h5`` or Delphes-layout ``.root``; ``unfold`` reads ``.h5`` (passing x) or Delphes or
 NanoAOD ``.root`` and writes ``.h5`` or ``.lhe.gz``. Written ``.h5`` files are paired: row i holds
 the input event and one stochastic output; with ``repeats`` K the K outputs of an event are
-adjacent and each carries weight w/K, so weighted sums are unchanged. Simulated rows outside
+adjacent and each carries weight w/K, so weighted sums are unchanged. ``unfold`` with
+``replicas`` K (a run trained with ``otus fit --replicas``) writes every event once per
+replica, replica k unfolded by member k with the input weights × Poisson(1) counts (seed,
+k, input row) (:mod:`otus.models.replicas`), and the dataset ``replica``. Simulated rows outside
 the detector acceptance, or lost to the learnt efficiency ε(z), are stored as failing (NaN,
 ``x_pass`` false), like real data.
 """
@@ -73,7 +76,10 @@ def _input_chunks(sur: Surrogate, path: Path, level: str) -> Iterator[Events]:
         yield ev.subset(slice(a, a + CHUNK))
 
 
-def _prov(sur: Surrogate, inp: Path, command: str, seed: int, repeats: int) -> dict[str, Any]:
+def _prov(
+    sur: Surrogate, inp: Path, command: str, seed: int, repeats: int, replicas: int = 0
+) -> dict[str, Any]:
+    extra: dict[str, Any] = {"replicas": replicas} if replicas else {}
     return provenance(
         seed=seed,
         inputs=[str(inp)],
@@ -81,6 +87,7 @@ def _prov(sur: Surrogate, inp: Path, command: str, seed: int, repeats: int) -> d
         run=str(sur.run_dir),
         repeats=repeats,
         process=sur.process.name,
+        **extra,
     )
 
 
@@ -88,8 +95,14 @@ class _Sink:
     """Where results go: an atomic HDF5 writer, or a list handed to ``finish`` (the LHE or
     ROOT writer, which need all rows) once every chunk succeeded."""
 
-    def __init__(self, out: Path, p: Any, prov: dict[str, Any], h5: bool) -> None:
-        self.writer = EventWriter(out, p, has_z=True, has_x=True, provenance=prov) if h5 else None
+    def __init__(
+        self, out: Path, p: Any, prov: dict[str, Any], h5: bool, replicas: bool = False
+    ) -> None:
+        self.writer = (
+            EventWriter(out, p, has_z=True, has_x=True, provenance=prov, replicas=replicas)
+            if h5
+            else None
+        )
         self.parts: list[Events] = []
 
     def append(self, ev: Events) -> None:
@@ -116,6 +129,7 @@ def _apply_file(
     repeats: int,
     chunks: Callable[[Path], Iterator[Events]],
     finish: Callable[[_Sink, dict[str, Any]], int],
+    replicas: int = 0,
 ) -> int:
     """Write ``chunks(inp)`` to ``out``: HDF5 chunk by chunk, any other format through
     ``finish`` once every chunk succeeded; nothing is left behind on failure."""
@@ -123,8 +137,8 @@ def _apply_file(
     if osuf not in formats:
         want = " or ".join(f for f in formats if f != ".hdf5")
         raise OtusError(f"{out}: unsupported output format; expected {want}")
-    prov = _prov(sur, inp, command, seed, repeats)
-    sink = _Sink(out, sur.process, prov, osuf in (".h5", ".hdf5"))
+    prov = _prov(sur, inp, command, seed, repeats, replicas)
+    sink = _Sink(out, sur.process, prov, osuf in (".h5", ".hdf5"), replicas > 0)
     try:
         for ev in chunks(inp):
             sink.append(ev)
@@ -180,22 +194,62 @@ def unfold_file(
     seed: int,
     repeats: int = 1,
     batch_size: int = CHUNK,
+    replicas: int = 0,
+    iterations: int = 0,
+    prior: str | os.PathLike[str] | None = None,
 ) -> int:
-    """Unfold every passing detector-level event of ``inp``; return the rows written."""
+    """Unfold every passing detector-level event of ``inp``; return the rows written.
+
+    With ``iterations`` N > 0 the encoder's draws are reweighted N times toward the data's
+    own parton-level spectrum (:mod:`otus.models.iterate`), starting from the training
+    sample's passing z (``prior``: that file, default the one the run was trained on); the
+    passing events of ``inp`` are then held in memory.
+
+    With ``replicas`` K > 0 the run (``sur.run_dir``) must hold K bootstrap members
+    (``otus fit --replicas``): replica k unfolds every passing event with member k's encoder
+    and multiplies its weight by a Poisson(1) count fixed by (``seed``, k, input row); the
+    ``.h5`` output holds every event once per replica and the dataset ``replica``.
+    """
     p = sur.process
+    members: list[tuple[int, Surrogate]] = []
+    if replicas:
+        from otus.models.api import load_replicas
+
+        if _suffix(Path(out)) not in (".h5", ".hdf5"):
+            raise OtusError(
+                f"{out}: replicas are written to .h5 only (the file needs the replica dataset)"
+            )
+        members = list(enumerate(load_replicas(sur.run_dir, replicas, device=sur.module.device)))
+
+    if iterations < 0:
+        raise OtusError(f"--iterations must be >= 0, got {iterations}")
 
     def chunks(path: Path) -> Iterator[Events]:
-        n_pass = 0
+        if iterations:
+            yield from _iterated(sur, members, path, seed, repeats, batch_size, iterations, prior)
+            return
+        from otus.models.replicas import poisson_counts
+
+        n_pass = row = 0
         for k, ev in enumerate(_input_chunks(sur, path, "x")):
             assert ev.x is not None and ev.x_pass is not None and ev.weight is not None
+            a, row = row, row + len(ev)
             x = ev.x[ev.x_pass]
             if len(x) == 0:
                 continue
             n_pass += len(x)
-            z = sur.unfold(x, seed=seed + 7919 * k, repeats=repeats, batch_size=batch_size)
             xr = np.repeat(x, repeats, axis=0)
-            w = np.repeat(ev.weight[ev.x_pass], repeats) / repeats
-            yield Events(p, z, xr, np.ones(len(xr), bool), w)
+            ok = np.ones(len(xr), bool)
+            if not members:
+                z = sur.unfold(x, seed=seed + 7919 * k, repeats=repeats, batch_size=batch_size)
+                w = np.repeat(ev.weight[ev.x_pass], repeats) / repeats
+                yield Events(p, z, xr, ok, w)
+            for r, m in members:
+                s = int(np.random.SeedSequence([seed % 2**63, k, r]).generate_state(1)[0])
+                z = m.unfold(x, seed=s, repeats=repeats, batch_size=batch_size)
+                c = poisson_counts(seed, r, 0, a, row)[ev.x_pass]
+                w = np.repeat(ev.weight[ev.x_pass] * c, repeats) / repeats
+                yield Events(p, z, xr, ok, w, replica=np.full(len(xr), r, np.int32))
         if n_pass == 0:
             raise InputFileError(f"{path}: holds no passing detector-level events to unfold")
 
@@ -205,4 +259,65 @@ def unfold_file(
         return len(z)
 
     formats = (".h5", ".hdf5", ".lhe.gz")
-    return _apply_file(sur, Path(inp), Path(out), "unfold", formats, seed, repeats, chunks, finish)
+    return _apply_file(
+        sur, Path(inp), Path(out), "unfold", formats, seed, repeats, chunks, finish, replicas
+    )
+
+
+def _iterated(
+    sur: Surrogate,
+    members: list[tuple[int, Surrogate]],
+    path: Path,
+    seed: int,
+    repeats: int,
+    batch_size: int,
+    iterations: int,
+    prior: str | os.PathLike[str] | None,
+) -> Iterator[Events]:
+    """:func:`unfold_file`'s events with ``iterations`` > 0: every passing event of ``path``
+    at once (the iteration's classifier sees the whole unfolded sample), per replica when
+    ``members`` are given (each with its bootstrap weights of the input, as without
+    iterations; all share the nominal training prior)."""
+    from otus.models.iterate import feature_matrix, iterate_unfolding, training_prior
+    from otus.models.replicas import poisson_counts
+
+    p = sur.process
+    xs, ws, counts = [], [], []
+    row = 0
+    for ev in _input_chunks(sur, path, "x"):
+        assert ev.x is not None and ev.x_pass is not None and ev.weight is not None
+        a, row = row, row + len(ev)
+        xs.append(ev.x[ev.x_pass])
+        ws.append(ev.weight[ev.x_pass])
+        counts.append([poisson_counts(seed, r, 0, a, row)[ev.x_pass] for r, _ in members])
+    x, w = np.concatenate(xs), np.concatenate(ws)
+    if len(x) == 0:
+        raise InputFileError(f"{path}: holds no passing detector-level events to unfold")
+    f_prior, w_prior = training_prior(sur, prior, seed=seed)
+
+    def features(z: np.ndarray) -> np.ndarray:
+        return feature_matrix(p, z)
+
+    runs = members or [(-1, sur)]
+    for i, (r, m) in enumerate(runs):
+        w_r = w * np.concatenate([c[i] for c in counts]) if members else w
+
+        def sample(xx: np.ndarray, s: int, k: int, m: Surrogate = m) -> np.ndarray:
+            return m.unfold(xx, seed=s, repeats=k, batch_size=batch_size)
+
+        s = seed if r < 0 else int(np.random.SeedSequence([seed % 2**63, r]).generate_state(1)[0])
+        keep = w_r != 0  # bootstrap-dropped events keep their rows (weight 0)
+        z = np.empty((len(x) * repeats, p.dz), np.float32)
+        rows = np.repeat(keep, repeats)
+        z[rows] = iterate_unfolding(
+            sample, x[keep], w_r[keep], f_prior, w_prior, features,
+            iterations=iterations, seed=s, repeats=repeats,
+        )  # fmt: skip
+        if (~keep).any():
+            z[~rows] = sample(x[~keep], s + 1, repeats)
+        wr = np.repeat(w_r, repeats) / repeats
+        xr = np.repeat(x, repeats, axis=0)
+        for a in range(0, len(z), CHUNK):
+            sl = slice(a, a + CHUNK)
+            rep = None if r < 0 else np.full(len(z[sl]), r, np.int32)
+            yield Events(p, z[sl], xr[sl], np.ones(len(z[sl]), bool), wr[sl], replica=rep)

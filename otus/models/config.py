@@ -83,6 +83,10 @@ class DataConfig:
     luminosity: float | None = None
     cross_section: float | None = None
     pass_rate: float | None = None
+    # Bootstrap member of an ensemble (otus fit --replicas): None trains on the events as they
+    # are; an index k multiplies every training event's weight by a Poisson(1) draw fixed by
+    # (seed, k, row) (otus.models.replicas.poisson_counts), in the loss and the statistics.
+    bootstrap: int | None = None
 
 
 @dataclass(frozen=True)
@@ -234,6 +238,9 @@ def _validate(cfg: Config) -> None:
         if not isinstance(cfg.data.region, str):
             raise ConfigError(f"data.region must be a region expression, got {cfg.data.region!r}")
         region_for(cfg.data.region, config_process(cfg))
+    b = cfg.data.bootstrap
+    if b is not None and (isinstance(b, bool) or not isinstance(b, int) or b < 0):
+        raise ConfigError(f"data.bootstrap must be a member index >= 0 (or null), got {b!r}")
     if not 0.0 < cfg.data.val_fraction < 0.5:
         raise ConfigError(f"data.val_fraction must be in (0, 0.5), got {cfg.data.val_fraction}")
     if cfg.optim.lr <= 0:

@@ -11,6 +11,9 @@ uses each event's pass flag, not its pairing). One epoch ends when both streams 
 Under DDP each rank takes every ``world``-th batch of the same global sequence (see
 :meth:`OtusDataModule.rank_world`), so ranks see disjoint batches and equal step counts.
 Standardisation statistics come from the training rows only (:meth:`fit_statistics`).
+A bootstrap member (``data.bootstrap`` k, :mod:`otus.models.replicas`) multiplies each row's
+weight by its Poisson(1) count, fixed by (seed, k, file, row), and drops rows counted 0; the
+statistics weight the rows by the same counts.
 """
 
 from __future__ import annotations
@@ -31,9 +34,12 @@ from otus.errors import ConfigError, InputFileError
 from otus.io.h5 import info, iter_chunks
 from otus.models.config import DataConfig
 from otus.models.coords import RECOIL_SD_MIN, Coordinates, loss_features, recoil_columns
+from otus.models.replicas import poisson_counts
 from otus.processes import Process
 
 Batch = tuple[torch.Tensor, ...]
+# (seed, member, stream) of a bootstrap member's Poisson draws (otus.models.replicas)
+Boot = tuple[int, int, int]
 
 
 def _x_keep(ev: Any, region: Region | None) -> np.ndarray:
@@ -50,15 +56,22 @@ def passing_weight(
     process: Process,
     region: str | None = None,
     chunk: int = 65536,
+    boot: Boot | None = None,
 ) -> tuple[float, int]:
     """(sum of weights, count) of the passing detector-level events of a whole file, inside
-    ``region`` when given: the observed yield N_pass of the efficiency-from-yield term."""
+    ``region`` when given: the observed yield N_pass of the efficiency-from-yield term
+    (with ``boot``, of a bootstrap member: weights × Poisson counts, rows counted 0 dropped)."""
     reg = region_for(region, process) if region is not None else None
     total, n = 0.0, 0
+    a = 0
     for ev in iter_chunks(path, chunk, process):
         assert ev.weight is not None
-        keep = _x_keep(ev, reg)
-        total += float(ev.weight[keep].sum())
+        keep, w = _x_keep(ev, reg), ev.weight
+        if boot is not None:
+            c = poisson_counts(*boot, a, a + len(ev))
+            keep, w = keep & (c > 0), w * c
+        a += len(ev)
+        total += float(w[keep].sum())
         n += int(keep.sum())
     return total, n
 
@@ -72,35 +85,48 @@ def _rows(
     chunk: int,
     partner: bool = False,
     region: Region | None = None,
+    boot: Boot | None = None,
+    counts: bool = False,
 ) -> Iterator[tuple[np.ndarray, ...]]:
     """(rows, weights) per chunk; z levels add the events' pass flags (1/0 as float, NaN
     where the file has no detector level), which the efficiency model ε(z) learns from, and
     with ``partner`` each z event's own detector-level row (paired files; the supervised
     ``loss.paired`` term uses it for passing events only). x rows are the passing ones,
-    inside ``region`` when given."""
+    inside ``region`` when given. With ``boot`` (a bootstrap member) the weights are
+    multiplied by the rows' Poisson counts and rows counted 0 are dropped; ``counts`` adds
+    those counts (ones without ``boot``) as a last column."""
+    a = start
     for ev in iter_chunks(path, chunk, process, start, stop):
         assert ev.weight is not None  # Events fills in unit weights
-        if level == "z":
+        n = len(ev)
+        c = poisson_counts(*boot, a, a + n) if boot is not None else np.ones(n, np.int64)
+        a += n
+        w = ev.weight * c if boot is not None else ev.weight
+        keep: np.ndarray | None = c > 0 if boot is not None else None
+        cols: tuple[np.ndarray, ...]
+        if level in ("z", "z|pass"):
             assert ev.z is not None
-            flag = (
-                ev.x_pass.astype(np.float32)
-                if ev.x_pass is not None
-                else np.full(len(ev.z), np.nan, np.float32)
-            )
+            if level == "z|pass":
+                assert ev.x_pass is not None
+                keep = ev.x_pass if keep is None else keep & ev.x_pass
+                flag = np.ones(n, np.float32)
+            elif ev.x_pass is not None:
+                flag = ev.x_pass.astype(np.float32)
+            else:
+                flag = np.full(n, np.nan, np.float32)
             if partner:
                 assert ev.x is not None
-                yield ev.z, ev.weight, flag, ev.x
+                cols = (ev.z, w, flag, ev.x)
             else:
-                yield ev.z, ev.weight, flag
-        elif level == "z|pass":
-            assert ev.x_pass is not None and ev.z is not None and ev.x is not None
-            z = ev.z[ev.x_pass]
-            cols = (z, ev.weight[ev.x_pass], np.ones(len(z), np.float32))
-            yield (*cols, ev.x[ev.x_pass]) if partner else cols
+                cols = (ev.z, w, flag)
         else:
             assert ev.x is not None
-            keep = _x_keep(ev, region)
-            yield ev.x[keep], ev.weight[keep]
+            sel = _x_keep(ev, region)
+            keep = sel if keep is None else keep & sel
+            cols = (ev.x, w)
+        if counts:
+            cols = (*cols, c.astype(np.float64))
+        yield cols if keep is None else tuple(col[keep] for col in cols)
 
 
 def _stream(
@@ -115,6 +141,7 @@ def _stream(
     rng: np.random.Generator | None,
     partner: bool = False,
     region: Region | None = None,
+    boot: Boot | None = None,
 ) -> Iterator[Batch]:
     """One pass over rows [start, stop) as batches (shuffled when ``rng`` is given)."""
     starts = np.arange(start, stop, chunk)
@@ -123,7 +150,7 @@ def _stream(
     buf: list[tuple[np.ndarray, ...]] = []
     for a in starts:
         for cols in _rows(
-            path, level, process, int(a), min(int(a) + chunk, stop), chunk, partner, region
+            path, level, process, int(a), min(int(a) + chunk, stop), chunk, partner, region, boot
         ):
             if rng is not None:
                 perm = rng.permutation(len(cols[0]))
@@ -171,6 +198,7 @@ class _Pairs(IterableDataset):
                     rng=rng,
                     partner=dm.paired and level != "x",
                     region=dm.region if level == "x" else None,
+                    boot=dm.boot("x" if level == "x" else "z"),
                 ):
                     got = True
                     yield first, item
@@ -267,6 +295,15 @@ class OtusDataModule(pl.LightningDataModule):
             return 0, 1
         return int(self.trainer.global_rank), int(self.trainer.world_size)
 
+    def boot(self, level: str) -> Boot | None:
+        """(seed, member, stream) of the Poisson draws of ``level``'s file for a bootstrap
+        member (None otherwise); one file read at both levels is one stream, so an event's
+        z and x share a draw."""
+        if self.cfg.bootstrap is None:
+            return None
+        same = self.z_path.resolve() == self.x_path.resolve()
+        return self.seed, self.cfg.bootstrap, 0 if level == "x" or same else 1
+
     def _n_train(self, level: str) -> int:
         return math.floor(self.n[level] * (1.0 - self.cfg.val_fraction))
 
@@ -289,8 +326,21 @@ class OtusDataModule(pl.LightningDataModule):
             lv = self.z_level if level == "z" else level
             w_sum = 0.0
             reg = self.region if level == "x" else None
-            for r, w, *_ in _rows(path, lv, self.process, a, e, self.cfg.chunk_size, region=reg):
+            boot = self.boot(level)
+            counts: list[np.ndarray] = []
+            for r, w, *_, cnt in _rows(
+                path,
+                lv,
+                self.process,
+                a,
+                e,
+                self.cfg.chunk_size,
+                region=reg,
+                boot=boot,
+                counts=True,
+            ):
                 w_sum += float(np.sum(w))
+                counts.append(cnt)
                 t = torch.from_numpy(r).double()
                 acc["c"].append(cmap.encode(t).numpy())
                 acc["f"].append(loss_features(self.process, level, t, features).numpy())
@@ -305,7 +355,12 @@ class OtusDataModule(pl.LightningDataModule):
                         f"the training split sum to {w_sum:.3g}; need > 0"
                     )
                 arr = np.concatenate(parts)
-                mu, sd = arr.mean(0), arr.std(0)
+                if boot is None:
+                    mu, sd = arr.mean(0), arr.std(0)
+                else:  # the bootstrap sample's: rows weighted by their counts
+                    cw = np.concatenate(counts)
+                    mu = np.average(arr, axis=0, weights=cw)
+                    sd = np.sqrt(np.average((arr - mu) ** 2, axis=0, weights=cw))
                 sd = np.where(sd > 1e-6 * np.maximum(np.abs(mu), 1.0), sd, 1.0)
                 if key == "f":
                     for rc in recoil_columns(self.process, level, features):

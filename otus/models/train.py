@@ -130,6 +130,8 @@ def _fit(
         (run / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         inputs = [str(data)] + ([str(z_data)] if z_data is not None else [])
         extra: dict[str, Any] = {"init": str(init)} if init is not None else {}
+        # The training prior, for prior-independent unfolding (otus.models.iterate).
+        extra["z_data"] = str(Path(z_data if z_data is not None else data).resolve())
         prov = provenance(
             seed=cfg.seed,
             inputs=inputs,
@@ -219,7 +221,7 @@ def _yield_target(cfg: Config, dm: Any) -> Config:
     d = cfg.data
     if d.luminosity is None and d.region is None:
         return cfg
-    n_pass, n_rows = passing_weight(dm.x_path, dm.process, d.region)
+    n_pass, n_rows = passing_weight(dm.x_path, dm.process, d.region, boot=dm.boot("x"))
     if d.region is not None and n_rows == 0:
         raise ConfigError(f"{dm.x_path}: no passing events inside region {d.region!r}")
     if d.luminosity is None:
