@@ -14,6 +14,9 @@ recoil gluon (status 1) at the rapidity of the z system balances it, so four-mom
 conserved and showers (Pythia's checks) accept the event; readers ignore it. The weight goes
 to XWGTUP (IDWTUP = −4: weighted events of either sign); momenta are written with 11
 significant digits (exact for float32), weights with 17. Provenance is an XML comment.
+Unfolded events of a bootstrap ensemble carry their replica index as a last line of the
+event block, ``#otus replica K`` (the LHE standard's optional information lines, which
+Pythia and pylhe skip); each replica is one complete unfolding with its own weights.
 """
 
 from __future__ import annotations
@@ -263,10 +266,21 @@ class LHEWriter(AtomicWriter):
         self.n = 0
 
     def append(
-        self, z: np.ndarray, weight: np.ndarray, *, incoming_pdg: np.ndarray | None = None
+        self,
+        z: np.ndarray,
+        weight: np.ndarray,
+        *,
+        incoming_pdg: np.ndarray | None = None,
+        replica: np.ndarray | None = None,
     ) -> None:
-        """Write events z [N, Dz] with weights [N] (and incoming PDG ids [N, 2])."""
+        """Write events z [N, Dz] with weights [N] (and incoming PDG ids [N, 2], replica
+        indices [N])."""
         z, weight, pdg = _checked(self.path, self.process, z, weight, incoming_pdg, empty_ok=True)
+        if replica is not None and np.shape(replica) != (len(z),):
+            raise OtusError(
+                f"{self.path}: replica has shape {np.shape(replica)}, expected ({len(z)},)"
+            )
+        tails = [f"#otus replica {int(k)}\n" for k in replica] if replica is not None else None
         for a in range(0, len(z), _BLOCK):
             sl = slice(a, a + _BLOCK)
             table, need, scale = _table(self.process, z[sl], pdg[sl], self.beam_energy, self.path)
@@ -289,8 +303,9 @@ class LHEWriter(AtomicWriter):
                 "".join(
                     "<event>\n"
                     + (full % tuple(r) if r[0] == n_part else short % tuple(r[:k_short]))
+                    + (tails[a + i] if tails is not None else "")
                     + "</event>\n"
-                    for r in vals.tolist()
+                    for i, r in enumerate(vals.tolist())
                 )
             )
         self.n += len(z)
@@ -317,11 +332,13 @@ def write_lhe(
     incoming_pdg: np.ndarray | None = None,
     provenance: dict[str, Any] | None = None,
     beam_energy: float = 6500.0,
+    replica: np.ndarray | None = None,
 ) -> Path:
     """Write events as a Les Houches v3 file (gzip'd when ``path`` ends in ``.gz``), atomically.
 
-    Event records: module docstring. The init block's cross-section is the mean weight (pb),
-    its error the standard error of the mean.
+    Event records: module docstring (``replica``: the replica index of each event). The init
+    block's cross-section is the mean weight (pb), its error the standard error of the mean;
+    for a file of K replicas, each of the whole sample, that is the mean over replicas.
     """
     out = Path(path)
     if not isinstance(process, Process):
@@ -332,5 +349,5 @@ def write_lhe(
     with LHEWriter(
         out, process, cross_section=xsec, provenance=provenance, beam_energy=beam_energy
     ) as w:
-        w.append(z, weight, incoming_pdg=pdg)
+        w.append(z, weight, incoming_pdg=pdg, replica=replica)
     return out

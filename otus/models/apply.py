@@ -215,10 +215,6 @@ def unfold_file(
     if replicas:
         from otus.models.api import load_replicas
 
-        if _suffix(Path(out)) not in (".h5", ".hdf5"):
-            raise OtusError(
-                f"{out}: replicas are written to .h5 only (the file needs the replica dataset)"
-            )
         members = list(enumerate(load_replicas(sur.run_dir, replicas, device=sur.module.device)))
 
     if iterations < 0:
@@ -255,7 +251,9 @@ def unfold_file(
 
     def finish(sink: _Sink, prov: dict[str, Any]) -> int:
         z = sink.column("z")
-        _io("lhe").write_lhe(Path(out), p, z, sink.column("weight"), provenance=prov)
+        rep = sink.column("replica") if replicas else None
+        lhe = _io("lhe")
+        lhe.write_lhe(Path(out), p, z, sink.column("weight"), provenance=prov, replica=rep)
         return len(z)
 
     formats = (".h5", ".hdf5", ".lhe.gz")

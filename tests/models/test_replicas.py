@@ -140,11 +140,46 @@ def test_unfold_with_too_few_members_fails_and_writes_nothing(
     base = ["unfold", str(run), "--input", str(data), "--out"]
     cli_fails(capsys, [*base, str(out), "--replicas", "3"], "holds 2 bootstrap replica(s), 3")
     assert not out.exists() and not list(tmp_path.iterdir())
-    lhe = tmp_path / "u.lhe.gz"
-    cli_fails(capsys, [*base, str(lhe), "--replicas", "2"], "replicas are written to .h5 only")
-    assert not lhe.exists()
     cli_fails(
         capsys,
         ["fit", "zee", "--data", str(data), "--out", str(tmp_path / "r"), "--replicas", "-1"],
         "--replicas must be >= 0",
     )
+
+
+def test_unfolded_lhe_keeps_replicas_and_weights_and_showers(
+    ensemble: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """Unfolded events with replicas as LHE: every event once per replica, its replica index
+    on an information line and its bootstrap weight as XWGTUP; pylhe reads the file and
+    Pythia 8 showers its events."""
+    import gzip
+
+    import pylhe
+
+    run, data, _ = ensemble
+    h5, lhe = tmp_path / "u.h5", tmp_path / "u.lhe.gz"
+    for out in (h5, lhe):
+        argv = ["unfold", str(run), "--input", str(data), "--out", str(out), "--seed", "2"]
+        assert main([*argv, "--replicas", "2"]) == 0
+    ref = read_events(h5)
+    assert ref.replica is not None
+    text = gzip.open(lhe, "rt").read()
+    reps = [int(line.split()[-1]) for line in text.splitlines() if line.startswith("#otus replica")]
+    np.testing.assert_array_equal(reps, ref.replica)
+    events = list(pylhe.LHEFile.fromfile(str(lhe)).events)
+    assert len(events) == len(ref)
+    np.testing.assert_allclose([e.eventinfo.weight for e in events], ref.weight, rtol=1e-12)
+    p8 = pytest.importorskip("pythia8mc")
+    py = p8.Pythia("", False)
+    for cmd in (
+        f"Beams:LHEF = {lhe}",
+        "Beams:frameType = 4",
+        "HadronLevel:all = off",
+        "PartonLevel:MPI = off",
+        "Print:quiet = on",
+    ):
+        py.readString(cmd)
+    assert py.init()
+    showered = sum(bool(py.next()) for _ in range(10))
+    assert showered == 10
