@@ -45,15 +45,9 @@ def add_apply_parser(sub: Any, name: str, *, help: str, description: str, apply:
             default=0,
             metavar="N",
             help="N iterations that remove the answer's dependence on the training sample's "
-            "parton-level spectrum (reweighted encoder draws, as iterative Bayesian unfolding "
-            "iterates its prior); 0: the plain encoder E(x)",
-        )
-        p.add_argument(
-            "--prior",
-            default=None,
-            metavar="F",
-            help="with --iterations: the parton-level events the run was trained on (default: "
-            "the file recorded in the run's provenance.json)",
+            "parton-level spectrum: the unfolded events get weights that make the run's "
+            "simulator fold them back onto the input, as iterative Bayesian unfolding "
+            "iterates (the event weights of the output change); 0: the plain encoder E(x)",
         )
         p.add_argument(
             "--replicas",
@@ -80,9 +74,6 @@ def add_apply_parser(sub: Any, name: str, *, help: str, description: str, apply:
             extra["replicas"] = args.replicas
         if getattr(args, "iterations", 0):
             extra["iterations"] = args.iterations
-            extra["prior"] = args.prior
-        elif getattr(args, "prior", None) is not None:
-            raise OtusError("--prior is used by --iterations only")
         sur = load_run(args.run)
         n = getattr(ap, apply)(
             sur,

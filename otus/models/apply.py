@@ -196,14 +196,13 @@ def unfold_file(
     batch_size: int = CHUNK,
     replicas: int = 0,
     iterations: int = 0,
-    prior: str | os.PathLike[str] | None = None,
 ) -> int:
     """Unfold every passing detector-level event of ``inp``; return the rows written.
 
-    With ``iterations`` N > 0 the encoder's draws are reweighted N times toward the data's
-    own parton-level spectrum (:mod:`otus.models.iterate`), starting from the training
-    sample's passing z (``prior``: that file, default the one the run was trained on); the
-    passing events of ``inp`` are then held in memory.
+    With ``iterations`` N > 0 the unfolded events get weights, iterated N times so that the
+    run's simulator folds them back onto the input (:mod:`otus.models.iterate`): the answer
+    no longer follows the training sample's parton-level spectrum. The passing events of
+    ``inp`` are then held in memory.
 
     With ``replicas`` K > 0 the run (``sur.run_dir``) must hold K bootstrap members
     (``otus fit --replicas``): replica k unfolds every passing event with member k's encoder
@@ -222,7 +221,7 @@ def unfold_file(
 
     def chunks(path: Path) -> Iterator[Events]:
         if iterations:
-            yield from _iterated(sur, members, path, seed, repeats, batch_size, iterations, prior)
+            yield from _iterated(sur, members, path, seed, repeats, batch_size, iterations)
             return
         from otus.models.replicas import poisson_counts
 
@@ -270,13 +269,13 @@ def _iterated(
     repeats: int,
     batch_size: int,
     iterations: int,
-    prior: str | os.PathLike[str] | None,
 ) -> Iterator[Events]:
     """:func:`unfold_file`'s events with ``iterations`` > 0: every passing event of ``path``
-    at once (the iteration's classifier sees the whole unfolded sample), per replica when
-    ``members`` are given (each with its bootstrap weights of the input, as without
-    iterations; all share the nominal training prior)."""
-    from otus.models.iterate import feature_matrix, iterate_unfolding, training_prior
+    at once (each iteration's classifier sees the whole folded answer), per replica when
+    ``members`` are given (each with its own bootstrap weights of the input and its own
+    decoder, as without iterations)."""
+    from otus.calibrate.features import classifier_matrix
+    from otus.models.iterate import iterate_unfolding
     from otus.models.replicas import poisson_counts
 
     p = sur.process
@@ -291,31 +290,31 @@ def _iterated(
     x, w = np.concatenate(xs), np.concatenate(ws)
     if len(x) == 0:
         raise InputFileError(f"{path}: holds no passing detector-level events to unfold")
-    f_prior, w_prior = training_prior(sur, prior, seed=seed)
 
-    def features(z: np.ndarray) -> np.ndarray:
-        return feature_matrix(p, z)
+    def features(rows: np.ndarray) -> np.ndarray:
+        return classifier_matrix(p, rows)
 
-    runs = members or [(-1, sur)]
-    for i, (r, m) in enumerate(runs):
+    for i, (r, m) in enumerate(members or [(-1, sur)]):
         w_r = w * np.concatenate([c[i] for c in counts]) if members else w
 
-        def sample(xx: np.ndarray, s: int, k: int, m: Surrogate = m) -> np.ndarray:
-            return m.unfold(xx, seed=s, repeats=k, batch_size=batch_size)
+        def unfold(rows: np.ndarray, s: int, k: int, m: Surrogate = m) -> np.ndarray:
+            return m.unfold(rows, seed=s, repeats=k, batch_size=batch_size)
+
+        def simulate(
+            rows: np.ndarray, s: int, k: int, m: Surrogate = m
+        ) -> tuple[np.ndarray, np.ndarray]:
+            out: tuple[np.ndarray, np.ndarray] = m.simulate(
+                rows, seed=s, repeats=k, batch_size=batch_size, with_pass=True
+            )
+            return out
 
         s = seed if r < 0 else int(np.random.SeedSequence([seed % 2**63, r]).generate_state(1)[0])
-        keep = w_r != 0  # bootstrap-dropped events keep their rows (weight 0)
-        z = np.empty((len(x) * repeats, p.dz), np.float32)
-        rows = np.repeat(keep, repeats)
-        z[rows] = iterate_unfolding(
-            sample, x[keep], w_r[keep], f_prior, w_prior, features,
-            iterations=iterations, seed=s, repeats=repeats,
-        )  # fmt: skip
-        if (~keep).any():
-            z[~rows] = sample(x[~keep], s + 1, repeats)
-        wr = np.repeat(w_r, repeats) / repeats
+        z, wz = iterate_unfolding(
+            unfold, simulate, x, w_r, features, iterations=iterations, seed=s, repeats=repeats
+        )
         xr = np.repeat(x, repeats, axis=0)
         for a in range(0, len(z), CHUNK):
             sl = slice(a, a + CHUNK)
-            rep = None if r < 0 else np.full(len(z[sl]), r, np.int32)
-            yield Events(p, z[sl], xr[sl], np.ones(len(z[sl]), bool), wr[sl], replica=rep)
+            n = len(z[sl])
+            rep = None if r < 0 else np.full(n, r, np.int32)
+            yield Events(p, z[sl], xr[sl], np.ones(n, bool), wz[sl], replica=rep)

@@ -1,191 +1,100 @@
-"""Prior-independent unfolding: iterated posterior reweighting of the OTUS encoder.
+"""Prior-independent unfolding: the OTUS unfolding iterated with the OTUS simulator.
 
-The encoder of a run trained with pairs samples the training sample's posterior
-p₀(z | x) ∝ p(x | z) ε(z) p₀(z): its answer leans toward the training sample's parton-level
-spectrum p₀ (the prior). For another spectrum p the posterior is p₀(z | x) · p(z)/p₀(z), so
-the encoder's draws need only a weight. As in iterative Bayesian unfolding (D'Agostini,
-NIM A 362 (1995) 487) and OmniFold (Andreassen et al., arXiv:1911.09107), p is not known and
-is iterated: the unfolded sample of one iteration is the prior of the next,
+The encoder of a run maps detector-level events onto the training sample's parton-level
+spectrum p₀ (its sliced-Wasserstein prior term); data whose spectrum differs come out pulled
+toward p₀. The cure iterates as iterative Bayesian unfolding (D'Agostini, NIM A 362 (1995)
+487) and OmniFold (Andreassen et al., arXiv:1911.09107) do, with the run's own stochastic
+decoder as the detector: the unfolded events u_i = E(x_i) get weights ν_i, and each iteration
 
-    r_t(z) = u_{t-1}(z) / p₀(z)    (a classifier of unfolded vs training z, passing events)
-    q_t(z | x_i) ∝ E(z | x_i) · r_t(z)    (self-normalised over R draws per event)
-    u_t = Σ_i w_i q_t(· | x_i).
+    x'_ir ~ D(u_i) | pass,  r = 1 … R          (fold the weighted answer back)
+    ω(x) = p_data(x) / p_fold(x)              (a classifier of data vs folded events)
+    ν_i ← ν_i · mean_r ω(x'_ir)               (the expectation-maximisation step of IBU)
 
-The ratio is that of the passing events' spectra, p(z | pass)/p₀(z | pass) = p(z)/p₀(z) up to
-a constant (ε(z) cancels), so the training prior is the z of the passing training events.
-Each iteration trains one classifier from scratch (:func:`otus.calibrate.reweight.classifier.
-train_classifier`); the networks of the run are not touched. Few iterations regularise, as
-in IBU: the first moves most of the way, later ones follow the data's fluctuations.
+so that the folded answer D#(ν·u) moves toward the data (Lucy, AJ 79 (1974) 745: this
+multiplicative update is EM for the Poisson likelihood of the data). The answer is the
+unfolded events with weights w_i·ν_i: unbinned and per event. As with IBU, each iteration
+moves part of the way (the smaller the detector's resolution against the spectrum's
+structure, the larger the part); few iterations regularise. The encoder's draws fix the
+support: spectra outside it cannot be reached by weights. The decoder's mismodelling enters
+the answer as in any unfolding through a simulator.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from otus.calibrate.reweight.config import ReweightConfig
 from otus.errors import OtusError
-from otus.physics.observables import observables
-from otus.processes import Process
 
-if TYPE_CHECKING:
-    from otus.models.api import Surrogate
-
-# (x rows [N, Dx], seed, draws R) -> z rows [N·R, Dz], the draws of one event adjacent
-Sampler = Callable[[np.ndarray, int, int], np.ndarray]
-
-
-def prior_features(process: Process) -> tuple[str, ...]:
-    """Parton-level classifier features: pT and η of each object and the card's observables
-    (φ-free, like the detector-level defaults of :meth:`Process.default_features`)."""
-    objs = tuple(f"{o}_{v}" for o in process.z_objects for v in ("pt", "eta"))
-    return objs + tuple(process.observable_names("z")) + tuple(process.z_columns)
-
-
-def feature_matrix(process: Process, z: np.ndarray) -> np.ndarray:
-    """:func:`prior_features` of parton-level rows ``z`` [N, Dz] as a float64 matrix."""
-    obs = observables(process, np.asarray(z, np.float64), "z")
-    cols = [obs[n] for n in prior_features(process)]
-    f = np.stack(cols, axis=1) if len(z) else np.zeros((0, len(cols)))
-    return np.where(np.isfinite(f), f, 0.0)
+# (rows [N, D], seed, draws R) -> rows [N·R, D'], the draws of one row adjacent
+Unfolder = Callable[[np.ndarray, int, int], np.ndarray]
+# (z rows [N, Dz], seed, draws R) -> (x rows [N·R, Dx], pass flags [N·R])
+Simulator = Callable[[np.ndarray, int, int], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
 class IterationReport:
-    """What each iteration did: the classifier's largest log-ratio and the effective number
-    of draws per event (Kish), averaged over events."""
+    """What each iteration did: the largest |log ω| the classifier gave, and the spread
+    (standard deviation) of the weights ν afterwards."""
 
     max_log_ratio: list[float] = field(default_factory=list)
-    draws_effective: list[float] = field(default_factory=list)
+    weight_spread: list[float] = field(default_factory=list)
 
 
-# Iteration classifiers: one network, early stopping; a smaller net and fewer epochs than
-# the reweighting defaults (the ratio of two smooth spectra, refitted each iteration).
+# The iteration's classifier: one network, early stopping (the ratio of two smooth
+# detector-level spectra, fitted again at every iteration).
 ITERATION_CLASSIFIER = ReweightConfig(hidden=(32, 32), epochs=30, patience=4, ema_epochs=3.0)
 
 
-def _softmax_rows(logw: np.ndarray) -> np.ndarray:
-    a = np.exp(logw - logw.max(axis=1, keepdims=True))
-    return a / a.sum(axis=1, keepdims=True)
-
-
-def _choose(rng: np.random.Generator, prob: np.ndarray, k: int) -> np.ndarray:
-    """``k`` draws (with replacement) per row of the row-stochastic ``prob`` [N, R]:
-    column indices [N, k]."""
-    cum = np.cumsum(prob, axis=1)
-    u = rng.random((len(prob), k)) * cum[:, -1:]
-    return np.minimum((u[:, :, None] > cum[:, None, :]).sum(axis=2), prob.shape[1] - 1)
-
-
 def iterate_unfolding(
-    sample: Sampler,
+    unfold: Unfolder,
+    simulate: Simulator,
     x: np.ndarray,
     w_x: np.ndarray,
-    f_prior: np.ndarray,
-    w_prior: np.ndarray,
     features: Callable[[np.ndarray], np.ndarray],
     *,
     iterations: int,
     seed: int,
     repeats: int = 1,
-    draws: int = 32,
-    max_log_ratio: float = np.log(20.0),
+    draws: int = 4,
+    max_log_ratio: float = 3.0,
     config: ReweightConfig = ITERATION_CLASSIFIER,
     report: IterationReport | None = None,
-) -> np.ndarray:
-    """Unfold passing rows ``x`` [N, Dx] (weights ``w_x``) with ``iterations`` rounds of
-    prior reweighting (module docstring); ``iterations`` 0 returns the encoder's first
-    ``repeats`` draws per event. ``f_prior`` [M, F] (weights ``w_prior``) are the
-    :func:`feature_matrix` rows of the training sample's passing z; ``features`` maps z rows
-    to the same features. Returns z rows [N·repeats, Dz], the repeats of one event adjacent.
-    Per-event log-ratios are clipped to ±``max_log_ratio`` (draws outside the training
-    prior's support are not blown up)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unfold passing rows ``x`` [N, Dx] (weights ``w_x``) and iterate ``iterations`` times
+    (module docstring). ``features`` maps detector-level rows to the classifier's features.
+    Returns z [N·repeats, Dz] (the repeats of one event adjacent) and their weights
+    [N·repeats]: ``w_x/repeats`` × ν, normalised to the sum of ``w_x``. ``iterations`` 0
+    gives the plain encoder with the input weights. Each event's weight update is the mean
+    of ω over ``draws`` folded draws that pass; ω is clipped at e^±``max_log_ratio``."""
     from otus.calibrate.reweight.classifier import predict_logit, train_classifier
 
-    if iterations < 0 or repeats < 1:
-        raise OtusError("--iterations must be >= 0 and --repeats >= 1")
-    n = len(x)
+    if iterations < 0 or repeats < 1 or draws < 1:
+        raise OtusError("--iterations must be >= 0, --repeats >= 1")
+    w_x = np.asarray(w_x, np.float64)
+    z = unfold(x, seed, repeats)
+    w_u = np.repeat(w_x, repeats) / repeats
     if iterations == 0:
-        return sample(x, seed, repeats)
-    r = max(draws, repeats)
-    z = sample(x, seed, r)  # [N·R, Dz]
-    f = features(z)
-    rng = np.random.default_rng([seed, 0x1BF])
-    logw = np.zeros((n, r))
+        return z, w_u
+    f_data = features(x)
+    nu = np.ones(len(z))
+    event = np.repeat(np.arange(len(z)), draws)
     for t in range(iterations):
-        # The current unfolded sample u_{t-1}: two draws per event from q_{t-1}.
-        pick = _choose(rng, _softmax_rows(logw), 2)
-        rows = (np.arange(n)[:, None] * r + pick).ravel()
-        w_u = np.repeat(np.asarray(w_x, np.float64) / 2.0, 2)
-        net = train_classifier(
-            f_prior, w_prior, f[rows], w_u, config=config, seed=seed + 1000 * (t + 1)
-        )
-        lg = predict_logit(net, f).reshape(n, r)
-        lg = lg - np.median(lg)  # a constant cancels per event; keep the clip symmetric
-        logw = np.clip(lg, -max_log_ratio, max_log_ratio)
+        s = seed + 1000 * (t + 1)
+        x_fold, ok = simulate(z, s, draws)
+        n_ok = np.bincount(event[ok], minlength=len(z))
+        w_fold = (w_u * nu)[event[ok]] / n_ok[event[ok]]
+        f_fold = features(x_fold[ok])
+        net = train_classifier(f_fold, w_fold, f_data, w_x, config=config, seed=s)
+        logit = predict_logit(net, f_fold)
+        omega = np.exp(np.clip(logit - np.median(logit), -max_log_ratio, max_log_ratio))
+        mean_omega = np.bincount(event[ok], weights=omega, minlength=len(z))
+        nu = nu * np.where(n_ok > 0, mean_omega / np.maximum(n_ok, 1), 1.0)
+        nu *= w_u.sum() / (w_u * nu).sum()
         if report is not None:
-            q = _softmax_rows(logw)
-            report.max_log_ratio.append(float(np.abs(lg).max()))
-            report.draws_effective.append(float(np.mean(1.0 / (q**2).sum(axis=1))))
-    pick = _choose(rng, _softmax_rows(logw), repeats)
-    rows = (np.arange(n)[:, None] * r + pick).ravel()
-    return z[rows]
-
-
-def training_z_path(run: Path) -> Path:
-    """The parton-level file a run was trained on (``provenance.json``: ``z_data``, or the
-    last of its inputs for runs that predate it)."""
-    import json
-
-    prov_path = run / "provenance.json"
-    try:
-        prov = json.loads(prov_path.read_text())
-    except (OSError, ValueError):
-        raise OtusError(f"{prov_path}: unreadable; give the training z file with --prior") from None
-    z = prov.get("z_data") or (list(prov.get("inputs") or {}) or [None])[-1]
-    if z is None or not Path(z).is_file():
-        raise OtusError(
-            f"{run}: its training z file {z!r} is not there; give it with --prior (the "
-            f"parton-level events the run was trained on)"
-        )
-    return Path(z)
-
-
-def training_prior(
-    sur: Surrogate,
-    path: str | os.PathLike[str] | None = None,
-    *,
-    limit: int = 200_000,
-    seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Features and weights of the passing parton-level events of the training sample
-    (``path``, default :func:`training_z_path`), at most ``limit`` rows (a seeded subset).
-    Events pass by the file's detector flags; a file of z alone passes them through the
-    run's own ε(z) and acceptance (:meth:`Surrogate.simulate`)."""
-    from otus.io.h5 import iter_chunks
-
-    src = Path(path) if path is not None else training_z_path(sur.run_dir)
-    zs, ws = [], []
-    for k, ev in enumerate(iter_chunks(src, 65536, sur.process.name)):
-        if ev.z is None:
-            raise OtusError(f"{src}: holds no parton-level z (the training prior)")
-        assert ev.weight is not None
-        if ev.x is not None:
-            assert ev.x_pass is not None
-            keep = ev.x_pass
-        else:
-            _, keep = sur.simulate(ev.z, seed=seed + 7919 * k, with_pass=True)
-        zs.append(ev.z[keep])
-        ws.append(ev.weight[keep])
-    z, w = np.concatenate(zs), np.concatenate(ws)
-    if len(z) == 0:
-        raise OtusError(f"{src}: no passing events for the training prior")
-    if len(z) > limit:
-        idx = np.sort(np.random.default_rng([seed, 0x9E1]).choice(len(z), limit, replace=False))
-        z, w = z[idx], w[idx]
-    return feature_matrix(sur.process, z), w
+            report.max_log_ratio.append(float(np.abs(logit - np.median(logit)).max()))
+            report.weight_spread.append(float(np.std(nu)))
+    return z, w_u * nu

@@ -130,8 +130,6 @@ def _fit(
         (run / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         inputs = [str(data)] + ([str(z_data)] if z_data is not None else [])
         extra: dict[str, Any] = {"init": str(init)} if init is not None else {}
-        # The training prior, for prior-independent unfolding (otus.models.iterate).
-        extra["z_data"] = str(Path(z_data if z_data is not None else data).resolve())
         prov = provenance(
             seed=cfg.seed,
             inputs=inputs,
