@@ -50,6 +50,13 @@ def add_apply_parser(sub: Any, name: str, *, help: str, description: str, apply:
             "iterates (the event weights of the output change); 0: the plain encoder E(x)",
         )
         p.add_argument(
+            "--full-phase-space",
+            action="store_true",
+            help="weight each unfolded event by 1/ε(z), the run's learnt probability to pass "
+            "the detector: the full parton-level distribution instead of that of the passing "
+            "events (the default; the output's provenance says which)",
+        )
+        p.add_argument(
             "--replicas",
             type=int,
             default=0,
@@ -74,6 +81,8 @@ def add_apply_parser(sub: Any, name: str, *, help: str, description: str, apply:
             extra["replicas"] = args.replicas
         if getattr(args, "iterations", 0):
             extra["iterations"] = args.iterations
+        if getattr(args, "full_phase_space", False):
+            extra["full_phase_space"] = True
         sur = load_run(args.run)
         n = getattr(ap, apply)(
             sur,
@@ -84,7 +93,11 @@ def add_apply_parser(sub: Any, name: str, *, help: str, description: str, apply:
             batch_size=args.batch_size,
             **extra,
         )
-        print(f"otus {name}: wrote {n} {sur.process.name} events to {args.out}")
+        what = ""
+        if name == "unfold":
+            space = "full" if args.full_phase_space else "passing-event"
+            what = f" (the {space} parton-level distribution)"
+        print(f"otus {name}: wrote {n} {sur.process.name} events to {args.out}{what}")
         return 0
 
     p.set_defaults(func=run)

@@ -104,6 +104,23 @@ class Surrogate:
         """Parton-level z̃ = E(x, ε) for detector-level rows x [N, Dx] (passing events)."""
         return self._apply(x, "x", seed=seed, repeats=repeats, batch_size=batch_size)
 
+    def efficiency(self, z: np.ndarray, *, batch_size: int = 65536) -> np.ndarray:
+        """The learnt probability ε(z) [N] that parton-level rows z [N, Dz] pass the detector
+        (:mod:`otus.models.efficiency`); an error for runs trained without it."""
+        m = self.module
+        if m.efficiency is None:
+            raise OtusError(
+                f"{self.run_dir}: was trained without the efficiency model (net.efficiency "
+                "false or no pass flags): it cannot weight events to the full phase space"
+            )
+        z = np.asarray(z, np.float32)
+        out = np.empty(len(z))
+        with torch.inference_mode():
+            for a in range(0, len(z), batch_size):
+                t = torch.as_tensor(z[a : a + batch_size], device=m.device)
+                out[a : a + len(t)] = torch.sigmoid(m.efficiency_logit(t)).cpu().numpy()
+        return out
+
 
 def load_checkpoint(path: str | os.PathLike[str]) -> Any:
     """An :class:`OtusModule` from a checkpoint file (loaded with ``weights_only=True``)."""

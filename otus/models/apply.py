@@ -27,6 +27,9 @@ from otus.models.api import Surrogate
 from otus.provenance import provenance
 
 CHUNK = 65536
+# Smallest ε(z) divided by in full-phase-space unfolding: an event the run says almost never
+# passes gets at most 100 times its weight (its neighbours in z carry the rest).
+EPS_MIN = 0.01
 
 
 def _suffix(path: Path) -> str:
@@ -77,9 +80,8 @@ def _input_chunks(sur: Surrogate, path: Path, level: str) -> Iterator[Events]:
 
 
 def _prov(
-    sur: Surrogate, inp: Path, command: str, seed: int, repeats: int, replicas: int = 0
+    sur: Surrogate, inp: Path, command: str, seed: int, repeats: int, extra: dict[str, Any]
 ) -> dict[str, Any]:
-    extra: dict[str, Any] = {"replicas": replicas} if replicas else {}
     return provenance(
         seed=seed,
         inputs=[str(inp)],
@@ -130,6 +132,7 @@ def _apply_file(
     chunks: Callable[[Path], Iterator[Events]],
     finish: Callable[[_Sink, dict[str, Any]], int],
     replicas: int = 0,
+    settings: dict[str, Any] | None = None,
 ) -> int:
     """Write ``chunks(inp)`` to ``out``: HDF5 chunk by chunk, any other format through
     ``finish`` once every chunk succeeded; nothing is left behind on failure."""
@@ -137,7 +140,8 @@ def _apply_file(
     if osuf not in formats:
         want = " or ".join(f for f in formats if f != ".hdf5")
         raise OtusError(f"{out}: unsupported output format; expected {want}")
-    prov = _prov(sur, inp, command, seed, repeats, replicas)
+    extra = {"replicas": replicas} if replicas else {}
+    prov = _prov(sur, inp, command, seed, repeats, {**extra, **(settings or {})})
     sink = _Sink(out, sur.process, prov, osuf in (".h5", ".hdf5"), replicas > 0)
     try:
         for ev in chunks(inp):
@@ -196,6 +200,7 @@ def unfold_file(
     batch_size: int = CHUNK,
     replicas: int = 0,
     iterations: int = 0,
+    full_phase_space: bool = False,
 ) -> int:
     """Unfold every passing detector-level event of ``inp``; return the rows written.
 
@@ -203,6 +208,12 @@ def unfold_file(
     run's simulator folds them back onto the input (:mod:`otus.models.iterate`): the answer
     no longer follows the training sample's parton-level spectrum. The passing events of
     ``inp`` are then held in memory.
+
+    The answer is the parton level of the events that *pass* the detector; with
+    ``full_phase_space`` each event's weight is divided by the run's learnt efficiency ε(z)
+    (at least :data:`EPS_MIN`), so that the weighted events estimate the full parton-level
+    distribution wherever the detector sees events at all. The provenance says which
+    (``phase_space``: ``passing`` or ``full``).
 
     With ``replicas`` K > 0 the run (``sur.run_dir``) must hold K bootstrap members
     (``otus fit --replicas``): replica k unfolds every passing event with member k's encoder
@@ -218,10 +229,15 @@ def unfold_file(
 
     if iterations < 0:
         raise OtusError(f"--iterations must be >= 0, got {iterations}")
+    if full_phase_space:
+        sur.efficiency(np.zeros((0, p.dz), np.float32))  # the run's error, before any output
+
+    def full(m: Surrogate, z: np.ndarray, w: np.ndarray) -> np.ndarray:
+        return w / np.maximum(m.efficiency(z), EPS_MIN) if full_phase_space else w
 
     def chunks(path: Path) -> Iterator[Events]:
         if iterations:
-            yield from _iterated(sur, members, path, seed, repeats, batch_size, iterations)
+            yield from _iterated(sur, members, path, seed, repeats, batch_size, iterations, full)
             return
         from otus.models.replicas import poisson_counts
 
@@ -238,13 +254,14 @@ def unfold_file(
             if not members:
                 z = sur.unfold(x, seed=seed + 7919 * k, repeats=repeats, batch_size=batch_size)
                 w = np.repeat(ev.weight[ev.x_pass], repeats) / repeats
-                yield Events(p, z, xr, ok, w)
+                yield Events(p, z, xr, ok, full(sur, z, w))
             for r, m in members:
                 s = int(np.random.SeedSequence([seed % 2**63, k, r]).generate_state(1)[0])
                 z = m.unfold(x, seed=s, repeats=repeats, batch_size=batch_size)
                 c = poisson_counts(seed, r, 0, a, row)[ev.x_pass]
                 w = np.repeat(ev.weight[ev.x_pass] * c, repeats) / repeats
-                yield Events(p, z, xr, ok, w, replica=np.full(len(xr), r, np.int32))
+                rep = np.full(len(xr), r, np.int32)
+                yield Events(p, z, xr, ok, full(m, z, w), replica=rep)
         if n_pass == 0:
             raise InputFileError(f"{path}: holds no passing detector-level events to unfold")
 
@@ -256,8 +273,22 @@ def unfold_file(
         return len(z)
 
     formats = (".h5", ".hdf5", ".lhe.gz")
+    settings = {
+        "iterations": iterations,
+        "phase_space": "full" if full_phase_space else "passing",
+    }
     return _apply_file(
-        sur, Path(inp), Path(out), "unfold", formats, seed, repeats, chunks, finish, replicas
+        sur,
+        Path(inp),
+        Path(out),
+        "unfold",
+        formats,
+        seed,
+        repeats,
+        chunks,
+        finish,
+        replicas,
+        settings,
     )
 
 
@@ -269,6 +300,7 @@ def _iterated(
     repeats: int,
     batch_size: int,
     iterations: int,
+    full: Callable[[Surrogate, np.ndarray, np.ndarray], np.ndarray],
 ) -> Iterator[Events]:
     """:func:`unfold_file`'s events with ``iterations`` > 0: every passing event of ``path``
     at once (each iteration's classifier sees the whole folded answer), per replica when
@@ -317,4 +349,4 @@ def _iterated(
             sl = slice(a, a + CHUNK)
             n = len(z[sl])
             rep = None if r < 0 else np.full(n, r, np.int32)
-            yield Events(p, z[sl], xr[sl], np.ones(n, bool), wz[sl], replica=rep)
+            yield Events(p, z[sl], xr[sl], np.ones(n, bool), full(m, z[sl], wz[sl]), replica=rep)

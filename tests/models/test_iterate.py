@@ -142,3 +142,29 @@ def test_unfold_iterations_bad_option(
     argv = ["unfold", str(run), "--input", str(data), "--out", str(out)]
     cli_fails(capsys, [*argv, "--iterations", "-1"], "--iterations")
     assert not out.exists()
+
+
+def test_unfold_full_phase_space_weights_by_the_efficiency(
+    ensemble_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """--full-phase-space divides each unfolded event's weight by the run's ε(z) (clipped
+    at EPS_MIN) and says so in the provenance; the default is the passing events'."""
+    from otus.cli import main
+    from otus.io.h5 import read_events
+    from otus.models.api import load_run
+    from otus.models.apply import EPS_MIN
+
+    run, data = ensemble_run
+    outs = {}
+    for flag in ("", "--full-phase-space"):
+        out = tmp_path / f"u{len(flag)}.h5"
+        argv = ["unfold", str(run), "--input", str(data), "--out", str(out), "--seed", "1"]
+        assert main([*argv, *([flag] if flag else [])]) == 0
+        outs[flag] = read_events(out)
+    plain, full = outs[""], outs["--full-phase-space"]
+    assert plain.provenance["settings"]["phase_space"] == "passing"
+    assert full.provenance["settings"]["phase_space"] == "full"
+    np.testing.assert_array_equal(plain.z, full.z)
+    eps = load_run(run).efficiency(plain.z)
+    np.testing.assert_allclose(full.weight, plain.weight / np.maximum(eps, EPS_MIN), rtol=1e-6)
+    assert full.weight.sum() > plain.weight.sum()  # type: ignore[union-attr]
