@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test test-slow lint bench data clean
+.PHONY: demo test test-slow lint bench bench-env data clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check otus tests experiments
 	$(VENV)/bin/ruff format --check otus tests experiments
 	$(VENV)/bin/mypy otus
+
+# The peers of experiments/unfold_bench.py (OmniFold on TensorFlow, pyunfold) in their own
+# environment: never in otus's own or in CI.
+bench-env: .venv-bench/.installed
+.venv-bench/.installed:
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/pip install -q omnifold==0.1.36 tensorflow-cpu pyunfold==0.5.0 numpy
+	touch $@
 
 # Speed, memory and I/O benchmarks (pytest-benchmark, a few minutes; not part of `make test`).
 # The tables of experiments/results/ come from `python -m experiments.NAME` (experiments/README.md).

@@ -18,7 +18,7 @@ CAPABILITIES: list[tuple[str, str | None, str]] = [
     ("New final states", "processes", "evaluate_model"),
     ("Detector zoo", "zoo", "zoo"),
     ("Data-driven training", "data_driven", "data_driven"),
-    ("Unfolding", None, "(future)"),
+    ("Unfolding", "unfold", "unfold_bench (+ peers in make bench-env)"),
     ("Reweighting", "reweight", "reweight_bench"),
     ("Optimal-transport calibration", "ot", "ot_bench, ot_physics"),
     ("Generator validation", "generate", "validate_generate"),
