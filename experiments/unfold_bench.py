@@ -141,9 +141,11 @@ def train(work: Path, f: dict[str, Path], a: argparse.Namespace) -> Path:
     ):
         resume = ["--resume"] if (run / "last.ckpt").is_file() else []
         rep = ["--replicas", a.replicas] if a.replicas else []
+        cfg = ["--config", a.config] if a.config else []
         run_otus(
-            "fit", "zee", "--data", f["mc"], "--max-time", a.budget, *rep, *resume, "--out", run
-        )
+            "fit", "zee", "--data", f["mc"], "--max-time", a.budget, *cfg, *rep, *resume,
+            "--out", run,
+        )  # fmt: skip
     return run
 
 
@@ -400,13 +402,13 @@ def _replica_stats(
 # ------------------------------------------------------------------------------ report
 def markdown(res: dict[str, Any], a: argparse.Namespace, cpu: dict[str, float]) -> list[str]:
     lines = header(
-        "Unfolding side by side: otus, OmniFold, IBU",
+        f"Unfolding side by side on the {a.detector} detector: otus, OmniFold, IBU",
         command=command("unfold_bench"),
         machine=machine(),
     )
     lines += [
         f"MC: zee, detector `{a.detector}`, {a.events} events; otus trained paired with the "
-        f"default configuration for {a.budget} (one torch thread), {a.replicas} bootstrap "
+        f"{'configuration ' + a.config if a.config else 'default configuration'} for {a.budget} (one torch thread), {a.replicas} bootstrap "
         f"replicas of the same budget; `--iterations` {a.iterations}. Pseudo-data: the same "
         f"detector, drawn from {a.pool_events} events by acceptance-rejection (variants in "
         "the script's docstring). All answers: the parton level of the passing events, "
@@ -480,6 +482,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--pool-events", type=int, default=60_000, help="pseudo-data pool")
     ap.add_argument("--budget", default="00:00:05:00", help="otus training budget per member")
     ap.add_argument("--replicas", type=int, default=6)
+    ap.add_argument("--config", default=None, help="otus fit --config (default: the defaults)")
+    ap.add_argument(
+        "--key", default=None, help="results section (default: zee_DETECTOR, + _CONFIG stem)"
+    )
     ap.add_argument(
         "--iterations",
         type=lambda v: [int(n) for n in v.split(",")],
@@ -531,7 +537,8 @@ def main(argv: list[str] | None = None) -> int:
         text = "\n".join(markdown(res, a, cpu))
         print(text)
         if not a.no_results:
-            write_section(results_path("unfold"), "zee", text, title="Unfolding")
+            key = a.key or f"zee_{a.detector}" + (f"_{Path(a.config).stem}" if a.config else "")
+            write_section(results_path("unfold"), key, text, title="Unfolding")
     return 0
 
 

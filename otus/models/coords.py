@@ -22,8 +22,14 @@ variables of Z-pT precision measurements, e.g. D0 arXiv:1010.0262: a_T sets the
 acoplanarity, a_L the pT imbalance of the two objects; two-object final states) and the process's
 invariant masses (``masses``: those of the process card, e.g. m_ee; for ttbar the
 hadronic W and top candidates; then the card's transverse masses, e.g. mt(e, MET)), so
-physics peaks are explicit sliced directions. The blocks come in
-this order whatever the order in the config (the mass block last).
+physics peaks are explicit sliced directions; ``peaks`` adds the invariant masses once more,
+each mapped through arctan((m − c)/h) with c, h the training sample's median and half
+interquartile range (:func:`peak_columns`; for a Breit-Wigner line c = M and h = Γ/2, so the
+map is its cumulative distribution and the line becomes flat): a distance such as W₂ on m
+itself is dominated by the resonance's far tails, on the flattened mass every quantile of
+the line counts alike, so a peak too wide or too narrow costs as much as a shifted tail. The
+blocks come in this order whatever the order in the config (the mass block, then the peak
+block, last).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from otus.processes import Process
 
 Tensor = torch.Tensor
 COORDS = ("ptetaphi", "cartesian")
-FEATURES = ("p4", "pteta", "recoil", "aco", "masses")
+FEATURES = ("p4", "pteta", "recoil", "aco", "masses", "peaks")
 RECOIL_SD_MIN = 1.0  # recoil and aco: LO partons have none, so their spread is 0
 _PT_MIN = 1e-3
 
@@ -213,10 +219,21 @@ def n_masses(process: Process, level: str) -> int:
     return len(process.mass_combos(level)) + len(process.mt_combos(level))
 
 
+def n_peaks(process: Process, level: str, features: tuple[str, ...]) -> int:
+    """Number of ``peaks`` features of a level (the very last block)."""
+    return len(process.mass_combos(level)) if "peaks" in features else 0
+
+
+def peak_columns(process: Process, level: str, features: tuple[str, ...], d: int) -> list[int]:
+    """Columns of the ``peaks`` block among ``d`` loss features."""
+    return list(range(d - n_peaks(process, level, features), d))
+
+
 def recoil_columns(process: Process, level: str, features: tuple[str, ...]) -> list[int]:
     """Columns of the ``recoil`` and ``aco`` features in :func:`loss_features` (their
     standard deviation is floored at RECOIL_SD_MIN: zero for leading-order partons)."""
     end = -(n_masses(process, level) if "masses" in features else 0)
+    end -= n_peaks(process, level, features)
     cols: list[int] = []
     if "aco" in features:
         cols = [end - 2, end - 1]
@@ -275,4 +292,8 @@ def loss_features(process: Process, level: str, p4: Tensor, features: tuple[str,
             tot = p[:, list(combo)].sum(1)
             mt2 = et**2 - tot[:, 0] ** 2 - tot[:, 1] ** 2
             cols.append(torch.sqrt(mt2.clamp_min(1e-6))[:, None])
+    if "peaks" in features:  # raw masses; the module flattens them (module docstring)
+        for combo in process.mass_combos(level):
+            total = p[:, list(combo)].sum(1)
+            cols.append(torch.sqrt(fv.mass2(total).clamp_min(1e-6))[:, None])
     return torch.cat(cols, dim=-1)

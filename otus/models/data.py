@@ -33,7 +33,13 @@ from otus.calibrate.regions import Region, region_for
 from otus.errors import ConfigError, InputFileError
 from otus.io.h5 import info, iter_chunks
 from otus.models.config import DataConfig
-from otus.models.coords import RECOIL_SD_MIN, Coordinates, loss_features, recoil_columns
+from otus.models.coords import (
+    RECOIL_SD_MIN,
+    Coordinates,
+    loss_features,
+    peak_columns,
+    recoil_columns,
+)
 from otus.models.replicas import poisson_counts
 from otus.processes import Process
 
@@ -361,6 +367,12 @@ class OtusDataModule(pl.LightningDataModule):
                     cw = np.concatenate(counts)
                     mu = np.average(arr, axis=0, weights=cw)
                     sd = np.sqrt(np.average((arr - mu) ** 2, axis=0, weights=cw))
+                if key == "f":
+                    # peaks: centre and half-width of the line, median and half IQR (robust
+                    # against its far tails, which set the standard deviation)
+                    for pc in peak_columns(self.process, level, features, arr.shape[1]):
+                        q1, q2, q3 = np.quantile(arr[:, pc], [0.25, 0.5, 0.75])
+                        mu[pc], sd[pc] = q2, (q3 - q1) / 2
                 sd = np.where(sd > 1e-6 * np.maximum(np.abs(mu), 1.0), sd, 1.0)
                 if key == "f":
                     for rc in recoil_columns(self.process, level, features):

@@ -62,7 +62,7 @@ from otus._schedule import cosine_schedule
 from otus.calibrate.regions import region_for
 from otus.errors import TrainingError
 from otus.models.config import Config, config_from_dict, config_process
-from otus.models.coords import loss_features, minkowski_penalty, n_masses
+from otus.models.coords import loss_features, minkowski_penalty, n_masses, n_peaks
 from otus.models.efficiency import SIMULATE_RETRIES, TRAIN_RETRIES, Efficiency, draw_accepted
 from otus.models.networks import Transport
 from otus.physics import fourvec as fv
@@ -149,13 +149,18 @@ class OtusModule(pl.LightningModule):
         fx = loss_features(
             self.process, "x", torch.ones(1, self.process.dx), self.cfg.loss.features
         ).shape[1]
+        self._peaks: dict[str, int] = {}
         for name, d, level in (("fz", fz, "z"), ("fx", fx, "x")):
             self.register_buffer(f"{name}_mu", torch.zeros(d))
             self.register_buffer(f"{name}_sd", torch.ones(d))
             scale = torch.ones(d)
-            if "masses" in self.cfg.loss.features:  # the mass block comes last
-                scale[d - n_masses(self.process, level) :] = self.cfg.loss.mass_scale
+            feats = self.cfg.loss.features
+            k = n_peaks(self.process, level, feats)
+            if "masses" in feats:  # the mass block comes last, before the peak block
+                scale[d - k - n_masses(self.process, level) : d - k] = self.cfg.loss.mass_scale
+            scale[d - k :] = self.cfg.loss.mass_scale
             self.register_buffer(f"{name}_scale", scale, persistent=False)
+            self._peaks[level] = k
         self.region = (
             region_for(self.cfg.data.region, self.process) if self.cfg.data.region else None
         )
@@ -172,8 +177,13 @@ class OtusModule(pl.LightningModule):
     def features(self, level: str, p4: Tensor) -> Tensor:
         f = loss_features(self.process, level, p4, self.cfg.loss.features)
         if level == "z":
-            return (f - self.fz_mu) / self.fz_sd * self.fz_scale
-        return (f - self.fx_mu) / self.fx_sd * self.fx_scale
+            f = (f - self.fz_mu) / self.fz_sd
+        else:
+            f = (f - self.fx_mu) / self.fx_sd
+        k = self._peaks[level]
+        if k:  # the peak block: flattened by the line's arctan (otus.models.coords)
+            f = torch.cat([f[:, :-k], torch.atan(f[:, -k:])], dim=1)
+        return f * (self.fz_scale if level == "z" else self.fx_scale)
 
     # -- the maps ------------------------------------------------------------------------
     def simulate(self, z: Tensor, *, generator: torch.Generator | None = None) -> Tensor:

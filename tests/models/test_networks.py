@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -301,3 +303,39 @@ def test_a_cards_transverse_masses_join_the_mass_block() -> None:
     x = np.concatenate([e, met], 1)
     f = loss_features(wenu, "x", torch.tensor(x), ("pteta", "masses"))
     np.testing.assert_allclose(f[:, -1].numpy(), observables(wenu, x, "x")["mt_emet"], rtol=1e-9)
+
+
+def test_peak_feature_flattens_the_line_with_its_median_and_half_iqr(tmp_path: Path) -> None:
+    """``peaks``: the masses once more, centred on the sample's median, scaled by its half
+    interquartile range and mapped through arctan, so a Breit-Wigner line comes out flat."""
+    from conftest import TINY, zee_events
+
+    from otus.io.h5 import write_events
+    from otus.models.config import load_config
+    from otus.models.coords import recoil_columns
+    from otus.models.data import OtusDataModule
+    from otus.models.module import OtusModule
+
+    feats = ("p4", "recoil", "aco", "masses", "peaks")
+    assert recoil_columns(ZEE, "z", feats) == [-5, -4, -3]  # the peak block is last
+    ev = zee_events(4000, seed=3)
+    path = write_events(tmp_path / "zee.h5", ev)
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(
+        TINY.replace("loss: {", "loss: {features: [p4, recoil, aco, masses, peaks], ")
+    )
+    cfg = load_config(str(cfg_path), process="zee")
+    dm = OtusDataModule(ZEE, path, None, cfg=cfg.data, seed=0)
+    st = dm.fit_statistics(cfg.net.coords, cfg.loss.features)
+    m = fv.mass(fv.objects(ev.z).sum(1))
+    assert float(st["fz_mu"][-1]) == pytest.approx(float(np.median(m)), abs=0.3)
+    iqr = np.subtract(*np.quantile(m, [0.75, 0.25]))
+    assert float(st["fz_sd"][-1]) == pytest.approx(iqr / 2, rel=0.1)  # the line's Γ/2
+    module = OtusModule(cfg.to_dict())
+    module.set_statistics(st)
+    f = module.features("z", torch.tensor(ev.z))
+    peak = f[:, -1] / cfg.loss.mass_scale
+    assert float(peak.abs().max()) < np.pi / 2
+    # Flat: each quarter of the line's range holds about a quarter of the events.
+    counts = np.histogram(peak.numpy(), bins=4, range=(-np.pi / 2, np.pi / 2))[0] / len(m)
+    assert np.all(np.abs(counts - 0.25) < 0.08), counts
