@@ -44,7 +44,8 @@ def test_unfold_bench_makes_every_row(tmp_path: Path) -> None:
     argv += ["--work", str(tmp_path), "--json", str(out), "--no-results"]
     assert ub.main(argv) == 0
     res = json.loads(out.read_text())["results"]
-    assert set(res) == set(ub.VARIANTS)
+    assert set(res) == {*ub.VARIANTS, "steps"}
+    assert len(res["steps"]) == 3 and all(n > 0 for n in res["steps"])  # nominal + 2 replicas
     for v in ub.VARIANTS:
         for m in ("none", "otus", "otus_iter1"):
             row = res[v][m]
