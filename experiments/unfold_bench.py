@@ -476,7 +476,13 @@ def markdown(res: dict[str, Any], a: argparse.Namespace, cpu: dict[str, float]) 
          "bias²/σ² per bin, m_ee"],
         rows,
     )  # fmt: skip
-    lines += ["", "Time: " + ", ".join(f"{k} {v:.0f} s" for k, v in cpu.items()), ""]
+    budget = sum(int(v) * m for v, m in zip(a.budget.split(":"), (86400, 3600, 60, 1), strict=True))
+    lines += [
+        "",
+        f"Time: otus training {budget} s per member (one torch thread); "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in cpu.items() if "training" not in k),
+        "",
+    ]
     return lines
 
 
@@ -528,9 +534,16 @@ def main(argv: list[str] | None = None) -> int:
         steps = [_steps(run)] + [_steps(d) for d in sorted((run / "replicas").glob("[0-9]*"))]
         if time.time() - t > 1:
             cpu["otus training (wall, every member)"] = time.time() - t
-        t = time.time()
         unf = unfold(work, run, f, a)
-        cpu["otus unfolding (wall, all variants and replicas)"] = time.time() - t
+        # Wall time of each unfolding of the nominal variant, as measured when it was made
+        # (one torch thread).
+        for key, path in unf.items():
+            sec = path.with_suffix(".seconds")
+            if key.startswith("nominal/") and sec.is_file():
+                name = label(key.split("/")[1]) + (
+                    " × replicas" if key.endswith("replicas") else ""
+                )
+                cpu[f"{name} (nominal, wall)"] = float(sec.read_text())
         if peer_proc is not None and peer_proc.wait() != 0:
             raise SystemExit("unfold_bench: the peers failed (see WORK/peers/*.log)")
         with_peers = peers(work, f, edges, a)
