@@ -128,3 +128,19 @@ def zee_run(tmp_path_factory: pytest.TempPathFactory, tiny_config: Path) -> tupl
         == 0
     )
     return run, data
+
+
+@pytest.fixture(scope="module")
+def ensemble(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A zee run with 2 bootstrap members (one short epoch each), its data and config."""
+    from otus.cli import main
+    from otus.io.h5 import write_events
+
+    d = tmp_path_factory.mktemp("ens")
+    data = write_events(d / "zee.h5", zee_events(3000, seed=1))
+    cfg = d / "tiny.yaml"
+    cfg.write_text(TINY.replace("max_epochs: 2", "max_epochs: 1"))
+    run = d / "run"
+    argv = ["fit", "zee", "--data", str(data), "--config", str(cfg), "--out", str(run)]
+    assert main([*argv, "--seed", "3", "--replicas", "2"]) == 0
+    return run, data, cfg

@@ -87,29 +87,11 @@ def test_zero_iterations_is_the_plain_encoder(toy: dict[str, np.ndarray]) -> Non
 
 
 # ------------------------------------------------------------------ otus unfold --iterations
-@pytest.fixture(scope="module")
-def ensemble_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A tiny zee run with 2 bootstrap members, and its (synthetic, paired) data file."""
-    from conftest import TINY, zee_events
-
-    from otus.cli import main
-    from otus.io.h5 import write_events
-
-    d = tmp_path_factory.mktemp("iter")
-    data = write_events(d / "zee.h5", zee_events(3000, seed=2))
-    cfg = d / "tiny.yaml"
-    cfg.write_text(TINY.replace("max_epochs: 2", "max_epochs: 1"))
-    run = d / "run"
-    argv = ["fit", "zee", "--data", str(data), "--config", str(cfg), "--out", str(run)]
-    assert main([*argv, "--replicas", "2"]) == 0
-    return run, data
-
-
-def test_unfold_iterations_cli(ensemble_run: tuple[Path, Path], tmp_path: Path) -> None:
+def test_unfold_iterations_cli(ensemble: tuple[Path, Path, Path], tmp_path: Path) -> None:
     from otus.cli import main
     from otus.io.h5 import read_events
 
-    run, data = ensemble_run
+    run, data, _ = ensemble
     n_pass = int(read_events(data).x_pass.sum())  # type: ignore[union-attr]
     outs = []
     for name in ("a.h5", "b.h5"):
@@ -133,11 +115,11 @@ def test_unfold_iterations_cli(ensemble_run: tuple[Path, Path], tmp_path: Path) 
 
 
 def test_unfold_iterations_bad_option(
-    ensemble_run: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ensemble: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from conftest import cli_fails
 
-    run, data = ensemble_run
+    run, data, _ = ensemble
     out = tmp_path / "v.h5"
     argv = ["unfold", str(run), "--input", str(data), "--out", str(out)]
     cli_fails(capsys, [*argv, "--iterations", "-1"], "--iterations")
@@ -145,7 +127,7 @@ def test_unfold_iterations_bad_option(
 
 
 def test_unfold_full_phase_space_weights_by_the_efficiency(
-    ensemble_run: tuple[Path, Path], tmp_path: Path
+    ensemble: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
     """--full-phase-space divides each unfolded event's weight by the run's ε(z) (clipped
     at EPS_MIN) and says so in the provenance; the default is the passing events'."""
@@ -154,7 +136,7 @@ def test_unfold_full_phase_space_weights_by_the_efficiency(
     from otus.models.api import load_run
     from otus.models.apply import EPS_MIN
 
-    run, data = ensemble_run
+    run, data, _ = ensemble
     outs = {}
     for flag in ("", "--full-phase-space"):
         out = tmp_path / f"u{len(flag)}.h5"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import TINY, cli_fails, zee_events
+from conftest import cli_fails, zee_events
 
 from otus.cli import main
 from otus.io.h5 import read_events, write_events
@@ -27,19 +27,6 @@ def _state(run: Path) -> dict[str, torch.Tensor]:
 def _same(a: Path, b: Path) -> bool:
     sa, sb = _state(a), _state(b)
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
-
-
-@pytest.fixture(scope="module")
-def ensemble(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """A zee run with 2 bootstrap members (one short epoch each), its data and config."""
-    d = tmp_path_factory.mktemp("ens")
-    data = write_events(d / "zee.h5", zee_events(3000, seed=1))
-    cfg = d / "tiny.yaml"
-    cfg.write_text(TINY.replace("max_epochs: 2", "max_epochs: 1"))
-    run = d / "run"
-    argv = ["fit", "zee", "--data", str(data), "--config", str(cfg), "--out", str(run)]
-    assert main([*argv, "--seed", "3", "--replicas", "2"]) == 0
-    return run, data, cfg
 
 
 def test_members_are_run_folders_with_their_own_seed_and_bootstrap(
