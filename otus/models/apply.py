@@ -326,6 +326,7 @@ def _iterated(
     def features(rows: np.ndarray) -> np.ndarray:
         return classifier_matrix(p, rows)
 
+    xr = np.repeat(x, repeats, axis=0)
     for i, (r, m) in enumerate(members or [(-1, sur)]):
         w_r = w * np.concatenate([c[i] for c in counts]) if members else w
 
@@ -344,7 +345,6 @@ def _iterated(
         z, wz = iterate_unfolding(
             unfold, simulate, x, w_r, features, iterations=iterations, seed=s, repeats=repeats
         )
-        xr = np.repeat(x, repeats, axis=0)
         for a in range(0, len(z), CHUNK):
             sl = slice(a, a + CHUNK)
             n = len(z[sl])
