@@ -7,6 +7,10 @@ generator+detector chain it replaces. Writes the ``speed`` section of
 
 Without ``--run`` the model is ``experiments/zee_fast.yaml`` after one ``fast_dev_run``
 step on data/zee (throughput does not depend on how well a model is trained).
+``--training`` measures training instead (the ``training`` section): optimizer steps that
+`otus fit zee` with the default configuration makes on data/zee in a fixed ``--budget`` (one
+torch thread, nothing else running), for this checkout and, with ``--baseline REV``, for
+another commit (checked out in a temporary git worktree) in the same call.
 ``--compare`` adds a table of decoder configurations: simulation events/s (1 thread) beside
 the fidelity that ``python -m experiments.evaluate_model RUN --out RUN/eval.json`` measured.
 Training memory and throughput: ``python -m experiments.bench_memory``.
@@ -15,8 +19,11 @@ Training memory and throughput: ``python -m experiments.bench_memory``.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -177,6 +184,61 @@ def goal_rows(
     return out
 
 
+def training_steps(root: Path, budget: int, out: Path) -> tuple[int, int]:
+    """Optimizer steps and epochs of `otus fit zee` (default config) run from the checkout
+    ``root`` on data/zee for ``budget`` seconds, one torch thread."""
+    cmd = [sys.executable, "-m", "otus", "fit", "zee", "--data", str(SAMPLE), "--out", str(out)]
+    cmd += ["--max-time", f"00:00:{budget // 60:02d}:{budget % 60:02d}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+    print("$", " ".join(cmd[2:]), f"(in {root})", flush=True)
+    subprocess.run(cmd, check=True, env=env, cwd=root, stdout=subprocess.DEVNULL)
+    with (out / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    return max(int(r["step"]) for r in rows) + 1, max(int(r["epoch"]) for r in rows) + 1
+
+
+def training(argv: list[str] | None, budget: int, baseline: str | None, out: Path) -> int:
+    """The ``training`` section: steps in the budget here and, optionally, at ``baseline``."""
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    rows = []
+    with work_dir(None, "train-speed") as tmp:
+        checkouts = [(f"this checkout ({head or 'unknown'})", ROOT)]
+        if baseline:
+            wt = tmp / "baseline"
+            subprocess.run(
+                ["git", "worktree", "add", "-q", "--detach", str(wt), baseline],
+                cwd=ROOT,
+                check=True,
+            )
+            checkouts.insert(0, (f"baseline {baseline}", wt))
+        try:
+            for i, (label, root) in enumerate(checkouts):
+                steps, epochs = training_steps(root, budget, tmp / f"run{i}")
+                rows.append([label, budget, steps, epochs, f"{steps / budget:.2f}"])
+        finally:
+            if baseline:
+                subprocess.run(
+                    ["git", "worktree", "remove", "--force", str(tmp / "baseline")],
+                    cwd=ROOT,
+                    check=False,
+                )
+    lines = header(
+        "Training throughput: optimizer steps in a fixed budget",
+        command=command("bench_speed", argv),
+        machine=machine(),
+        notes=[
+            f"`otus fit zee --data {SAMPLE.relative_to(ROOT)} --max-time` with the default "
+            "configuration (batch 512, validation after every epoch), one process at a time; "
+            "steps per second of the whole budget, validation and checkpoints included"
+        ],
+    )
+    lines += table("checkout | budget [s] | optimizer steps | epochs | steps/s", rows)
+    write_section(out, "training", lines, title="Speed")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", type=Path, help="trained run folder (default: a quick_run)")
@@ -189,7 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
     ap.add_argument("--out", type=Path, default=results_path("speed"))
+    ap.add_argument("--training", action="store_true", help="measure training steps instead")
+    ap.add_argument("--budget", type=int, default=120, help="--training: seconds per fit")
+    ap.add_argument("--baseline", help="--training: also measure this git revision")
     a = ap.parse_args(argv)
+    if a.training:
+        return training(argv, a.budget, a.baseline, a.out)
     n_events = 20_000 if a.quick else 1_000_000
     batch_sizes = [1024, 4096, 16384, 65536, 262144] if not a.quick else [1024, 8192]
     with work_dir(None, "speed") as tmp:

@@ -40,6 +40,7 @@ Example: values 0, 1, 2 with weights 1, -1, 1 become one event at 1.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 Tensor = torch.Tensor
@@ -75,13 +76,23 @@ def _uniform(w: Tensor) -> bool:
     return not w.requires_grad and bool((w == w[0]).all())
 
 
+def _sort_rows(u: Tensor) -> tuple[Tensor, Tensor]:
+    """``torch.sort(u, dim=1)`` of a [L, n] tensor, differentiable in u. On the CPU the
+    order comes from NumPy's vectorised (SIMD) argsort, 3-4 times faster than torch's on the
+    slices of a training batch; ties may be ordered differently, the values are the same."""
+    if u.device.type != "cpu" or u.dtype not in (torch.float32, torch.float64):
+        return torch.sort(u, dim=1)
+    order = torch.from_numpy(np.argsort(u.detach().numpy(), axis=1))
+    return torch.gather(u, 1, order), order
+
+
 def _quantile_steps(u: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
     """Quantile function of each row of u [L, n] with weights w [n], as steps.
 
     Returns ``values`` and ``levels`` [L, n]: the quantile is ``values[:, k]`` on
     ``(levels[:, k-1], levels[:, k]]``; levels are non-decreasing and end at 1.
     """
-    values, order = torch.sort(u, dim=1)
+    values, order = _sort_rows(u)
     # F on the gap [x_(k), x_(k+1)), clipped to [0, 1]; after the last value F = 1.
     levels = (torch.cumsum(w[order], 1)[:, :-1] / w.sum()).clamp(0.0, 1.0)
     if bool((w < 0).any()):  # increasing rearrangement: stack the gaps in order of F
@@ -141,16 +152,25 @@ def wasserstein_1d(
     a = _check_weights(a, n, u, "a")
     b = _check_weights(b, m, u, "b")
     if n == m and _uniform(a) and _uniform(b):  # equal masses: match sorted samples
-        us_, vs_ = torch.sort(u, dim=0).values, torch.sort(v, dim=0).values
-        return (us_ - vs_).abs().pow(p).mean(0)
+        us_, vs_ = _sort_rows(u.T.contiguous())[0], _sort_rows(v.T.contiguous())[0]
+        return (us_ - vs_).abs().pow(p).mean(1)
     qu, cu = _quantile_steps(u.T, a)
     qv, cv = _quantile_steps(v.T, b)
-    levels = torch.sort(torch.cat([cu, cv], 1), dim=1).values  # [L, n+m]
+    # Merge the two sorted level sequences (a stable merge, ties from u first) by binary
+    # search instead of sorting their concatenation: the quantile on (previous level, level]
+    # is the first step of each side whose level reaches it. For a u level that is u's own
+    # step and v's left insertion point; for a v level, u's right insertion point, which
+    # differs from the left one only on a tie, where the merged step has zero width.
+    su = torch.searchsorted(cv, cu)  # [L, n]: v levels below each u level
+    sv = torch.searchsorted(cu, cv, right=True)  # [L, m]: u levels at or below each v level
+    pu = torch.arange(n, device=u.device) + su
+    pv = torch.arange(m, device=u.device) + sv
+    du = qu - torch.gather(qv, 1, su.clamp_max(m - 1))
+    dv = torch.gather(qu, 1, sv.clamp_max(n - 1)) - qv
+    merged = cu.new_zeros(cu.shape[0], n + m)
+    levels = merged.scatter(1, pu, cu).scatter(1, pv, cv)
+    diff = merged.scatter(1, pu, du).scatter(1, pv, dv)
     delta = torch.diff(levels, dim=1, prepend=torch.zeros_like(levels[:, :1]))
-    # Quantile on (previous level, level]: the first step whose level reaches it.
-    iu = torch.searchsorted(cu, levels).clamp_max(n - 1)
-    iv = torch.searchsorted(cv, levels).clamp_max(m - 1)
-    diff = torch.gather(qu, 1, iu) - torch.gather(qv, 1, iv)
     return (delta * diff.abs().pow(p)).sum(1)
 
 
