@@ -152,6 +152,24 @@ def test_gradients_reach_values_and_weights_with_negative_weights() -> None:
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
+def test_weight_gradient_at_a_level_tie_is_a_one_sided_derivative() -> None:
+    # Unit weights on 2 and 4 points: the CDF levels 0.5 and 1 of both sides coincide, where
+    # W_2^2 has a kink in the weights; the gradient must be the derivative from one side.
+    x = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    y = torch.tensor([0.3, 0.7, 2.0, 2.5], dtype=torch.float64)
+    b = torch.ones(4, dtype=torch.float64)
+    a = torch.ones(2, dtype=torch.float64, requires_grad=True)
+    wasserstein_1d(x, y, a=a, b=b).backward()
+    assert a.grad is not None
+    f0, h = float(wasserstein_1d(x, y, a=a.detach(), b=b)), 1e-6
+    for i in range(2):
+        e = torch.zeros(2, dtype=torch.float64)
+        e[i] = h
+        right = (float(wasserstein_1d(x, y, a=a.detach() + e, b=b)) - f0) / h
+        left = (f0 - float(wasserstein_1d(x, y, a=a.detach() - e, b=b))) / h
+        assert min(abs(float(a.grad[i]) - left), abs(float(a.grad[i]) - right)) < 1e-4
+
+
 def test_randomness_is_injected_and_reproducible() -> None:
     x, y = torch.randn(50, 4, generator=_gen(0)), torch.randn(60, 4, generator=_gen(1)) + 1
     d1 = sliced_wasserstein(x, y, generator=_gen(7), n_projections=10)
