@@ -51,6 +51,7 @@ from experiments.common import (
     work_dir,
     write_section,
 )
+from otus.models.iterate import ACCELERATION
 
 M_Z, G_Z = 91.1876, 2.4952
 # pT(ee) is zero at the parton level of LO Drell-Yan (no ISR in the LHE event): not unfolded.
@@ -173,11 +174,14 @@ def unfold(work: Path, run: Path, f: dict[str, Path], a: argparse.Namespace) -> 
         if v in ("nominal", "shift"):
             plan.append((f"otus_iter{top}", top, a.replicas))
         for method, it, rep in plan:
-            suffix = "_replicas" if rep else ""
+            # the iterated answers' files name their acceleration: a cache of another is stale
+            suffix = (f"_a{a.acceleration:g}" if it else "") + ("_replicas" if rep else "")
             path = work / "unfolded" / f"{v}_{method}{suffix}.h5"
             if not path.is_file():
                 path.parent.mkdir(exist_ok=True)
                 extra = ["--replicas", rep] if rep else []
+                if it:
+                    extra += ["--acceleration", a.acceleration]
                 t = time.time()
                 run_otus(
                     "unfold", run, "--input", f[v], "--out", path, "--iterations", it, *extra,
@@ -427,7 +431,8 @@ def markdown(res: dict[str, Any], a: argparse.Namespace, cpu: dict[str, float]) 
     lines += [
         f"MC: zee, detector `{a.detector}`, {a.events} events; otus trained paired with the "
         f"{'configuration ' + a.config if a.config else 'default configuration'} for {a.budget} (one torch thread), {a.replicas} bootstrap "
-        f"replicas of the same budget; `--iterations` {a.iterations}. Pseudo-data: the same "
+        f"replicas of the same budget; `--iterations` {a.iterations} with `--acceleration` "
+        f"{a.acceleration:g}. Pseudo-data: the same "
         f"detector, drawn from {a.pool_events} events by acceptance-rejection (variants in "
         "the script's docstring). All answers: the parton level of the passing events, "
         "judged against the pseudo-data's truth; χ²_R on 30 fixed bins (quantiles of the MC "
@@ -527,6 +532,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         type=lambda v: [int(n) for n in v.split(",")],
         default=[4, 12],
         help="otus --iterations counts, comma-separated",
+    )
+    ap.add_argument(
+        "--acceleration",
+        type=float,
+        default=ACCELERATION,
+        help="otus unfold --acceleration of the iterated answers",
     )
     ap.add_argument("--peers-python", default=str(BENCH_PYTHON))
     ap.add_argument("--omnifold-epochs", type=int, default=30)

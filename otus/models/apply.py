@@ -200,14 +200,16 @@ def unfold_file(
     batch_size: int = CHUNK,
     replicas: int = 0,
     iterations: int = 0,
+    acceleration: float | None = None,
     full_phase_space: bool = False,
 ) -> int:
     """Unfold every passing detector-level event of ``inp``; return the rows written.
 
     With ``iterations`` N > 0 the unfolded events get weights, iterated N times so that the
     run's simulator folds them back onto the input (:mod:`otus.models.iterate`): the answer
-    no longer follows the training sample's parton-level spectrum. The passing events of
-    ``inp`` are then held in memory.
+    no longer follows the training sample's parton-level spectrum; ``acceleration`` is the
+    exponent of each update (None: :data:`otus.models.iterate.ACCELERATION`). The passing
+    events of ``inp`` are then held in memory.
 
     The answer is the parton level of the events that *pass* the detector; with
     ``full_phase_space`` each event's weight is divided by the run's learnt efficiency ε(z)
@@ -227,8 +229,13 @@ def unfold_file(
 
         members = list(enumerate(load_replicas(sur.run_dir, replicas, device=sur.module.device)))
 
+    from otus.models.iterate import ACCELERATION
+
     if iterations < 0:
         raise OtusError(f"--iterations must be >= 0, got {iterations}")
+    accel = ACCELERATION if acceleration is None else float(acceleration)
+    if not 0 < accel <= 4:
+        raise OtusError(f"--acceleration must be in (0, 4], got {accel}")
     if full_phase_space:
         sur.efficiency(np.zeros((0, p.dz), np.float32))  # the run's error, before any output
 
@@ -237,7 +244,9 @@ def unfold_file(
 
     def chunks(path: Path) -> Iterator[Events]:
         if iterations:
-            yield from _iterated(sur, members, path, seed, repeats, batch_size, iterations, full)
+            yield from _iterated(
+                sur, members, path, seed, repeats, batch_size, iterations, accel, full
+            )
             return
         from otus.models.replicas import poisson_counts
 
@@ -275,6 +284,7 @@ def unfold_file(
     formats = (".h5", ".hdf5", ".lhe.gz")
     settings = {
         "iterations": iterations,
+        **({"acceleration": accel} if iterations else {}),
         "phase_space": "full" if full_phase_space else "passing",
     }
     return _apply_file(
@@ -300,6 +310,7 @@ def _iterated(
     repeats: int,
     batch_size: int,
     iterations: int,
+    acceleration: float,
     full: Callable[[Surrogate, np.ndarray, np.ndarray], np.ndarray],
 ) -> Iterator[Events]:
     """:func:`unfold_file`'s events with ``iterations`` > 0: every passing event of ``path``
@@ -343,7 +354,15 @@ def _iterated(
 
         s = seed if r < 0 else int(np.random.SeedSequence([seed % 2**63, r]).generate_state(1)[0])
         z, wz = iterate_unfolding(
-            unfold, simulate, x, w_r, features, iterations=iterations, seed=s, repeats=repeats
+            unfold,
+            simulate,
+            x,
+            w_r,
+            features,
+            iterations=iterations,
+            seed=s,
+            repeats=repeats,
+            acceleration=acceleration,
         )
         for a in range(0, len(z), CHUNK):
             sl = slice(a, a + CHUNK)

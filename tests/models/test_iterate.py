@@ -37,7 +37,7 @@ def toy() -> dict[str, np.ndarray]:
 
 
 def _unfold(
-    toy: dict[str, np.ndarray], iterations: int, seed: int = 3
+    toy: dict[str, np.ndarray], iterations: int, seed: int = 3, acceleration: float = 2.0
 ) -> tuple[np.ndarray, np.ndarray]:
     rep = IterationReport()
     z, w = iterate_unfolding(
@@ -49,6 +49,7 @@ def _unfold(
         iterations=iterations,
         seed=seed,
         report=rep,
+        acceleration=acceleration,
     )
     assert len(rep.max_log_ratio) == iterations
     return z[:, 0], w
@@ -69,6 +70,20 @@ def test_iterations_remove_most_of_the_prior_bias(toy: dict[str, np.ndarray]) ->
     # ... and the width moves toward the truth's (plain ≈ 1.05, truth ≈ 1.2).
     sd4 = np.sqrt(np.average((z4 - np.average(z4, weights=w4)) ** 2, weights=w4))
     assert abs(sd4 - truth.std()) < abs(z0.std() - truth.std())
+
+
+def test_acceleration_moves_further_per_iteration(toy: dict[str, np.ndarray]) -> None:
+    """Two accelerated iterations (exponent 2) remove more of the prior bias than two plain
+    EM ones, about as much as four plain ones."""
+    truth = toy["z_data"][:, 0].mean()
+
+    def bias(iterations: int, acceleration: float) -> float:
+        z, w = _unfold(toy, iterations, acceleration=acceleration)
+        return abs(float(np.average(z, weights=w)) - truth)
+
+    plain2, plain4, fast2 = bias(2, 1.0), bias(4, 1.0), bias(2, 2.0)
+    assert fast2 < 0.8 * plain2
+    assert abs(fast2 - plain4) < 0.5 * (plain2 - plain4)
 
 
 def test_iterations_are_seeded(toy: dict[str, np.ndarray]) -> None:
@@ -101,6 +116,14 @@ def test_unfold_iterations_cli(ensemble: tuple[Path, Path, Path], tmp_path: Path
         outs.append(read_events(out))
     assert len(outs[0]) == n_pass
     np.testing.assert_array_equal(outs[0].weight, outs[1].weight)  # seeded
+    settings = outs[0].provenance["settings"]
+    assert settings["iterations"] == 1 and settings["acceleration"] == 2.0
+    slow = tmp_path / "slow.h5"
+    argv = ["unfold", str(run), "--input", str(data), "--out", str(slow), "--seed", "4"]
+    assert main([*argv, "--iterations", "1", "--acceleration", "1"]) == 0
+    # one update, exponent 1 instead of 2: the weights are the square roots (normalised)
+    w1, w2 = read_events(slow).weight, outs[0].weight
+    np.testing.assert_allclose(w1**2 / np.sum(w1**2), w2 / np.sum(w2), rtol=1e-4)
     plain = tmp_path / "plain.h5"
     assert main(["unfold", str(run), "--input", str(data), "--out", str(plain), "--seed", "4"]) == 0
     np.testing.assert_array_equal(read_events(plain).z, outs[0].z)  # the same draws ...
@@ -123,6 +146,7 @@ def test_unfold_iterations_bad_option(
     out = tmp_path / "v.h5"
     argv = ["unfold", str(run), "--input", str(data), "--out", str(out)]
     cli_fails(capsys, [*argv, "--iterations", "-1"], "--iterations")
+    cli_fails(capsys, [*argv, "--iterations", "2", "--acceleration", "5"], "--acceleration")
     assert not out.exists()
 
 
