@@ -22,7 +22,6 @@ file, as the in-memory readers do.
 from __future__ import annotations
 
 import argparse
-import csv
 import shutil
 import sys
 import time
@@ -36,6 +35,7 @@ from experiments.common import (
     machine,
     peak_rss,
     results_path,
+    run_progress,
     table,
     work_dir,
     write_section,
@@ -43,15 +43,6 @@ from experiments.common import (
 
 # What `otus convert` imports before reading (torch comes with otus.physics.fourvec).
 IMPORTS = "import otus.cli.convert, otus.io.convert, otus.io.lhe, otus.io.delphes, otus.provenance"
-
-
-def _train_steps(metrics: Path) -> int:
-    """Optimizer steps logged in a run's metrics.csv."""
-    if not metrics.exists():
-        return 0
-    with open(metrics, newline="") as fh:
-        steps = [int(r["step"]) for r in csv.DictReader(fh) if r.get("step")]
-    return max(steps) + 1 if steps else 0
 
 
 def training(
@@ -70,7 +61,7 @@ def training(
         cmd = [sys.executable, "-m", "otus", "fit", "zee", "--data", str(f), "--out", str(run)]
         cmd += ["--max-epochs", "1000", "--max-time", f"00:00:00:{seconds:02d}", *extra]
         rss, wall, rc = peak_rss(cmd)
-        steps = _train_steps(run / "metrics.csv")
+        steps = (run_progress(run) or (0, 0))[1]
         out.append((n, rss, wall, steps))
         print(
             f"fit on {n:>9,d} events: peak RSS {rss:.0f} MB, wall {wall:.1f} s (rc {rc}, "

@@ -19,7 +19,6 @@ Training memory and throughput: ``python -m experiments.bench_memory``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -38,6 +37,7 @@ from experiments.common import (
     header,
     machine,
     results_path,
+    run_progress,
     table,
     work_dir,
     write_section,
@@ -192,9 +192,8 @@ def training_steps(root: Path, budget: int, out: Path) -> tuple[int, int]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
     print("$", " ".join(cmd[2:]), f"(in {root})", flush=True)
     subprocess.run(cmd, check=True, env=env, cwd=root, stdout=subprocess.DEVNULL)
-    with (out / "metrics.csv").open() as f:
-        rows = list(csv.DictReader(f))
-    return max(int(r["step"]) for r in rows) + 1, max(int(r["epoch"]) for r in rows) + 1
+    epochs, steps = run_progress(out) or (0, 0)
+    return steps, epochs
 
 
 def training(argv: list[str] | None, budget: int, baseline: str | None, out: Path) -> int:

@@ -10,6 +10,7 @@ seeds and variants are rows of a section's table, never files of their own.
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import platform
 import re
@@ -141,3 +142,19 @@ def peak_rss(cmd: Sequence[str], cwd: Path = ROOT) -> tuple[float, float, int]:
     if int(rc) != 0:
         print(res.stderr[-2000:], file=sys.stderr)
     return int(rss_kb) / 1024, float(wall), int(rc)
+
+
+def run_progress(run: str | Path) -> tuple[int, int] | None:
+    """(epochs begun, optimizer steps done) of a trained run, as its metrics.csv logs them;
+    None when it logged nothing."""
+    metrics = Path(run) / "metrics.csv"
+    if not metrics.is_file():
+        return None
+    with metrics.open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("epoch") and r.get("step")]
+    if not rows:
+        return None
+    return (
+        max(int(float(r["epoch"])) for r in rows) + 1,
+        max(int(float(r["step"])) for r in rows) + 1,
+    )

@@ -41,7 +41,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from experiments.common import command, header, machine, now, results_path, write_section
+from experiments.common import (
+    command,
+    header,
+    machine,
+    now,
+    results_path,
+    run_progress,
+    write_section,
+)
 from otus.evaluation import auc_features
 from otus.io.h5 import read_events
 from otus.metrics import classifier_auc, compare, sliced_w2
@@ -84,15 +92,9 @@ def _training(run: Path) -> dict[str, Any]:
     if prov.is_file():
         p = json.loads(prov.read_text())
         out["inputs"] = list(p.get("inputs") or [])  # {path: sha256}: x file, then z file
-    metrics = run / "metrics.csv"
-    if metrics.is_file():
-        import csv
-
-        with metrics.open() as f:
-            rows = [r for r in csv.DictReader(f) if r.get("epoch") and r.get("step")]
-        if rows:
-            out["epochs"] = max(int(float(r["epoch"])) for r in rows) + 1
-            out["steps"] = max(int(float(r["step"])) for r in rows) + 1
+    progress = run_progress(run)
+    if progress:
+        out["epochs"], out["steps"] = progress
     return out
 
 

@@ -47,6 +47,7 @@ from experiments.common import (
     machine,
     results_path,
     run_otus,
+    run_progress,
     table,
     work_dir,
     write_section,
@@ -559,7 +560,8 @@ def main(argv: list[str] | None = None) -> int:
                 cwd=Path(__file__).resolve().parent.parent,
             )
         run = train(work, f, a)
-        steps = [_steps(run)] + [_steps(d) for d in sorted((run / "replicas").glob("[0-9]*"))]
+        members = [run, *sorted((run / "replicas").glob("[0-9]*"))]
+        steps = [(run_progress(d) or (0, 0))[1] for d in members]
         unf = unfold(work, run, f, a)
         # Wall time of each unfolding of the nominal variant, as measured when it was made
         # (one torch thread).
@@ -588,15 +590,6 @@ def main(argv: list[str] | None = None) -> int:
             key = a.key or f"zee_{a.detector}" + (f"_{Path(a.config).stem}" if a.config else "")
             write_section(results_path("unfold"), key, text, title="Unfolding")
     return 0
-
-
-def _steps(run: Path) -> int:
-    """Optimizer steps of a run (its metrics log's last row)."""
-    import csv
-
-    with open(run / "metrics.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return int(rows[-1]["step"]) if rows else 0
 
 
 def _js(o: Any) -> Any:

@@ -229,13 +229,11 @@ def unfold_file(
 
         members = list(enumerate(load_replicas(sur.run_dir, replicas, device=sur.module.device)))
 
-    from otus.models.iterate import ACCELERATION
+    from otus.models.iterate import check_acceleration
 
     if iterations < 0:
         raise OtusError(f"--iterations must be >= 0, got {iterations}")
-    accel = ACCELERATION if acceleration is None else float(acceleration)
-    if not 0 < accel <= 4:
-        raise OtusError(f"--acceleration must be in (0, 4], got {accel}")
+    accel = check_acceleration(acceleration)
     if full_phase_space:
         sur.efficiency(np.zeros((0, p.dz), np.float32))  # the run's error, before any output
 

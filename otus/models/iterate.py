@@ -56,6 +56,15 @@ class IterationReport:
 # accelerated weights also absorb more of the decoder's mismodelling.
 ACCELERATION = 2.0
 
+
+def check_acceleration(acceleration: float | None) -> float:
+    """The update's exponent (None: :data:`ACCELERATION`); an error outside (0, 4]."""
+    a = ACCELERATION if acceleration is None else float(acceleration)
+    if not 0 < a <= 4:
+        raise OtusError(f"--acceleration must be in (0, 4], got {a}")
+    return a
+
+
 # The iteration's classifier: one network, early stopping (the ratio of two smooth
 # detector-level spectra, fitted again at every iteration).
 ITERATION_CLASSIFIER = ReweightConfig(hidden=(32, 32), epochs=30, patience=4, ema_epochs=3.0)
@@ -88,8 +97,7 @@ def iterate_unfolding(
 
     if iterations < 0 or repeats < 1 or draws < 1:
         raise OtusError("--iterations must be >= 0, --repeats >= 1")
-    if not 0 < acceleration <= 4:
-        raise OtusError(f"--acceleration must be in (0, 4], got {acceleration}")
+    acceleration = check_acceleration(acceleration)
     w_x = np.asarray(w_x, np.float64)
     z = unfold(x, seed, repeats)
     w_u = np.repeat(w_x, repeats) / repeats
