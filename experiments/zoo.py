@@ -10,7 +10,10 @@ For each process and zoo detector (``otus generate PROCESS --detector NAME``, se
 
    * **paired**: the generated file, whose row i holds the z and x of one event;
    * **unpaired**: z from the LHE file alone and x from the Delphes ROOT file alone
-     (``otus convert`` of each), as with real data: no pairs and no pass flags;
+     (``otus convert`` of each), as with real data: no pairs and no pass flags; the x
+     sample's integrated luminosity (generated events / the LHE file's cross-section) is
+     given with ``--luminosity``, as an analysis knows its data's, so that the yield fixes
+     the mean efficiency (``--no-luminosity``: acceptance only);
 
 3. evaluates each run on the held-out sample with the half-split method of
    :mod:`experiments.evaluate_model` (truth from half A, predictions from half B): χ²_R of the
@@ -22,12 +25,14 @@ and writes the tables, with every miss of the goals marked ✗, into
 
 Goals (default configuration, ≤ 15 min of 2-core CPU training on 10⁵ events):
 zee simulation m_ee χ²_R ≤ 2.5, every other observable ≤ 2, AUC ≤ 0.60 paired / ≤ 0.65
-unpaired, simulated pass rate within 2 % of the truth (paired); zee unfolding m_ee χ²_R ≤ 10
+unpaired, simulated pass rate within 2 % of the truth (paired; 3 % unpaired with the
+luminosity, the goal of fully unpaired training); zee unfolding m_ee χ²_R ≤ 10
 and AUC ≤ 0.65; tt̄ simulation hadronic W and top χ²_R ≤ 5, AUC ≤ 0.65.
 
 Usage::
 
     python -m experiments.zoo --work /tmp/zoo                       # the whole zoo (hours)
+    python -m experiments.zoo --work /tmp/zoo --jobs 2              # two trainings at a time
     python -m experiments.zoo --processes zee --detectors cms,atlas \\
         --train-events 30000 --budget 00:00:05:00 --work /tmp/zoo   # a smaller table
 """
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +59,7 @@ from experiments.common import (
     write_section,
 )
 from experiments.evaluate_model import evaluate_run, summary
+from otus.io.h5 import info
 
 # The zee observables held to the "every other observable" goal, and the tt̄ masses.
 ZEE_SIM = ["m_ee", "pt_ee", "e-_pt", "e-_eta", "e-_E", "e+_pt", "e+_eta", "e+_E"]
@@ -60,7 +67,7 @@ TTBAR_SIM = ["m_W_had", "m_t_had", "m_t_lep", "e-_pt", "jet1_pt", "jet1_E"]
 ZEE_MASS_GOAL, OTHER_GOAL, ZEE_UNFOLD_GOAL, TTBAR_MASS_GOAL = 2.5, 2.0, 10.0, 5.0
 AUC_GOAL = {"paired": 0.60, "unpaired": 0.65}
 TTBAR_AUC_GOAL = 0.65
-PASS_RATE_GOAL = 0.02  # |pass rate of D(z) / truth − 1|
+PASS_RATE_GOAL = {"paired": 0.02, "unpaired": 0.03}  # |pass rate of D(z) / truth − 1|
 DEFAULT_DETECTORS = {"zee": "cms,atlas,cms_radiative,crystalball", "ttbar": "cms,crystalball"}
 
 
@@ -111,8 +118,10 @@ def train(
     files: dict[str, Path],
     budget: str,
     threads: int = 1,
+    luminosity: float | None = None,
 ) -> Path:
-    """One training of the default configuration; an existing finished run is reused."""
+    """One training of the default configuration; an existing finished run is reused.
+    ``luminosity`` (pb⁻¹, unpaired mode only) is the x sample's."""
     run = work / "runs" / f"{process}_{detector}_{mode}"
     if (run / "last.ckpt").is_file():
         return run
@@ -122,6 +131,8 @@ def train(
         if mode == "paired"
         else ["--data", files["x"], "--z-data", files["z"]]
     )
+    if mode == "unpaired" and luminosity is not None:
+        data += ["--luminosity", f"{luminosity:.6g}"]
     if (
         _otus(
             "fit", process, *data, "--out", run, "--max-time", budget, check=False, threads=threads
@@ -170,9 +181,19 @@ def goals(rep: dict[str, Any], process: str, mode: str) -> dict[str, bool]:
         "unfold mass": le(_chi2(rep, "unfold", "m_ee"), ZEE_UNFOLD_GOAL),
         "unfold AUC": le(auc_u, 0.65),
     }
-    if mode == "paired":
-        out["pass rate"] = abs(rep["pass_rate_D(z)"] / rep["pass_rate_truth"] - 1) <= PASS_RATE_GOAL
+    if mode == "paired" or rep.get("luminosity"):
+        ratio = rep["pass_rate_D(z)"] / rep["pass_rate_truth"]
+        out["pass rate"] = abs(ratio - 1) <= PASS_RATE_GOAL[mode]
     return out
+
+
+def luminosity(files: dict[str, Path], process: str, n_generated: int) -> float:
+    """Integrated luminosity (pb⁻¹) of the generated sample: its events over the
+    cross-section its LHE file states (kept in the converted z file)."""
+    sigma = info(files["z"], process).cross_section_pb
+    if not sigma:
+        raise SystemExit(f"{files['z']}: no cross_section_pb; cannot state a luminosity")
+    return n_generated / sigma
 
 
 def tables(rows: list[dict[str, Any]]) -> list[str]:
@@ -251,28 +272,56 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1, help="torch threads of each training")
     ap.add_argument(
+        "--jobs", type=int, default=1, help="trainings run at a time (one per free core)"
+    )
+    ap.add_argument(
+        "--luminosity",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="give unpaired trainings the x sample's luminosity (default: yes)",
+    )
+    ap.add_argument(
         "--work", default=None, help="samples and runs (kept; default a temporary folder)"
     )
     ap.add_argument("--json", default=None, help="also write the full reports here")
     ap.add_argument("--no-results", action="store_true", help="print only; leave results/zoo.md")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)  # evaluation; each training runs in its own process
+    plan = [
+        (process, detector)
+        for process in args.processes.split(",")
+        for detector in (args.detectors or DEFAULT_DETECTORS[process]).split(",")
+    ]
+    modes = args.modes.split(",")
     rows = []
     with work_dir(args.work, "zoo") as work:
-        for process in args.processes.split(","):
-            detectors = (args.detectors or DEFAULT_DETECTORS[process]).split(",")
-            for detector in detectors:
-                files = samples(
-                    work, process, detector, args.train_events, args.test_events, args.seed
-                )
-                for mode in args.modes.split(","):
-                    run = train(work, process, detector, mode, files, args.budget, args.threads)
-                    rep = evaluate_run(run, files["test"], max_events=args.test_events)
-                    row = {"process": process, "detector": detector, "mode": mode, "report": rep}
-                    row["stopped"] = (run / "FAILED").is_file()
-                    row["goals"] = goals(rep, process, mode)
-                    print(summary(rep), "\n  goals met:", row["goals"], flush=True)
-                    rows.append(row)
+        files = {
+            key: samples(work, *key, args.train_events, args.test_events, args.seed) for key in plan
+        }
+        lumi = {
+            key: luminosity(files[key], key[0], args.train_events) if args.luminosity else None
+            for key in plan
+        }
+
+        def fit(job: tuple[str, str, str]) -> Path:
+            process, detector, mode = job
+            key = (process, detector)
+            return train(
+                work, process, detector, mode, files[key], args.budget, args.threads, lumi[key]
+            )
+
+        jobs = [(p, d, m) for p, d in plan for m in modes]
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            runs = list(pool.map(fit, jobs))
+        for (process, detector, mode), run in zip(jobs, runs, strict=True):
+            rep = evaluate_run(run, files[(process, detector)]["test"], max_events=args.test_events)
+            if mode == "unpaired":
+                rep["luminosity"] = lumi[(process, detector)]
+            row = {"process": process, "detector": detector, "mode": mode, "report": rep}
+            row["stopped"] = (run / "FAILED").is_file()
+            row["goals"] = goals(rep, process, mode)
+            print(summary(rep), "\n  goals met:", row["goals"], flush=True)
+            rows.append(row)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     text = header(
@@ -282,7 +331,14 @@ def main(argv: list[str] | None = None) -> int:
         date=now(),
         notes=[
             f"{args.train_events} training events, {args.test_events} held-out events (half-split), "
-            f"{args.budget} of training per run; ✗ marks a miss of the goals (module docstring)"
+            f"{args.budget} of training per run; ✗ marks a miss of the goals (module docstring)",
+            "unpaired: "
+            + (
+                "`--luminosity` of the x sample (generated events / the LHE cross-section)"
+                if args.luminosity
+                else "no luminosity (acceptance only)"
+            ),
+            f"{args.jobs} training(s) at a time",
         ],
     ) + tables(rows)
     print("\n".join(text))

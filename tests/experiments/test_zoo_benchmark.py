@@ -30,12 +30,15 @@ def test_zoo_trains_both_modes_and_marks_the_goals(tmp_path: Path) -> None:
         assert set(zoo.ZEE_SIM) <= set(r["report"]["simulate"])
         assert 0.4 < r["report"]["auc"]["simulate"][0] <= 1.0
         expected = {"sim mass", "sim others", "sim AUC", "unfold mass", "unfold AUC"}
-        assert set(r["goals"]) == expected | ({"pass rate"} if r["mode"] == "paired" else set())
-    # the unpaired run learnt from two files: the ROOT file's x and the LHE file's z
+        # the unpaired run is given the x sample's luminosity, so its pass rate has a goal
+        assert set(r["goals"]) == expected | {"pass rate"}
+    # the unpaired run learnt from two files: the ROOT file's x and the LHE file's z, and the
+    # luminosity of the 2000 generated events (the built-in generator's 1 pb)
     unpaired = json.loads(
         (tmp_path / "runs" / "zee_crystalball_unpaired" / "provenance.json").read_text()
     )
     assert len(unpaired["inputs"]) == 2
+    assert rows[1]["report"]["luminosity"] == pytest.approx(2000.0)
     text = "\n".join(zoo.tables(rows))
     assert "| crystalball | paired |" in text and "| crystalball | unpaired |" in text
 
