@@ -41,7 +41,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +258,13 @@ def tables(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _evaluate(job: tuple[Path, Path, int]) -> dict[str, Any]:
+    """evaluate_run in a worker process of one torch thread."""
+    torch.set_num_threads(1)
+    run, test, n = job
+    return evaluate_run(run, test, max_events=n)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--processes", default="zee,ttbar")
@@ -272,7 +280,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1, help="torch threads of each training")
     ap.add_argument(
-        "--jobs", type=int, default=1, help="trainings run at a time (one per free core)"
+        "--jobs",
+        type=int,
+        default=1,
+        help="trainings and evaluations run at a time (one per free core)",
     )
     ap.add_argument(
         "--luminosity",
@@ -313,8 +324,16 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [(p, d, m) for p, d in plan for m in modes]
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             runs = list(pool.map(fit, jobs))
-        for (process, detector, mode), run in zip(jobs, runs, strict=True):
-            rep = evaluate_run(run, files[(process, detector)]["test"], max_events=args.test_events)
+        tests = [
+            (run, files[(p, d)]["test"], args.test_events)
+            for (p, d, _), run in zip(jobs, runs, strict=True)
+        ]
+        # evaluations in their own processes too (each one torch thread)
+        with ProcessPoolExecutor(
+            max_workers=max(1, args.jobs), mp_context=multiprocessing.get_context("spawn")
+        ) as procs:
+            reports = list(procs.map(_evaluate, tests))
+        for (process, detector, mode), run, rep in zip(jobs, runs, reports, strict=True):
             if mode == "unpaired":
                 rep["luminosity"] = lumi[(process, detector)]
             row = {"process": process, "detector": detector, "mode": mode, "report": rep}
