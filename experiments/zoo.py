@@ -120,10 +120,13 @@ def train(
     budget: str,
     threads: int = 1,
     luminosity: float | None = None,
+    config: str | None = None,
 ) -> Path:
-    """One training of the default configuration; an existing finished run is reused.
+    """One training of the default configuration (or of ``config``, a candidate compared
+    with it; its run folder is named after the file); an existing finished run is reused.
     ``luminosity`` (pb⁻¹, unpaired mode only) is the x sample's."""
-    run = work / "runs" / f"{process}_{detector}_{mode}"
+    tag = f"_{Path(config).stem}" if config else ""
+    run = work / "runs" / f"{process}_{detector}_{mode}{tag}"
     if (run / "last.ckpt").is_file():
         return run
     failed = run / "FAILED"
@@ -134,6 +137,8 @@ def train(
     )
     if mode == "unpaired" and luminosity is not None:
         data += ["--luminosity", f"{luminosity:.6g}"]
+    if config:
+        data += ["--config", config]
     if (
         _otus(
             "fit", process, *data, "--out", run, "--max-time", budget, check=False, threads=threads
@@ -274,6 +279,12 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated (default: zee on every zoo detector, ttbar on cms and crystalball)",
     )
     ap.add_argument("--modes", default="paired,unpaired")
+    ap.add_argument(
+        "--config",
+        default=None,
+        help="train this configuration file instead of the default (a candidate default); "
+        "its own section of results/zoo.md",
+    )
     ap.add_argument("--train-events", type=int, default=100_000)
     ap.add_argument("--test-events", type=int, default=40_000)
     ap.add_argument("--budget", default="00:00:15:00", help="training time per run, DD:HH:MM:SS")
@@ -318,7 +329,15 @@ def main(argv: list[str] | None = None) -> int:
             process, detector, mode = job
             key = (process, detector)
             return train(
-                work, process, detector, mode, files[key], args.budget, args.threads, lumi[key]
+                work,
+                process,
+                detector,
+                mode,
+                files[key],
+                args.budget,
+                args.threads,
+                lumi[key],
+                args.config,
             )
 
         jobs = [(p, d, m) for p, d in plan for m in modes]
@@ -343,8 +362,9 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
+    what = f"`{args.config}`" if args.config else "The default configuration"
     text = header(
-        f"The default configuration on the zoo: {args.processes}",
+        f"{what} on the zoo: {args.processes}",
         command=command("zoo", argv),
         machine=machine(f"torch threads: training {args.threads}, evaluation 1"),
         date=now(),
@@ -363,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(text))
     if not args.no_results:
         key = "zoo " + ",".join(sorted({r["process"] for r in rows}))
+        if args.config:
+            key += " " + Path(args.config).stem
         write_section(results_path("zoo"), key, text, title="Detector zoo")
     return 0
 

@@ -30,6 +30,9 @@ class NetConfig:
     # switched off at fit time when the z file carries none (an LHE-only sample).
     efficiency: bool = True
     efficiency_hidden: int = 64
+    # sin, cos of 2^k π η (k < efficiency_fourier) of each object's standardised η in ε's
+    # input: sharp edges in η (cracks); 0: the coordinates alone; no effect with cartesian
+    efficiency_fourier: int = 0
     # Unfolded events get zero total pT (fourvec.balance_transverse): leading-order partons.
     balance_pt: bool = False
     decoder_hidden: int = 0

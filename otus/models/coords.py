@@ -74,12 +74,16 @@ class Coordinates:
         }[kind]
         self.sizes = [per[k] for k, _ in self.objects]
         self.dim = sum(self.sizes)
-        # Index of the φ coordinate of each object (for wrapping), -1 if none.
+        # Index of the φ coordinate of each object (for wrapping), and of the η coordinate of
+        # each object that has one (where detectors put their geometry: cracks, edges).
         self.phi_index = []
+        self.eta_index = []
         i = 0
         for (k, _), s in zip(self.objects, self.sizes, strict=True):
             if kind == "ptetaphi":
                 self.phi_index.append(i + (1 if k == "transverse" else 2))
+                if k != "transverse":
+                    self.eta_index.append(i + 1)
             i += s
 
     @property

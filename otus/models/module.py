@@ -143,7 +143,14 @@ class OtusModule(pl.LightningModule):
         )
         self.encoder = Transport(self.process, "encode", **kw)
         self.efficiency = (
-            Efficiency(self.decoder.c_in.dim, n.efficiency_hidden) if n.efficiency else None
+            Efficiency(
+                self.decoder.c_in.dim,
+                n.efficiency_hidden,
+                n.efficiency_fourier,
+                self.decoder.c_in.eta_index,
+            )
+            if n.efficiency
+            else None
         )
         fz = loss_features(
             self.process, "z", torch.zeros(1, self.process.dz), self.cfg.loss.features
