@@ -45,6 +45,8 @@ class Efficiency(nn.Module):
     the raw coordinates learns only slowly, lowest frequencies first (Tancik et al.,
     arXiv:2006.10739)."""
 
+    freq: Tensor
+
     def __init__(
         self,
         d_in: int,
