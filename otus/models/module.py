@@ -51,6 +51,7 @@ correlations inside an event (e.g. the two electrons' pT share the ISR recoil).
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,10 @@ from otus.transport.sliced import random_projections, sliced_wasserstein
 
 Tensor = torch.Tensor
 VAL_SEED = 20210122
+# Optimizer steps in a row whose loss or gradient is not finite before training stops: a rare
+# batch (a reconstruction at the edge of a coordinate map) costs one skipped step, as a
+# mixed-precision gradient scaler skips one; a diverged model fails every step.
+MAX_NONFINITE_IN_A_ROW = 10
 
 
 def _wmean(v: Tensor, w: Tensor) -> Tensor:
@@ -122,6 +127,11 @@ class OtusModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters({"config": config})
         self.cfg: Config = config_from_dict(config)
+        # non-finite steps (on_before_optimizer_step)
+        self.skipped_steps = self._nonfinite_in_a_row = self._epoch_steps = 0
+        self._epoch_skipped = 0
+        self._bad_terms: list[str] = []
+        self._bad_loss: float | None = None
         self.process = config_process(self.cfg)
         n = self.cfg.net
         kw: dict[str, Any] = {
@@ -486,11 +496,10 @@ class OtusModule(pl.LightningModule):
         )
         loss = terms["loss"]
         if stage == "train" and not bool(torch.isfinite(loss)):
-            raise TrainingError(
-                f"the loss became {float(loss.detach())} at epoch {self.current_epoch}, step "
-                f"{self.global_step} (diverging; try a smaller optim.lr); training stopped, "
-                f"the last good checkpoint is kept"
-            )
+            # its gradient is not finite either: on_before_optimizer_step skips the step
+            self._bad_terms = [k for k, v in terms.items() if not bool(torch.isfinite(v))]
+            self._bad_loss = float(loss.detach())
+            return loss
         bs = int(x.shape[0])
         self.log_dict(
             {f"{stage}/{k}": v.detach() for k, v in terms.items()},
@@ -533,6 +542,54 @@ class OtusModule(pl.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         return self._step(batch, "train")
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Skip a step whose gradient is not finite (a non-finite loss, or a finite loss
+        through an operation at its singular point): Adam would otherwise turn every weight
+        into NaN. Stops training after ``MAX_NONFINITE_IN_A_ROW`` such steps in a row, or
+        after an epoch in which every step was skipped."""
+        grads = [q.grad for q in self.parameters() if q.grad is not None]
+        self._epoch_steps += 1
+        if all(bool(torch.isfinite(g).all()) for g in grads):
+            self._nonfinite_in_a_row = 0
+            self._bad_terms, self._bad_loss = [], None
+            return
+        for q in self.parameters():
+            q.grad = None  # Adam leaves parameters without a gradient alone
+        self._nonfinite_in_a_row += 1
+        self._epoch_skipped += 1
+        self.skipped_steps += 1
+        what = (
+            f"the loss became {self._bad_loss} ({', '.join(self._bad_terms)})"
+            if self._bad_loss is not None
+            else "a gradient became non-finite"
+        )
+        if self.skipped_steps == 1:
+            print(
+                f"otus fit: {what} at epoch {self.current_epoch}, step {self.global_step}; "
+                f"that step is skipped ({MAX_NONFINITE_IN_A_ROW} in a row stop training)",
+                file=sys.stderr,
+                flush=True,
+            )
+        if self._nonfinite_in_a_row >= MAX_NONFINITE_IN_A_ROW:
+            self._fail(what, f"{self._nonfinite_in_a_row} steps in a row")
+
+    def on_train_epoch_end(self) -> None:
+        steps, skipped = self._epoch_steps, self._epoch_skipped
+        self._epoch_steps = self._epoch_skipped = 0
+        self.log("train/skipped_steps", float(self.skipped_steps), on_epoch=True)
+        if steps and skipped == steps:
+            self._fail(
+                f"the loss became {self._bad_loss}",
+                "every step of the epoch",
+            )
+
+    def _fail(self, what: str, how_long: str) -> None:
+        raise TrainingError(
+            f"{what} at epoch {self.current_epoch}, step {self.global_step}, and stayed "
+            f"non-finite for {how_long} (diverging; try a smaller optim.lr); training "
+            f"stopped, the last good checkpoint is kept"
+        )
 
     def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         return self._step(batch, "val")

@@ -301,6 +301,39 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(
     assert all(torch.isfinite(v).all() for v in ck["state_dict"].values())
 
 
+def test_a_rare_non_finite_step_is_skipped_and_training_goes_on(
+    zee_run: tuple[Path, Path],
+    tiny_config: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from otus.models.module import OtusModule
+
+    _, data = zee_run
+    orig = OtusModule.losses
+
+    def one_bad_batch(self: OtusModule, *a: object, **k: object) -> dict[str, torch.Tensor]:
+        out = orig(self, *a, **k)
+        if self.training and self.global_step == 3:
+            out["sim"] = out["sim"] * float("nan")
+            out["loss"] = out["loss"] + out["sim"]
+        return out
+
+    monkeypatch.setattr(OtusModule, "losses", one_bad_batch)
+    run = tmp_path / "run"
+    argv = ["fit", "zee", "--data", str(data), "--config", str(tiny_config), "--out", str(run)]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "the loss became nan (sim, loss) at epoch 0, step 3; that step is skipped" in err
+    ck = torch.load(run / "last.ckpt", weights_only=True)
+    assert ck["epoch"] == 1  # both epochs ran
+    assert all(torch.isfinite(v).all() for v in ck["state_dict"].values())
+    rows = (run / "metrics.csv").read_text().splitlines()
+    col = rows[0].split(",").index("train/skipped_steps")
+    assert [float(r.split(",")[col]) for r in rows[1:] if r.split(",")[col]] == [1.0, 1.0]
+
+
 def test_last_checkpoint_every_epoch_with_periodic_every_second(
     zee_run: tuple[Path, Path], tiny_config: Path, tmp_path: Path
 ) -> None:
