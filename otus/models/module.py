@@ -78,6 +78,11 @@ VAL_SEED = 20210122
 MAX_NONFINITE_IN_A_ROW = 10
 
 
+def _modules(names: list[str]) -> str:
+    """The modules that own the named parameters, e.g. 'decoder, efficiency'."""
+    return ", ".join(dict.fromkeys(n.split(".")[0] for n in names))
+
+
 def _wmean(v: Tensor, w: Tensor) -> Tensor:
     return (v * w).sum() / w.sum().clamp_min(1e-12)
 
@@ -548,9 +553,13 @@ class OtusModule(pl.LightningModule):
         through an operation at its singular point): Adam would otherwise turn every weight
         into NaN. Stops training after ``MAX_NONFINITE_IN_A_ROW`` such steps in a row, or
         after an epoch in which every step was skipped."""
-        grads = [q.grad for q in self.parameters() if q.grad is not None]
         self._epoch_steps += 1
-        if all(bool(torch.isfinite(g).all()) for g in grads):
+        bad = [
+            name
+            for name, q in self.named_parameters()
+            if q.grad is not None and not bool(torch.isfinite(q.grad).all())
+        ]
+        if not bad:
             self._nonfinite_in_a_row = 0
             self._bad_terms, self._bad_loss = [], None
             return
@@ -562,7 +571,7 @@ class OtusModule(pl.LightningModule):
         what = (
             f"the loss became {self._bad_loss} ({', '.join(self._bad_terms)})"
             if self._bad_loss is not None
-            else "a gradient became non-finite"
+            else f"a gradient became non-finite ({_modules(bad)})"
         )
         if self.skipped_steps == 1:
             print(
