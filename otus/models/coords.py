@@ -34,6 +34,8 @@ block, last).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from otus.errors import ConfigError
@@ -45,6 +47,11 @@ COORDS = ("ptetaphi", "cartesian")
 FEATURES = ("p4", "pteta", "recoil", "aco", "masses", "peaks")
 RECOIL_SD_MIN = 1.0  # recoil and aco: LO partons have none, so their spread is 0
 _PT_MIN = 1e-3
+# Decoded objects have pT ≥ 1 MeV: below it (a reconstruction the acceptance throws away)
+# px² + py² underflows to 0 in float32 and √ at 0 has no finite gradient, so one such row
+# made the whole step's gradient NaN.
+_LOG_PT_MIN = math.log(_PT_MIN)
+_LOG_PT_MAX = 12.0
 
 
 def _kinds(process: Process, level: str) -> list[tuple[str, float]]:
@@ -122,7 +129,7 @@ class Coordinates:
             u = c[:, i : i + s]
             i += s
             if self.kind == "ptetaphi":
-                pt = torch.exp(u[:, 0].clamp(max=12.0))
+                pt = torch.exp(u[:, 0].clamp(_LOG_PT_MIN, _LOG_PT_MAX))
                 if k == "transverse":
                     z = torch.zeros_like(pt)
                     out.append(
@@ -170,7 +177,7 @@ class Coordinates:
         i = 0
         for j, ((k, m), s) in enumerate(zip(self.objects, self.sizes, strict=True)):
             px, py, pz, e = out[4 * j], out[4 * j + 1], out[4 * j + 2], out[4 * j + 3]
-            pt = torch.exp(c[i].clamp(max=12.0))
+            pt = torch.exp(c[i].clamp(_LOG_PT_MIN, _LOG_PT_MAX))
             phi = c[i + 1] if k == "transverse" else c[i + 2]
             torch.mul(pt, torch.cos(phi), out=px)
             torch.mul(pt, torch.sin(phi), out=py)

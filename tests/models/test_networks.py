@@ -115,6 +115,25 @@ def test_coordinates_round_trip(level: str) -> None:
         torch.testing.assert_close(back, rows, rtol=1e-6, atol=1e-6)
 
 
+def test_a_degenerate_reconstruction_keeps_every_gradient_finite() -> None:
+    # A decoder output far below any threshold (log pT → −16, as a diverging ttbar
+    # reconstruction gave: px ~ 1e-26 GeV, whose square underflows in float32) must not turn
+    # the step's gradient into NaN although the acceptance drops the row.
+    c = Coordinates(TTBAR, "x")
+    _, x = _ttbar_rows(8)
+    u = c.encode(x).clone()
+    for i in range(0, c.dim, 3):
+        u[3, i] = -60.0  # every object of row 3
+    u.requires_grad_(True)
+    p4 = c.decode(u)
+    assert float(fv.pt(fv.objects(p4.detach())[3]).min()) >= 0.9e-3  # pT ≥ 1 MeV
+    keep = torch.ones(len(x), dtype=torch.bool)
+    keep[3] = False  # the acceptance drops it
+    feats = loss_features(TTBAR, "x", p4, ("p4", "pteta", "masses"))
+    feats[keep].square().sum().backward()
+    assert u.grad is not None and bool(torch.isfinite(u.grad).all())
+
+
 def test_minkowski_penalty_and_features() -> None:
     good = torch.tensor([[1.0, 2.0, 2.0, 3.5]])
     bad = torch.tensor([[1.0, 2.0, 2.0, 1.0]])
