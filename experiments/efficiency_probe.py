@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([setting, f"{float(bce):.4f}", *(f"{v:.2f}" for v in chi), f"{secs:.0f}"])
         print(rows[-1], flush=True)
     text = header(
-        f"ε(z) alone on pass flags: {p.name}, {Path(args.train).parent.name}",
+        f"ε(z) alone on pass flags: {Path(args.train).parent.parent.name}, {args.steps} steps",
         command=command("efficiency_probe", argv),
         machine=machine(),
         date=now(),
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("\n".join(text))
     if not args.no_results:
-        key = f"efficiency {p.name} {Path(args.train).parent.parent.name}"
+        key = f"efficiency {Path(args.train).parent.parent.name} {args.steps}"
         write_section(results_path("zoo"), key, text, title="Detector zoo")
     return 0
 

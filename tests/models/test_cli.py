@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -270,6 +272,24 @@ def test_fit_prints_no_lightning_advertisement(
         assert ad not in text, text
 
 
+def _poison(monkeypatch: pytest.MonkeyPatch, when: Callable[[Any], bool], term: str) -> None:
+    """Make the loss term ``term`` (and so the loss) NaN in the training steps ``when``
+    (a predicate of the module) selects."""
+    from otus.models.module import OtusModule
+
+    orig = OtusModule.losses
+
+    def poisoned(self: OtusModule, *a: object, **k: object) -> dict[str, torch.Tensor]:
+        out = orig(self, *a, **k)
+        if self.training and when(self):
+            out[term] = out[term] * float("nan")
+            if term != "loss":
+                out["loss"] = out["loss"] + out[term]
+        return out
+
+    monkeypatch.setattr(OtusModule, "losses", poisoned)
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(
     zee_run: tuple[Path, Path],
     tiny_config: Path,
@@ -277,18 +297,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from otus.models.module import OtusModule
-
     _, data = zee_run
-    orig = OtusModule.losses
-
-    def poisoned(self: OtusModule, *a: object, **k: object) -> dict[str, torch.Tensor]:
-        out = orig(self, *a, **k)
-        if self.training and self.current_epoch >= 1:
-            out["loss"] = out["loss"] * float("nan")
-        return out
-
-    monkeypatch.setattr(OtusModule, "losses", poisoned)
+    _poison(monkeypatch, lambda m: m.current_epoch >= 1, "loss")
     run = tmp_path / "run"
     line = _fail(
         capsys,
@@ -308,19 +318,8 @@ def test_a_rare_non_finite_step_is_skipped_and_training_goes_on(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from otus.models.module import OtusModule
-
     _, data = zee_run
-    orig = OtusModule.losses
-
-    def one_bad_batch(self: OtusModule, *a: object, **k: object) -> dict[str, torch.Tensor]:
-        out = orig(self, *a, **k)
-        if self.training and self.global_step == 3:
-            out["sim"] = out["sim"] * float("nan")
-            out["loss"] = out["loss"] + out["sim"]
-        return out
-
-    monkeypatch.setattr(OtusModule, "losses", one_bad_batch)
+    _poison(monkeypatch, lambda m: m.global_step == 3, "sim")
     run = tmp_path / "run"
     argv = ["fit", "zee", "--data", str(data), "--config", str(tiny_config), "--out", str(run)]
     assert main(argv) == 0
