@@ -33,7 +33,7 @@ ETA_EDGES = np.linspace(-2.5, 2.5, 51)  # 0.1 wide: the crack spans two bins
 PT_EDGES = np.array([10, 15, 20, 25, 30, 35, 40, 45, 50, 60, 80, 120, 1000.0])
 
 
-def _coords(path: str, n: int | None) -> tuple[Any, torch.Tensor, np.ndarray, dict[str, Any]]:
+def _coords(path: str, n: int | None) -> tuple[Any, torch.Tensor, np.ndarray, np.ndarray]:
     ev = read_events(path)
     if n is not None:
         ev = ev.subset(slice(0, n))
@@ -42,7 +42,7 @@ def _coords(path: str, n: int | None) -> tuple[Any, torch.Tensor, np.ndarray, di
         raise SystemExit(f"{path}: no pass flags (x_pass); the probe needs a paired file")
     z = torch.as_tensor(np.asarray(ev.z, np.float64))
     c = Coordinates(p, "z").encode(z).to(torch.float32)
-    return p, c, np.asarray(ev.x_pass, bool), observables(p, np.asarray(ev.z), "z")
+    return p, c, np.asarray(ev.x_pass, bool), np.asarray(ev.z)
 
 
 def train_efficiency(
@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     p, c, flag, _ = _coords(args.train, args.train_events)
-    pt_, ct, ft, obs = _coords(args.test, None)
+    pt_, ct, ft, zt = _coords(args.test, None)
+    obs = observables(pt_, zt, "z")  # held-out file only: the bins are judged there
     if pt_.name != p.name:
         raise SystemExit(f"{args.test}: process {pt_.name!r}, the training file's is {p.name!r}")
     names = sorted(k for k in obs if k.endswith("_eta") or k.endswith("_pt"))

@@ -588,10 +588,12 @@ class OtusModule(pl.LightningModule):
         self._epoch_steps = self._epoch_skipped = 0
         self.log("train/skipped_steps", float(self.skipped_steps), on_epoch=True)
         if steps and skipped == steps:
-            self._fail(
-                f"the loss became {self._bad_loss}",
-                "every step of the epoch",
+            what = (
+                f"the loss became {self._bad_loss}"
+                if self._bad_loss is not None
+                else "a gradient became non-finite"
             )
+            self._fail(what, "every step of the epoch")
 
     def _fail(self, what: str, how_long: str) -> None:
         raise TrainingError(
